@@ -1,0 +1,1 @@
+"""Executors and exporters: the NumPy executor, kernels shared with CuPy through ``xp``."""

@@ -1,0 +1,95 @@
+"""The executor: a schedule of kernels over an array module (``xp``), shared by NumPy and CuPy.
+
+It owns the execution plan (schedule order, when each value dies) and checks the inputs a user
+hands it against the graph's types, so a wrong shape fails with the input's name, not deep in a GEMM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from cnngraph.backends.kernels import RunContext, get_kernel
+from cnngraph.errors import CnnGraphError
+from cnngraph.ir import BATCH, Graph
+from cnngraph.ops.base import fmt_shape
+
+DTYPES = ("float32", "float64")
+
+
+class Executor:
+    """Runs a verified graph. ``run`` takes a dict (or one array) and returns a dict of outputs."""
+
+    backend = "generic"
+
+    def __init__(self, graph: Graph, xp: Any, dtype: str = "float32", seed: int = 0):
+        if dtype not in DTYPES:
+            raise CnnGraphError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.graph = graph
+        self.xp = xp
+        self.dtype = np.dtype(dtype)
+        self.ctx = RunContext(training=graph.training, rng=np.random.default_rng(seed))
+        self.params = {k: xp.asarray(v, dtype=self.dtype) for k, v in graph.params.items()}
+        self._steps = [
+            (node, get_kernel(node.op), {role: self.params[key] for role, key in node.params.items()})
+            for node in graph.nodes
+        ]
+        self._last_use = self._lifetimes()
+
+    def _lifetimes(self) -> dict[str, int]:
+        """Index of the last step that reads each value; outputs live to the end."""
+        last: dict[str, int] = {}
+        for i, node in enumerate(self.graph.nodes):
+            for v in node.inputs:
+                last[v] = i
+        for v in self.graph.outputs:
+            last[v] = len(self.graph.nodes)
+        return last
+
+    def run(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
+        values = self._bind_inputs(inputs)
+        for i, (node, fn, params) in enumerate(self._steps):
+            args = [values[v] for v in node.inputs]
+            values[node.name] = fn(self.xp, args, params, node.attrs, self.ctx)
+            for v in set(node.inputs):
+                if self._last_use.get(v) == i:
+                    del values[v]
+        return {name: values[name] for name in self.graph.outputs}
+
+    def __call__(self, *arrays: Any) -> Any:
+        """Positional inputs in graph order; one output comes back bare, several as a tuple."""
+        out = self.run(dict(zip(self.graph.inputs, arrays, strict=True)))
+        vals = tuple(out.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    def _bind_inputs(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
+        names = list(self.graph.inputs)
+        if not isinstance(inputs, Mapping):
+            if len(names) != 1:
+                raise CnnGraphError(f"the model has inputs {names}: pass a dict of arrays")
+            inputs = {names[0]: inputs}
+        missing, extra = set(names) - set(inputs), set(inputs) - set(names)
+        if missing or extra:
+            raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
+        values, batch = {}, None
+        for name in names:
+            arr = self.xp.asarray(inputs[name], dtype=self.dtype)
+            want = self.graph.inputs[name].shape
+            ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
+            if not ok:
+                raise CnnGraphError(f"input '{name}': expected shape {fmt_shape(want)}, got {fmt_shape(arr.shape)}")
+            if batch is not None and arr.shape[0] != batch:
+                raise CnnGraphError(f"input '{name}' has batch {arr.shape[0]}, other inputs have {batch}")
+            batch = arr.shape[0]
+            values[name] = arr
+        return values
+
+
+class NumpyExecutor(Executor):
+    """The CPU executor: reference semantics, and fast through BLAS GEMMs."""
+
+    backend = "numpy"
+
+    def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
+        super().__init__(graph, np, dtype, seed)

@@ -1,0 +1,34 @@
+"""Typed exceptions: every error a user can cause says where (layer, file, argument),
+what was expected and what was found, so the CLI can print it as one line."""
+
+
+class CnnGraphError(Exception):
+    """Base of every error cnngraph raises on purpose."""
+
+
+class GraphError(CnnGraphError):
+    """A malformed graph: cycles, dangling or duplicate names, wrong arity."""
+
+
+class ShapeError(CnnGraphError):
+    """Shapes that do not fit, reported with the layer that found them."""
+
+    def __init__(self, node: str, op: str, message: str):
+        self.node, self.op = node, op
+        super().__init__(f"layer '{node}' ({op}): {message}")
+
+
+class AttrError(CnnGraphError):
+    """An op attribute out of range or of the wrong kind."""
+
+    def __init__(self, node: str, op: str, message: str):
+        self.node, self.op = node, op
+        super().__init__(f"layer '{node}' ({op}): {message}")
+
+
+class ModelFileError(CnnGraphError):
+    """A model or weight file that cannot be read: truncated, corrupt, or not ours."""
+
+
+class UnknownModelError(CnnGraphError):
+    """A model name that is not in the zoo and not a path."""

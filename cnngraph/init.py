@@ -1,0 +1,61 @@
+"""Default initialisers (He/Kaiming, Glorot/Xavier, LeCun, PyTorch's defaults), seeded per parameter.
+
+Each parameter draws from its own generator seeded by (model seed, CRC of its name), so adding a
+layer never changes the initial values of the others, and a build is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from cnngraph.ops.base import ParamSpec
+
+
+def param_rng(seed: int, key: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def initialize(spec: ParamSpec, key: str, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    """A fresh array for ``spec``; ``key`` is the parameter's name in the graph."""
+    rng = param_rng(seed, key)
+    shape, fan_in, fan_out = spec.shape, max(spec.fan_in, 1), max(spec.fan_out, 1)
+    init = spec.init
+    if init == "zeros":
+        out = np.zeros(shape)
+    elif init == "ones":
+        out = np.ones(shape)
+    elif init == "he":  # Kaiming normal, fan_in, for ReLU networks
+        out = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+    elif init == "he_fan_out":  # torchvision's ResNet/VGG convs
+        out = rng.normal(0.0, np.sqrt(2.0 / fan_out), shape)
+    elif init == "glorot":  # Xavier uniform
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        out = rng.uniform(-limit, limit, shape)
+    elif init == "lecun":  # LeCun normal
+        out = rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
+    elif init in ("torch", "torch_bias"):  # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+        bound = 1.0 / np.sqrt(fan_in)
+        out = rng.uniform(-bound, bound, shape)
+    elif init == "normal_0.01":
+        out = rng.normal(0.0, 0.01, shape)
+    elif init == "bilinear":
+        out = bilinear_kernel(shape)
+    else:
+        raise ValueError(f"unknown initialiser '{init}' for parameter '{key}'")
+    return out.astype(dtype)
+
+
+def bilinear_kernel(shape: tuple[int, ...]) -> np.ndarray:
+    """Weights that make a transposed conv a bilinear upsampler (FCN): channel i -> channel i."""
+    c_in, c_out, kh, kw = shape
+    def axis(k):
+        f = (k + 1) // 2
+        center = f - 1 if k % 2 == 1 else f - 0.5
+        return 1 - np.abs(np.arange(k) - center) / f
+    kernel = np.outer(axis(kh), axis(kw))
+    out = np.zeros(shape)
+    for i in range(min(c_in, c_out)):
+        out[i, i] = kernel
+    return out

@@ -1,0 +1,255 @@
+"""The intermediate representation: a DAG of single-output nodes over named values.
+
+Every node produces exactly one value, named after the node; graph inputs are values too.
+Weights live beside the graph in ``Graph.params`` (keyed ``<node>.<role>``, the torchvision
+state_dict names), so passes can fold them and loaders can match checkpoints by name.
+The batch dimension is symbolic (``"N"``) everywhere: nothing bakes a batch size in.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import networkx as nx
+import numpy as np
+
+from cnngraph.errors import GraphError
+
+BATCH = "N"
+Dim = int | str
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Shape and dtype of one value; ``shape[0]`` is the symbolic batch ``"N"``."""
+
+    shape: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def concrete(self, batch: int) -> tuple[int, ...]:
+        """The shape with the symbolic batch replaced by ``batch``."""
+        return tuple(batch if d == BATCH else d for d in self.shape)
+
+    def per_sample(self) -> int:
+        """Number of elements for one sample (the batch dimension counted as 1)."""
+        return int(np.prod([1 if d == BATCH else d for d in self.shape], dtype=np.int64))
+
+    def __str__(self) -> str:
+        short = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64"}
+        return f"{short.get(self.dtype, self.dtype)}[{','.join(str(d) for d in self.shape)}]"
+
+
+@dataclass
+class Node:
+    """One operation. ``params`` maps a role ("weight", "bias", ...) to a key of Graph.params."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    attrs: dict = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    type: TensorType | None = None
+
+    def param_name(self, role: str) -> str:
+        return self.params[role]
+
+
+class Graph:
+    """Inputs, nodes in topological order, outputs, and the parameters beside them."""
+
+    def __init__(self, name: str = "graph"):
+        self.name = name
+        self.inputs: dict[str, TensorType] = {}
+        self.nodes: list[Node] = []
+        self.outputs: list[str] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.training = False
+        self._index: dict[str, Node] = {}
+
+    # -- construction -------------------------------------------------------------
+    def add_input(self, name: str, ttype: TensorType) -> None:
+        self._check_new_name(name)
+        self.inputs[name] = ttype
+
+    def add_node(self, node: Node) -> Node:
+        self._check_new_name(node.name)
+        self.nodes.append(node)
+        self._index[node.name] = node
+        return node
+
+    def _check_new_name(self, name: str) -> None:
+        if name in self.inputs or name in self._index:
+            raise GraphError(f"duplicate name '{name}': every input and node needs its own name")
+
+    def remove_node(self, name: str) -> None:
+        node = self._index.pop(name)
+        self.nodes.remove(node)
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Point every consumer (and graph output) of value ``old`` at ``new``."""
+        for node in self.nodes:
+            node.inputs = [new if v == old else v for v in node.inputs]
+        self.outputs = [new if v == old else v for v in self.outputs]
+
+    def reindex(self) -> None:
+        """Rebuild the name index after a pass edited ``nodes`` directly."""
+        self._index = {n.name: n for n in self.nodes}
+
+    # -- queries -----------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        try:
+            return self._index[name]
+        except KeyError:
+            raise GraphError(f"no node named '{name}' in graph '{self.name}'") from None
+
+    def has_value(self, name: str) -> bool:
+        return name in self.inputs or name in self._index
+
+    def type_of(self, value: str) -> TensorType:
+        if value in self.inputs:
+            return self.inputs[value]
+        node = self.node(value)
+        if node.type is None:
+            raise GraphError(f"value '{value}' has no inferred type yet")
+        return node.type
+
+    def users(self) -> dict[str, list[Node]]:
+        """For every value, the nodes that read it (in schedule order)."""
+        table: dict[str, list[Node]] = {v: [] for v in self.inputs}
+        table.update({n.name: [] for n in self.nodes})
+        for node in self.nodes:
+            for v in node.inputs:
+                table.setdefault(v, []).append(node)
+        return table
+
+    def param_count(self, trainable_only: bool = True) -> int:
+        """Number of parameters; buffers (BN running stats) count only when asked."""
+        from cnngraph.ops import get_op
+
+        total = 0
+        for node in self.nodes:
+            specs = {s.role: s for s in get_op(node.op).param_specs(node.attrs, self._in_types(node))}
+            for role, key in node.params.items():
+                if not trainable_only or specs[role].trainable:
+                    total += int(self.params[key].size)
+        return total
+
+    def _in_types(self, node: Node) -> list[TensorType]:
+        return [self.type_of(v) for v in node.inputs]
+
+    def to_networkx(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_nodes_from(self.inputs, kind="input")
+        for node in self.nodes:
+            g.add_node(node.name, kind="node", op=node.op)
+            g.add_edges_from((v, node.name) for v in node.inputs)
+        return g
+
+    def copy(self) -> "Graph":
+        """A deep copy of structure; parameters are copied too, so passes may fold freely."""
+        return copy.deepcopy(self)
+
+    # -- checking ----------------------------------------------------------------
+    def verify(self) -> "Graph":
+        """Re-infer every shape and check names, arity, order, cycles and parameters."""
+        from cnngraph.ops import get_op
+
+        seen = set(self.inputs)
+        names: set[str] = set(self.inputs)
+        defined_later = {n.name for n in self.nodes}
+        for node in self.nodes:
+            if node.name in names and node.name not in self.inputs:
+                raise GraphError(f"duplicate node name '{node.name}'")
+            if node.name in self.inputs:
+                raise GraphError(f"node '{node.name}' has the same name as a graph input")
+            names.add(node.name)
+            for v in node.inputs:
+                if v not in seen:
+                    if v in defined_later:
+                        raise GraphError(self._order_problem(node, v))
+                    raise GraphError(f"layer '{node.name}' ({node.op}) reads '{v}', which no input or node defines")
+            op = get_op(node.op)
+            in_types = [self.type_of(v) for v in node.inputs]
+            attrs = op.normalize(node.name, node.attrs, in_types)
+            out = op.infer(node.name, attrs, in_types)
+            if node.type is not None and node.type != out:
+                raise GraphError(f"layer '{node.name}' ({node.op}) records type {node.type} but its inputs give {out}")
+            node.attrs, node.type = attrs, out
+            self._verify_params(node, op, in_types)
+            seen.add(node.name)
+        if not self.outputs:
+            raise GraphError(f"graph '{self.name}' has no outputs")
+        for v in self.outputs:
+            if v not in seen:
+                raise GraphError(f"graph output '{v}' is not produced by any node or input")
+        self._index = {n.name: n for n in self.nodes}
+        return self
+
+    def _order_problem(self, node: Node, value: str) -> str:
+        try:
+            cycle = nx.find_cycle(self.to_networkx())
+            path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+            return f"the graph has a cycle: {path}"
+        except nx.NetworkXNoCycle:
+            return f"layer '{node.name}' reads '{value}' before it is computed: nodes are not in topological order"
+
+    def _verify_params(self, node: Node, op, in_types: list[TensorType]) -> None:
+        specs = {s.role: s for s in op.param_specs(node.attrs, in_types)}
+        if set(specs) != set(node.params):
+            raise GraphError(
+                f"layer '{node.name}' ({node.op}) has parameters {sorted(node.params)}, expected {sorted(specs)}"
+            )
+        for role, key in node.params.items():
+            if key not in self.params:
+                raise GraphError(f"layer '{node.name}' ({node.op}): parameter '{key}' is missing")
+            found = tuple(self.params[key].shape)
+            if found != specs[role].shape:
+                raise GraphError(
+                    f"layer '{node.name}' ({node.op}): parameter '{key}' has shape {found}, expected {specs[role].shape}"
+                )
+
+    def toposort(self) -> "Graph":
+        """Put nodes into a topological order (for graphs assembled out of order), reporting cycles."""
+        g = self.to_networkx()
+        try:
+            order = list(nx.lexicographical_topological_sort(g, key=self._position_key()))
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(g)
+            raise GraphError("the graph has a cycle: " + " -> ".join([a for a, _ in cycle] + [cycle[0][0]])) from None
+        self.nodes = [self._index[n] for n in order if n in self._index]
+        return self
+
+    def _position_key(self):
+        pos = {n.name: i for i, n in enumerate(self.nodes)}
+        return lambda name: (pos.get(name, -1), name)
+
+    # -- text form -----------------------------------------------------------------
+    def __str__(self) -> str:
+        from cnngraph.ops import get_op
+
+        lines = [f"graph {self.name}({', '.join(f'%{k}: {t}' for k, t in self.inputs.items())}) {{"]
+        for node in self.nodes:
+            args = [f"%{v}" for v in node.inputs]
+            described = get_op(node.op).describe(node.attrs)
+            if described:
+                args.append(described)
+            lines.append(f"  %{node.name} = {node.op}({', '.join(args)}) -> {node.type}")
+        lines.append(f"  return {', '.join('%' + v for v in self.outputs)}")
+        lines.append("}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
+
+
+def topological_values(graph: Graph) -> Iterable[str]:
+    """Every value in definition order: inputs first, then node outputs."""
+    yield from graph.inputs
+    for node in graph.nodes:
+        yield node.name

@@ -1,0 +1,162 @@
+"""What every op declares once: attributes, shape inference, parameters, cost, receptive field.
+
+An op is a stateless singleton. ``normalize`` validates the attributes and fills defaults (it is
+idempotent, so ``Graph.verify`` can run it again), ``infer`` gives the output type, and the rest
+feed analysis and initialisation. Kernels live in ``cnngraph.backends.kernels``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cnngraph.errors import AttrError, ShapeError
+from cnngraph.ir import BATCH, TensorType
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter an op needs: its role, shape, default initialiser and fans for that initialiser."""
+
+    role: str
+    shape: tuple[int, ...]
+    init: str
+    fan_in: int = 1
+    fan_out: int = 1
+    trainable: bool = True
+
+
+@dataclass(frozen=True)
+class Window:
+    """How one op maps positions spatially, for receptive-field analysis.
+
+    ``kernel`` is the effective kernel (dilation applied), ``stride`` may be fractional
+    for upsampling, ``pad`` is the padding before the first row/column. ``global_`` marks
+    ops that see the whole input (global pooling, adaptive pooling to 1x1, flatten+linear).
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[float, float] = (1, 1)
+    pad: tuple[float, float] = (0, 0)
+    global_: bool = False
+
+
+IDENTITY_WINDOW = Window()
+
+
+class Op:
+    """Base schema. Subclasses set ``name``, ``arity`` and ``defaults`` and override what differs."""
+
+    name: ClassVar[str] = ""
+    arity: ClassVar[tuple[int, int]] = (1, 1)  # (min, max) number of inputs
+    defaults: ClassVar[dict[str, Any]] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+    short: ClassVar[dict[str, str]] = {}  # attribute abbreviations for the text form
+    hidden: ClassVar[tuple[str, ...]] = ("weight_init",)  # attributes left out of the text form
+
+    # -- errors ------------------------------------------------------------------
+    def error(self, node: str, message: str) -> ShapeError:
+        return ShapeError(node, self.name, message)
+
+    def attr_error(self, node: str, message: str) -> AttrError:
+        return AttrError(node, self.name, message)
+
+    # -- the schema ----------------------------------------------------------------
+    def normalize(self, node: str, attrs: dict, inputs: list[TensorType]) -> dict:
+        """Check arity and attribute names, fill defaults, then let the op validate and resolve."""
+        lo, hi = self.arity
+        if not lo <= len(inputs) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise self.error(node, f"takes {want} inputs, got {len(inputs)}")
+        unknown = set(attrs) - set(self.defaults) - set(self.required)
+        if unknown:
+            allowed = sorted(set(self.defaults) | set(self.required))
+            raise self.attr_error(node, f"unknown attribute(s) {sorted(unknown)}; allowed: {allowed}")
+        missing = [a for a in self.required if a not in attrs]
+        if missing:
+            raise self.attr_error(node, f"missing required attribute(s) {missing}")
+        return self.check(node, {**self.defaults, **attrs}, inputs)
+
+    def check(self, node: str, attrs: dict, inputs: list[TensorType]) -> dict:
+        """Validate and canonicalise attributes (tuples, resolved padding). Must be idempotent."""
+        return attrs
+
+    def infer(self, node: str, attrs: dict, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+    def param_specs(self, attrs: dict, inputs: list[TensorType]) -> list[ParamSpec]:
+        return []
+
+    def macs(self, attrs: dict, inputs: list[TensorType], output: TensorType) -> int:
+        """Multiply-accumulates for one sample (batch 1)."""
+        return 0
+
+    def window(self, attrs: dict, inputs: list[TensorType]) -> Window:
+        return IDENTITY_WINDOW
+
+    def describe(self, attrs: dict) -> str:
+        """The attributes for the one-line text form: non-default ones, abbreviated."""
+        parts = []
+        ordered = [k for k in self.required if k in attrs] + [k for k in attrs if k not in self.required]
+        for key in ordered:
+            value = attrs[key]
+            if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+                value = value[0]
+            if key in self.hidden or (key in self.defaults and self.defaults[key] == value):
+                continue
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            parts.append(f"{self.short.get(key, key)}={shown}")
+        return ", ".join(parts)
+
+    # -- helpers shared by the op files ---------------------------------------------
+    def image(self, node: str, t: TensorType, what: str = "input") -> tuple[Any, int, int, int]:
+        """Unpack an (N, C, H, W) type, or fail naming the node and the shape found."""
+        if t.rank != 4:
+            raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {_fmt(t.shape)}")
+        return t.shape  # type: ignore[return-value]
+
+    def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0) -> tuple[int, ...]:
+        """An int or a sequence of ``n`` ints, each >= ``minimum``, as a tuple."""
+        if isinstance(value, bool):
+            raise self.attr_error(node, f"{name} must be an int or {n} ints, got {value!r}")
+        if isinstance(value, int):
+            value = (value,) * n
+        try:
+            out = tuple(int(v) for v in value)
+            if any(int(v) != v for v in value):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise self.attr_error(node, f"{name} must be an int or {n} ints, got {value!r}") from None
+        if len(out) != n:
+            raise self.attr_error(node, f"{name} must have {n} values, got {len(out)}: {value!r}")
+        if any(v < minimum for v in out):
+            raise self.attr_error(node, f"{name} must be >= {minimum}, got {value!r}")
+        return out
+
+    def pads(self, node: str, value: Any) -> tuple[int, int, int, int]:
+        """Spatial padding as (top, left, bottom, right) from an int, (ph, pw) or 4 values."""
+        if isinstance(value, (list, tuple)) and len(value) == 4:
+            return self.ints(node, "padding", value, 4)
+        ph, pw = self.ints(node, "padding", value, 2)
+        return (ph, pw, ph, pw)
+
+
+def _fmt(shape: tuple) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def fmt_shape(shape: tuple) -> str:
+    """Shapes in error messages: (N, 64, 56, 56)."""
+    return _fmt(shape)
+
+
+def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False) -> int:
+    """Output length of a sliding window (conv or pool) along one axis."""
+    span = size + pad_total - dilation * (kernel - 1) - 1
+    if ceil:
+        return -(-span // stride) + 1
+    return span // stride + 1
+
+
+def batch_dim(t: TensorType) -> Any:
+    return t.shape[0] if t.shape else BATCH

@@ -1,0 +1,160 @@
+"""Conv2d and ConvTranspose2d: attributes, shapes, parameters (torch layouts), MACs, windows."""
+
+from __future__ import annotations
+
+import math
+
+from cnngraph.ir import TensorType
+from cnngraph.ops import register
+from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
+
+INITS = ("he", "he_fan_out", "glorot", "lecun", "torch", "normal_0.01", "bilinear", "zeros")
+
+
+class _ConvBase(Op):
+    required = ("out_channels", "kernel_size")
+    short = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "groups": "g"}
+
+    def _common(self, node: str, attrs: dict, inputs: list[TensorType]) -> dict:
+        _, c, h, w = self.image(node, inputs[0])
+        a = dict(attrs)
+        a["out_channels"] = self.ints(node, "out_channels", a["out_channels"], 1, 1)[0]
+        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
+        a["stride"] = self.ints(node, "stride", a["stride"], 2, 1)
+        a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+        a["groups"] = g = self.ints(node, "groups", a["groups"], 1, 1)[0]
+        a["bias"] = bool(a["bias"])
+        if a["weight_init"] not in INITS:
+            raise self.attr_error(node, f"weight_init must be one of {INITS}, got {a['weight_init']!r}")
+        if c % g or a["out_channels"] % g:
+            raise self.attr_error(
+                node, f"groups={g} must divide both in_channels={c} and out_channels={a['out_channels']}"
+            )
+        return a
+
+
+@register
+class Conv2d(_ConvBase):
+    """2-D cross-correlation, PyTorch semantics; padding may be "same" (TF SAME_UPPER) or "valid"."""
+
+    name = "Conv2d"
+    defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "weight_init": "he"}
+
+    def check(self, node, attrs, inputs):
+        a = self._common(node, attrs, inputs)
+        _, c, h, w = inputs[0].shape
+        (kh, kw), (sh, sw), (dh, dw) = a["kernel_size"], a["stride"], a["dilation"]
+        if a["padding"] == "same":
+            a["padding"] = _same_pads((h, w), (kh, kw), (sh, sw), (dh, dw))
+        elif a["padding"] == "valid":
+            a["padding"] = (0, 0, 0, 0)
+        else:
+            a["padding"] = self.pads(node, a["padding"])
+        pt, pl, pb, pr = a["padding"]
+        if dh * (kh - 1) + 1 > h + pt + pb or dw * (kw - 1) + 1 > w + pl + pr:
+            raise self.error(
+                node,
+                f"kernel {kh}x{kw} (dilation {dh}x{dw}) is larger than its padded input "
+                f"{h + pt + pb}x{w + pl + pr} (input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
+            )
+        return a
+
+    def infer(self, node, attrs, inputs):
+        n, _, h, w = inputs[0].shape
+        (kh, kw), (sh, sw), (dh, dw) = attrs["kernel_size"], attrs["stride"], attrs["dilation"]
+        pt, pl, pb, pr = attrs["padding"]
+        oh = conv_out(h, kh, sh, pt + pb, dh)
+        ow = conv_out(w, kw, sw, pl + pr, dw)
+        return TensorType((n, attrs["out_channels"], oh, ow), inputs[0].dtype)
+
+    def param_specs(self, attrs, inputs):
+        c = inputs[0].shape[1]
+        o, g = attrs["out_channels"], attrs["groups"]
+        kh, kw = attrs["kernel_size"]
+        fan_in, fan_out = c // g * kh * kw, o // g * kh * kw
+        specs = [ParamSpec("weight", (o, c // g, kh, kw), attrs["weight_init"], fan_in, fan_out)]
+        if attrs["bias"]:
+            specs.append(ParamSpec("bias", (o,), "torch_bias", fan_in, fan_out))
+        return specs
+
+    def macs(self, attrs, inputs, output):
+        c = inputs[0].shape[1]
+        kh, kw = attrs["kernel_size"]
+        _, o, oh, ow = output.shape
+        return o * oh * ow * (c // attrs["groups"]) * kh * kw
+
+    def window(self, attrs, inputs):
+        (kh, kw), (dh, dw) = attrs["kernel_size"], attrs["dilation"]
+        return Window((dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["stride"], attrs["padding"][:2])
+
+
+@register
+class ConvTranspose2d(_ConvBase):
+    """Transposed convolution (the gradient of Conv2d), PyTorch semantics and weight layout."""
+
+    name = "ConvTranspose2d"
+    defaults = {
+        "stride": 1, "padding": 0, "output_padding": 0, "dilation": 1, "groups": 1, "bias": True,
+        "weight_init": "torch",
+    }
+    short = {**_ConvBase.short, "output_padding": "op"}
+
+    def check(self, node, attrs, inputs):
+        a = self._common(node, attrs, inputs)
+        a["padding"] = self.pads(node, a["padding"])
+        a["output_padding"] = self.ints(node, "output_padding", a["output_padding"], 2)
+        for op_, s, d in zip(a["output_padding"], a["stride"], a["dilation"]):
+            if op_ >= max(s, d):
+                raise self.attr_error(
+                    node, f"output_padding {a['output_padding']} must be smaller than stride or dilation"
+                )
+        oh, ow = self.infer(node, a, inputs).shape[2:]
+        if oh < 1 or ow < 1:
+            raise self.error(node, f"padding {a['padding']} leaves no output for input {fmt_shape(inputs[0].shape)}")
+        return a
+
+    def infer(self, node, attrs, inputs):
+        n, _, h, w = inputs[0].shape
+        out = []
+        for size, k, s, d, p0, p1, op_ in zip(
+            (h, w), attrs["kernel_size"], attrs["stride"], attrs["dilation"],
+            attrs["padding"][:2], attrs["padding"][2:], attrs["output_padding"],
+        ):
+            out.append((size - 1) * s - p0 - p1 + d * (k - 1) + op_ + 1)
+        return TensorType((n, attrs["out_channels"], *out), inputs[0].dtype)
+
+    def param_specs(self, attrs, inputs):
+        c = inputs[0].shape[1]
+        o, g = attrs["out_channels"], attrs["groups"]
+        kh, kw = attrs["kernel_size"]
+        fan_in, fan_out = o // g * kh * kw, c // g * kh * kw  # torch computes fans from dim 1
+        specs = [ParamSpec("weight", (c, o // g, kh, kw), attrs["weight_init"], fan_in, fan_out)]
+        if attrs["bias"]:
+            specs.append(ParamSpec("bias", (o,), "torch_bias", fan_in, fan_out))
+        return specs
+
+    def macs(self, attrs, inputs, output):
+        _, c, h, w = inputs[0].shape
+        kh, kw = attrs["kernel_size"]
+        return c * h * w * (attrs["out_channels"] // attrs["groups"]) * kh * kw
+
+    def window(self, attrs, inputs):
+        ks, ss, pads = [], [], []
+        for k, s, d, p in zip(attrs["kernel_size"], attrs["stride"], attrs["dilation"], attrs["padding"][:2]):
+            k_eff = d * (k - 1) + 1
+            k_in = math.ceil(k_eff / s)  # input positions one output position touches
+            ks.append(k_in)
+            ss.append(1 / s)
+            pads.append((k_in - 1) / 2 - (p - (k_eff - 1) / 2) / s)
+        return Window(tuple(ks), tuple(ss), tuple(pads))
+
+
+def _same_pads(hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """TF/ONNX SAME_UPPER: output = ceil(input / stride), extra padding at the end."""
+    begin, end = [], []
+    for size, k, s, d in zip(hw, kernel, stride, dilation):
+        out = -(-size // s)
+        total = max((out - 1) * s + d * (k - 1) + 1 - size, 0)
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    return (begin[0], begin[1], end[0], end[1])

@@ -1,0 +1,1 @@
+"""Ways into the IR: the Python DSL (and, later, ONNX import)."""

@@ -1,0 +1,323 @@
+"""A functional DSL over symbolic tensors, in the spirit of the Keras functional API.
+
+    x = dsl.input("image", (3, 224, 224))
+    with dsl.scope("stem"):
+        y = dsl.relu(dsl.conv2d(x, 64, 7, stride=2, padding=3))
+    model = dsl.Model(x, dsl.linear(dsl.flatten(dsl.global_avg_pool(y)), 10))
+
+Every call infers its output shape at once, so a mismatch fails on the line that caused it,
+naming the layer and the shapes. ``Model`` collects the layers the outputs depend on, gives
+unnamed layers names (``relu``, ``relu_1``, ... inside their scope), initialises parameters
+(seeded per parameter name) and returns a verified ``Graph``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from cnngraph.errors import GraphError
+from cnngraph.init import initialize
+from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.ops import get_op
+
+_scopes: list[str] = []
+_ids = itertools.count()
+
+
+@dataclass(eq=False)
+class Tensor:
+    """A symbolic value: the output of a layer (or a graph input) with its inferred type."""
+
+    type: TensorType
+    op: str | None = None  # None for graph inputs
+    parents: tuple["Tensor", ...] = ()
+    attrs: dict = field(default_factory=dict)
+    explicit_name: str | None = None
+    scope: str = ""
+    base: str = ""
+    uid: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def shape(self) -> tuple:
+        return self.type.shape
+
+    @property
+    def name(self) -> str:
+        """The explicit name, or a provisional one until ``Model`` assigns the final name."""
+        return self.explicit_name or f"{self.scope}{self.base}#{self.uid}"
+
+    def __add__(self, other: "Tensor") -> "Tensor":
+        return add(self, other)
+
+    def __mul__(self, other: "Tensor") -> "Tensor":
+        return mul(self, other)
+
+    def __repr__(self) -> str:
+        return f"<Tensor {self.name}: {self.type}>"
+
+
+@contextlib.contextmanager
+def scope(name: str | int):
+    """Prefix the names of layers made inside: ``with scope("layer1"), scope(0):`` -> ``layer1.0.``."""
+    _scopes.append(str(name))
+    try:
+        yield
+    finally:
+        _scopes.pop()
+
+
+def _prefix() -> str:
+    return "".join(s + "." for s in _scopes)
+
+
+def input(name: str, shape: Sequence[int], dtype: str = "float32") -> Tensor:  # noqa: A001 - mirrors Keras
+    """A graph input; ``shape`` excludes the batch dimension, which stays symbolic."""
+    dims = tuple(int(d) for d in shape)
+    if any(d < 1 for d in dims):
+        raise GraphError(f"input '{name}': every dimension must be positive, got {tuple(shape)}")
+    return Tensor(TensorType((BATCH, *dims), dtype), explicit_name=name, base=name)
+
+
+def layer(op_name: str, inputs: Sequence[Tensor], name: str | None = None, **attrs) -> Tensor:
+    """Apply any registered op: validate attributes and infer the output type now."""
+    op = get_op(op_name)
+    prefix = _prefix()
+    full = f"{prefix}{name}" if name else None
+    t = Tensor(TensorType(()), op_name, tuple(inputs), {}, full, prefix, op_name.lower())
+    in_types = [i.type for i in inputs]
+    t.attrs = op.normalize(t.name, attrs, in_types)
+    t.type = op.infer(t.name, t.attrs, in_types)
+    return t
+
+
+# -- convolution and linear ---------------------------------------------------------
+
+def conv2d(x, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+           init="he", name=None) -> Tensor:
+    """2-D convolution; ``padding`` is an int, (ph, pw), (top, left, bottom, right), "same" or "valid"."""
+    return layer("Conv2d", [x], name, out_channels=out_channels, kernel_size=kernel_size, stride=stride,
+                 padding=padding, dilation=dilation, groups=groups, bias=bias, weight_init=init)
+
+
+def conv_transpose2d(x, out_channels, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+                     groups=1, bias=True, init="torch", name=None) -> Tensor:
+    return layer("ConvTranspose2d", [x], name, out_channels=out_channels, kernel_size=kernel_size,
+                 stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+                 groups=groups, bias=bias, weight_init=init)
+
+
+def linear(x, out_features, bias=True, init="torch", name=None) -> Tensor:
+    """Fully connected layer on (N, features); flatten images first."""
+    return layer("Linear", [x], name, out_features=out_features, bias=bias, weight_init=init)
+
+
+# -- normalisation and regularisation --------------------------------------------------
+
+def batch_norm(x, eps=1e-5, momentum=0.1, name=None) -> Tensor:
+    return layer("BatchNorm2d", [x], name, eps=eps, momentum=momentum)
+
+
+def lrn(x, size, alpha=1e-4, beta=0.75, k=1.0, name=None) -> Tensor:
+    """Local response normalisation across channels (AlexNet)."""
+    return layer("LRN", [x], name, size=size, alpha=alpha, beta=beta, k=k)
+
+
+def dropout(x, p=0.5, name=None) -> Tensor:
+    return layer("Dropout", [x], name, p=p)
+
+
+# -- activations ---------------------------------------------------------------------
+
+def relu(x, name=None) -> Tensor:
+    return layer("ReLU", [x], name)
+
+
+def leaky_relu(x, alpha=0.01, name=None) -> Tensor:
+    return layer("LeakyReLU", [x], name, alpha=alpha)
+
+
+def elu(x, alpha=1.0, name=None) -> Tensor:
+    return layer("ELU", [x], name, alpha=alpha)
+
+
+def clip(x, min=0.0, max=6.0, name=None) -> Tensor:  # noqa: A002 - torch's names
+    """Clamp to [min, max]; ReLU6 is the default."""
+    return layer("Clip", [x], name, min=min, max=max)
+
+
+def sigmoid(x, name=None) -> Tensor:
+    return layer("Sigmoid", [x], name)
+
+
+def tanh(x, name=None) -> Tensor:
+    return layer("Tanh", [x], name)
+
+
+def softmax(x, axis=1, name=None) -> Tensor:
+    return layer("Softmax", [x], name, axis=axis)
+
+
+def log_softmax(x, axis=1, name=None) -> Tensor:
+    return layer("LogSoftmax", [x], name, axis=axis)
+
+
+# -- pooling and resizing ----------------------------------------------------------------
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, name=None) -> Tensor:
+    return layer("MaxPool2d", [x], name, kernel_size=kernel_size, stride=stride, padding=padding,
+                 dilation=dilation, ceil_mode=ceil_mode)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               name=None) -> Tensor:
+    return layer("AvgPool2d", [x], name, kernel_size=kernel_size, stride=stride, padding=padding,
+                 ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+
+
+def global_avg_pool(x, name=None) -> Tensor:
+    """Mean over H and W, keeping them as 1x1: (N, C, 1, 1)."""
+    return layer("GlobalAvgPool", [x], name)
+
+
+def adaptive_avg_pool2d(x, output_size, name=None) -> Tensor:
+    return layer("AdaptiveAvgPool2d", [x], name, output_size=output_size)
+
+
+def upsample(x, scale_factor=None, size=None, mode="nearest", align_corners=False, name=None) -> Tensor:
+    """Resize H and W by ``scale_factor`` or to ``size``; mode "nearest" or "bilinear"."""
+    return layer("Upsample", [x], name, scale_factor=scale_factor, size=size, mode=mode,
+                 align_corners=align_corners)
+
+
+# -- shape, joins and crops ----------------------------------------------------------------
+
+def flatten(x, name=None) -> Tensor:
+    """(N, ...) -> (N, features)."""
+    return layer("Flatten", [x], name)
+
+
+def reshape(x, shape, name=None) -> Tensor:
+    """Reshape each sample; ``shape`` excludes the batch dimension and may hold one -1."""
+    return layer("Reshape", [x], name, shape=tuple(shape))
+
+
+def add(*xs, name=None) -> Tensor:
+    """Element-wise sum of two or more tensors (residual joins, fabric sums); broadcasting allowed."""
+    return layer("Add", list(xs), name)
+
+
+def mul(a, b, name=None) -> Tensor:
+    """Element-wise product with broadcasting (e.g. channel attention (N, C, 1, 1) * (N, C, H, W))."""
+    return layer("Mul", [a, b], name)
+
+
+def concat(xs: Sequence[Tensor], axis=1, name=None) -> Tensor:
+    """Join along ``axis`` (channels by default): Inception branches, DenseNet, U-Net skips."""
+    return layer("Concat", list(xs), name, axis=axis)
+
+
+def slice(x, axes, starts, ends, steps=None, name=None) -> Tensor:  # noqa: A001 - ONNX's name
+    """ONNX-style slice of non-batch axes; ends are clamped like Python slices."""
+    steps = steps if steps is not None else [1] * len(axes)
+    return layer("Slice", [x], name, axes=tuple(axes), starts=tuple(starts), ends=tuple(ends),
+                 steps=tuple(steps))
+
+
+def crop(x, like: Tensor | None = None, size: Sequence[int] | None = None, name=None) -> Tensor:
+    """Centre-crop H and W to ``size`` or to the spatial size of ``like`` (U-Net skips)."""
+    if (like is None) == (size is None):
+        raise GraphError(f"crop of '{x.name}': give exactly one of like= or size=")
+    th, tw = like.shape[2:] if like is not None else size
+    h, w = x.shape[2:]
+    if th > h or tw > w:
+        raise GraphError(f"crop of '{x.name}': target {th}x{tw} is larger than the input {h}x{w}")
+    top, left = (h - th) // 2, (w - tw) // 2
+    return slice(x, (2, 3), (top, left), (top + th, left + tw), name=name)
+
+
+def pad(x, padding, mode="constant", value=0.0, name=None) -> Tensor:
+    """Pad H and W by an int, (ph, pw) or (top, left, bottom, right); mode constant, reflect or edge."""
+    return layer("Pad", [x], name, padding=padding, mode=mode, value=value)
+
+
+def identity(x, name=None) -> Tensor:
+    return layer("Identity", [x], name)
+
+
+# -- composition helpers ------------------------------------------------------------------
+
+def branches(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """Apply each function to the same input (Inception-style branches)."""
+    return [fn(x) for fn in fns]
+
+
+def sequential(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> Tensor:
+    """Apply functions one after another, like ``nn.Sequential``."""
+    for fn in fns:
+        x = fn(x)
+    return x
+
+
+# -- the model ---------------------------------------------------------------------------
+
+def Model(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor], name: str = "model",
+          seed: int = 0, training: bool = False) -> Graph:  # noqa: N802 - reads like a class, as in Keras
+    """Collect everything ``outputs`` depends on into a verified Graph with initialised parameters."""
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    layers = _collect(inputs, outputs)
+    names = _assign_names(inputs, layers)
+    graph = Graph(name)
+    graph.training = training
+    for t in inputs:
+        graph.add_input(names[t], t.type)
+    for t in layers:
+        specs = get_op(t.op).param_specs(t.attrs, [p.type for p in t.parents])
+        node = Node(names[t], t.op, [names[p] for p in t.parents], dict(t.attrs), type=t.type)
+        for spec in specs:
+            key = f"{node.name}.{spec.role}"
+            node.params[spec.role] = key
+            graph.params[key] = initialize(spec, key, seed)
+        graph.add_node(node)
+    graph.outputs = [names[t] for t in outputs]
+    return graph.verify()
+
+
+def _collect(inputs: list[Tensor], outputs: list[Tensor]) -> list[Tensor]:
+    """The layers outputs depend on, in creation order (a valid topological order)."""
+    seen: dict[int, Tensor] = {}
+    stack = list(outputs)
+    input_ids = {t.uid for t in inputs}
+    while stack:
+        t = stack.pop()
+        if t.uid in seen or t.uid in input_ids:
+            continue
+        if t.op is None:
+            raise GraphError(f"the outputs depend on input '{t.name}', which is not among the Model inputs")
+        seen[t.uid] = t
+        stack.extend(t.parents)
+    return sorted(seen.values(), key=lambda t: t.uid)
+
+
+def _assign_names(inputs: Iterable[Tensor], layers: list[Tensor]) -> dict[Tensor, str]:
+    names: dict[Tensor, str] = {}
+    taken: set[str] = set()
+    for t in [*inputs, *layers]:
+        if t.explicit_name:
+            if t.explicit_name in taken:
+                raise GraphError(f"two layers are both named '{t.explicit_name}'; names must be unique")
+            taken.add(t.explicit_name)
+            names[t] = t.explicit_name
+    for t in layers:
+        if t in names:
+            continue
+        candidate, k = f"{t.scope}{t.base}", 0
+        while candidate in taken:
+            k += 1
+            candidate = f"{t.scope}{t.base}_{k}"
+        taken.add(candidate)
+        names[t] = candidate
+    return names
