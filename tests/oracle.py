@@ -22,7 +22,7 @@ def onnx_node_model(op_type: str, inputs: list[np.ndarray], attrs: dict, initial
     inits = [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()]
     out = helper.make_tensor_value_info("out", elem, None)
     graph = helper.make_graph([node], "oracle", graph_inputs, [out], initializer=inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def onnx_reference(op_type: str, inputs: list[np.ndarray], attrs: dict | None = None,
