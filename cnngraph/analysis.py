@@ -1,0 +1,80 @@
+"""Static analysis of a graph: parameters, MACs, activation sizes and receptive fields per node.
+
+Receptive fields use the usual algebra per spatial axis: a window op with kernel k, stride s and
+leading pad p maps a value with field size r, jump j (distance between neighbouring outputs in
+input pixels) and first-centre c to r + (k - 1) j, j s and c + ((k - 1) / 2 - p) j. Ops that see
+the whole input (global pooling, linear layers) make the field the whole image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnngraph.ir import Graph, Node
+from cnngraph.ops import get_op
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field of one value along (H, W): size, jump (effective stride) and first centre."""
+
+    size: tuple[float, float] = (1, 1)
+    jump: tuple[float, float] = (1, 1)
+    start: tuple[float, float] = (0, 0)
+    whole: bool = False  # sees the entire input image
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    node: Node
+    params: int
+    buffers: int
+    macs: int  # per sample
+    field: Field
+
+
+def receptive_fields(graph: Graph) -> dict[str, Field]:
+    """Field of every value; at joins the widest field wins (alignment is checked elsewhere)."""
+    fields: dict[str, Field] = {name: Field() for name in graph.inputs}
+    for node in graph.nodes:
+        ins = [fields[v] for v in node.inputs]
+        base = max(ins, key=lambda f: (f.whole, f.size))
+        win = get_op(node.op).window(node.attrs, [graph.type_of(v) for v in node.inputs])
+        if base.whole or win.global_:
+            fields[node.name] = Field(_whole_size(graph), base.jump, base.start, True)
+            continue
+        size, jump, start = [], [], []
+        for ax in range(2):
+            k, s, p = win.kernel[ax], win.stride[ax], win.pad[ax]
+            size.append(base.size[ax] + (k - 1) * base.jump[ax])
+            jump.append(base.jump[ax] * s)
+            start.append(base.start[ax] + ((k - 1) / 2 - p) * base.jump[ax])
+        fields[node.name] = Field(tuple(size), tuple(jump), tuple(start))
+    return fields
+
+
+def _whole_size(graph: Graph) -> tuple[float, float]:
+    """The spatial size of the (first image) input, which a global field covers."""
+    for t in graph.inputs.values():
+        if t.rank == 4:
+            return (t.shape[2], t.shape[3])
+    return (1, 1)
+
+
+def node_stats(graph: Graph) -> list[NodeStats]:
+    fields = receptive_fields(graph)
+    rows = []
+    for node in graph.nodes:
+        op = get_op(node.op)
+        in_types = [graph.type_of(v) for v in node.inputs]
+        specs = {s.role: s for s in op.param_specs(node.attrs, in_types)}
+        params = sum(graph.params[k].size for r, k in node.params.items() if specs[r].trainable)
+        buffers = sum(graph.params[k].size for r, k in node.params.items() if not specs[r].trainable)
+        rows.append(NodeStats(node, int(params), int(buffers), int(op.macs(node.attrs, in_types, node.type)),
+                              fields[node.name]))
+    return rows
+
+
+def total_macs(graph: Graph) -> int:
+    """Multiply-accumulates for one sample."""
+    return sum(r.macs for r in node_stats(graph))

@@ -1,0 +1,93 @@
+"""Native single-file models (``.cng``): a safetensors file whose metadata holds the graph as JSON.
+
+safetensors stores only raw arrays and a JSON header, so loading a file a user hands us can never
+run code (no pickle anywhere). Writes go to a temporary file that is renamed into place, so a
+crash never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as st_save
+
+from cnngraph.errors import CnnGraphError, ModelFileError
+from cnngraph.ir import Graph, Node, TensorType
+
+FORMAT = "cnngraph"
+VERSION = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def graph_to_json(graph: Graph) -> dict:
+    return {
+        "name": graph.name,
+        "training": graph.training,
+        "inputs": [{"name": k, "shape": list(t.shape), "dtype": t.dtype} for k, t in graph.inputs.items()],
+        "nodes": [
+            {"name": n.name, "op": n.op, "inputs": n.inputs, "attrs": n.attrs, "params": n.params}
+            for n in graph.nodes
+        ],
+        "outputs": graph.outputs,
+    }
+
+
+def graph_from_json(doc: dict, params: dict[str, np.ndarray]) -> Graph:
+    graph = Graph(doc["name"])
+    graph.training = bool(doc.get("training", False))
+    for spec in doc["inputs"]:
+        graph.add_input(spec["name"], TensorType(tuple(spec["shape"]), spec["dtype"]))
+    for n in doc["nodes"]:
+        graph.add_node(Node(n["name"], n["op"], list(n["inputs"]), dict(n["attrs"]), dict(n["params"])))
+    graph.outputs = list(doc["outputs"])
+    graph.params = params
+    return graph.verify()
+
+
+def save(graph: Graph, path: str | os.PathLike) -> None:
+    """Write ``graph`` and its parameters to one ``.cng`` file, atomically."""
+    header = json.dumps(graph_to_json(graph))
+    tensors = {k: np.ascontiguousarray(v) for k, v in graph.params.items()}
+    atomic_write_bytes(path, st_save(tensors, metadata={"format": FORMAT, "version": str(VERSION), "graph": header}))
+
+
+def load(path: str | os.PathLike) -> Graph:
+    """Read a ``.cng`` file; a truncated, corrupt or foreign file raises ModelFileError."""
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+            params = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(f"{path}: truncated, corrupt or not a cnngraph model ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: a safetensors file, but not a cnngraph model (no 'format: {FORMAT}' header)")
+    if meta.get("version") != str(VERSION):
+        raise ModelFileError(f"{path}: format version {meta.get('version')}, this cnngraph reads {VERSION}")
+    try:
+        return graph_from_json(json.loads(meta["graph"]), params)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: corrupt cnngraph model ({type(e).__name__}: {e})") from None
+    except CnnGraphError as e:
+        raise ModelFileError(f"{path}: the stored graph does not verify: {e}") from None

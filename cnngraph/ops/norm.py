@@ -1,0 +1,73 @@
+"""BatchNorm2d and LRN: per-channel and cross-channel normalisation."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from cnngraph.ops import register
+from cnngraph.ops.base import Op, ParamSpec, fmt_shape
+
+
+def _real(op: Op, node: str, name: str, value, ok: Callable[[float], bool] = math.isfinite,
+          rule: str = "a finite number") -> float:
+    """A float attribute checked by ``ok``; bools are refused (True is not a momentum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+        raise op.attr_error(node, f"{name} must be {rule}, got {value!r}")
+    return float(value)
+
+
+@register
+class BatchNorm2d(Op):
+    """Batch normalisation over axis 1 of (N, C, H, W) or (N, C), PyTorch semantics and state_dict roles.
+
+    The running statistics are buffers (not trainable); in training the kernel updates them in place.
+    """
+
+    name = "BatchNorm2d"
+    defaults = {"eps": 1e-5, "momentum": 0.1}
+
+    def check(self, node, attrs, inputs):
+        t = inputs[0]
+        if t.rank not in (2, 4):
+            raise self.error(node, f"expects a 4-D (N, C, H, W) or 2-D (N, C) input, got shape {fmt_shape(t.shape)}")
+        return {
+            "eps": _real(self, node, "eps", attrs["eps"], lambda v: v > 0, "> 0"),
+            "momentum": _real(self, node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),
+        }
+
+    def param_specs(self, attrs, inputs):
+        c = (inputs[0].shape[1],)
+        return [
+            ParamSpec("weight", c, "ones"),
+            ParamSpec("bias", c, "zeros"),
+            ParamSpec("running_mean", c, "zeros", trainable=False),
+            ParamSpec("running_var", c, "ones", trainable=False),
+        ]
+
+    def macs(self, attrs, inputs, output):
+        """One multiply-add per element: inference folds the statistics into a scale and a shift."""
+        return output.per_sample()
+
+
+@register
+class LRN(Op):
+    """Local response normalisation across channels (AlexNet), ONNX semantics.
+
+    b_c = a_c / (k + alpha / size * sum of a_i^2 over i in [c - floor((size-1)/2), c + ceil((size-1)/2)])^beta.
+    """
+
+    name = "LRN"
+    required = ("size",)
+    defaults = {"alpha": 1e-4, "beta": 0.75, "k": 1.0}
+
+    def check(self, node, attrs, inputs):
+        self.image(node, inputs[0])
+        return {
+            "size": self.ints(node, "size", attrs["size"], 1, 1)[0],
+            **{key: _real(self, node, key, attrs[key]) for key in ("alpha", "beta", "k")},
+        }
+
+    def macs(self, attrs, inputs, output):
+        """``size`` multiply-adds per element for the windowed sum of squares."""
+        return attrs["size"] * output.per_sample()
