@@ -9,7 +9,7 @@ from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, fmt_shape
 
 
-def _real(op: Op, node: str, name: str, value, ok: Callable[[float], bool] = math.isfinite,
+def real(op: Op, node: str, name: str, value, ok: Callable[[float], bool] = math.isfinite,
           rule: str = "a finite number") -> float:
     """A float attribute checked by ``ok``; bools are refused (True is not a momentum)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
@@ -32,8 +32,8 @@ class BatchNorm2d(Op):
         if t.rank not in (2, 4):
             raise self.error(node, f"expects a 4-D (N, C, H, W) or 2-D (N, C) input, got shape {fmt_shape(t.shape)}")
         return {
-            "eps": _real(self, node, "eps", attrs["eps"], lambda v: v > 0, "> 0"),
-            "momentum": _real(self, node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),
+            "eps": real(self, node, "eps", attrs["eps"], lambda v: 0 < v < math.inf, "positive"),
+            "momentum": real(self, node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),
         }
 
     def param_specs(self, attrs, inputs):
@@ -65,7 +65,7 @@ class LRN(Op):
         self.image(node, inputs[0])
         return {
             "size": self.ints(node, "size", attrs["size"], 1, 1)[0],
-            **{key: _real(self, node, key, attrs[key]) for key in ("alpha", "beta", "k")},
+            **{key: real(self, node, key, attrs[key]) for key in ("alpha", "beta", "k")},
         }
 
     def macs(self, attrs, inputs, output):

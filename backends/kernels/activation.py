@@ -1,0 +1,58 @@
+"""Activation kernels, written to be overflow-free for any finite input."""
+
+from __future__ import annotations
+
+from cnngraph.backends.kernels import kernel
+
+
+@kernel("ReLU")
+def relu(xp, inputs, params, attrs, ctx):
+    return xp.maximum(inputs[0], 0)
+
+
+@kernel("LeakyReLU")
+def leaky_relu(xp, inputs, params, attrs, ctx):
+    x = inputs[0]
+    return xp.where(x >= 0, x, x * attrs["alpha"])
+
+
+@kernel("ELU")
+def elu(xp, inputs, params, attrs, ctx):
+    x = inputs[0]
+    return xp.where(x > 0, x, attrs["alpha"] * xp.expm1(xp.minimum(x, 0)))  # min: no exp of large x
+
+
+@kernel("Clip")
+def clip(xp, inputs, params, attrs, ctx):
+    return xp.clip(inputs[0], attrs["min"], attrs["max"])
+
+
+@kernel("Sigmoid")
+def sigmoid(xp, inputs, params, attrs, ctx):
+    """exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below."""
+    x = inputs[0]
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1, e) / (1 + e)
+
+
+@kernel("Tanh")
+def tanh(xp, inputs, params, attrs, ctx):
+    return xp.tanh(inputs[0])
+
+
+def _shifted(x, axis):
+    """x minus its maximum along ``axis``: exp of it is at most 1, so nothing overflows."""
+    return x - x.max(axis=axis, keepdims=True)
+
+
+@kernel("Softmax")
+def softmax(xp, inputs, params, attrs, ctx):
+    e = xp.exp(_shifted(inputs[0], attrs["axis"]))
+    e /= e.sum(axis=attrs["axis"], keepdims=True)
+    return e
+
+
+@kernel("LogSoftmax")
+def log_softmax(xp, inputs, params, attrs, ctx):
+    s = _shifted(inputs[0], attrs["axis"])
+    return s - xp.log(xp.exp(s).sum(axis=attrs["axis"], keepdims=True))

@@ -1,0 +1,33 @@
+"""What every subcommand shares: the console, MODEL arguments and loading."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+# Piped output (files, CI logs) gets a wide table rather than rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="zoo name (see `cnngraph models`), file.py:function, or file.cng")
+    p.add_argument("--num-classes", type=positive, help="classifier outputs (zoo and file builders)")
+    p.add_argument("--input-size", type=positive, help="input height and width (zoo and file builders)")
+
+
+def load(args):
+    """The graph named by the MODEL argument, with builder options applied."""
+    from cnngraph.loader import load_model
+
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size)) if v is not None}
+    return load_model(args.model, **kwargs)

@@ -1,0 +1,18 @@
+"""Dropout: a training-time regulariser, the identity at inference."""
+
+from __future__ import annotations
+
+from cnngraph.ops import register
+from cnngraph.ops.base import Op
+from cnngraph.ops.norm import real
+
+
+@register
+class Dropout(Op):
+    """Zeroes each element with probability ``p`` in training and scales the rest by 1 / (1 - p)."""
+
+    name = "Dropout"
+    defaults = {"p": 0.5}
+
+    def check(self, node, attrs, inputs):
+        return {**attrs, "p": real(self, node, "p", attrs["p"], lambda p: 0 <= p < 1, "in [0, 1)")}

@@ -1,0 +1,154 @@
+"""Pooling: MaxPool2d, AvgPool2d, GlobalAvgPool and AdaptiveAvgPool2d, PyTorch semantics.
+
+MACs of a pool count one operation (a comparison or an addition) per kernel element per output
+element, so pools show up in cost tables next to the convolutions they sit between.
+"""
+
+from __future__ import annotations
+
+from cnngraph.ir import TensorType
+from cnngraph.ops import register
+from cnngraph.ops.base import Op, Window, conv_out, fmt_shape
+
+
+def pool_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1,
+             ceil: bool = False) -> int:
+    """Pooled length along one axis; with ``ceil`` a last window starting in the end padding is dropped."""
+    out = conv_out(size, kernel, stride, pad_begin + pad_end, dilation, ceil)
+    if ceil and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def dilation_of(attrs: dict) -> tuple[int, int]:
+    """MaxPool2d has a dilation; AvgPool2d (like torch's) does not, which is dilation 1."""
+    return attrs.get("dilation", (1, 1))
+
+
+def pooled_size(attrs: dict, hw: tuple[int, int]) -> tuple[int, int]:
+    """(OH, OW) of a MaxPool2d/AvgPool2d with normalised ``attrs`` over an input of spatial size ``hw``."""
+    pads = attrs["padding"]
+    return tuple(
+        pool_out(n, k, s, p0, p1, d, attrs["ceil_mode"])
+        for n, k, s, p0, p1, d in zip(hw, attrs["kernel_size"], attrs["stride"], pads[:2], pads[2:],
+                                      dilation_of(attrs))
+    )
+
+
+def adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive cells: cell i covers [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+class _Pool2d(Op):
+    required = ("kernel_size",)
+    short = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d"}
+
+    def check(self, node, attrs, inputs):
+        _, _, h, w = self.image(node, inputs[0])
+        a = dict(attrs)
+        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
+        stride = a["kernel_size"] if a["stride"] is None else a["stride"]
+        a["stride"] = self.ints(node, "stride", stride, 2, 1)
+        a["padding"] = self.pads(node, a["padding"])
+        if "dilation" in a:
+            a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+        for flag in ("ceil_mode", "count_include_pad"):
+            if flag in a:
+                a[flag] = bool(a[flag])
+        kernel = self._effective_kernel(a)
+        if any(p > k // 2 for p, k in zip(a["padding"], kernel * 2)):
+            raise self.attr_error(
+                node, f"padding {a['padding']} must be at most half the (effective) kernel {kernel[0]}x{kernel[1]}"
+            )
+        if min(pooled_size(a, (h, w))) < 1:
+            pt, pl, pb, pr = a["padding"]
+            raise self.error(
+                node,
+                f"kernel {kernel[0]}x{kernel[1]} is larger than its padded input {h + pt + pb}x{w + pl + pr} "
+                f"(input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
+            )
+        return a
+
+    @staticmethod
+    def _effective_kernel(attrs) -> tuple[int, int]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(attrs["kernel_size"], dilation_of(attrs)))
+
+    def infer(self, node, attrs, inputs):
+        n, c, h, w = inputs[0].shape
+        return TensorType((n, c, *pooled_size(attrs, (h, w))), inputs[0].dtype)
+
+    def macs(self, attrs, inputs, output):
+        kh, kw = attrs["kernel_size"]
+        return output.per_sample() * kh * kw
+
+    def window(self, attrs, inputs):
+        return Window(self._effective_kernel(attrs), attrs["stride"], attrs["padding"][:2])
+
+
+@register
+class MaxPool2d(_Pool2d):
+    """Max over each window; padding counts as -inf, so it never wins."""
+
+    name = "MaxPool2d"
+    defaults = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False}
+
+
+@register
+class AvgPool2d(_Pool2d):
+    """Mean over each window; ``count_include_pad`` decides whether padding counts in the divisor."""
+
+    name = "AvgPool2d"
+    defaults = {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True}
+
+
+@register
+class GlobalAvgPool(Op):
+    """Mean over H and W, kept as 1x1: (N, C, H, W) -> (N, C, 1, 1)."""
+
+    name = "GlobalAvgPool"
+
+    def check(self, node, attrs, inputs):
+        self.image(node, inputs[0])
+        return attrs
+
+    def infer(self, node, attrs, inputs):
+        n, c = inputs[0].shape[:2]
+        return TensorType((n, c, 1, 1), inputs[0].dtype)
+
+    def macs(self, attrs, inputs, output):
+        return inputs[0].per_sample()
+
+    def window(self, attrs, inputs):
+        return Window(global_=True)
+
+
+@register
+class AdaptiveAvgPool2d(Op):
+    """Average pooling to a fixed output size, whatever the input size (torchvision's classifier heads)."""
+
+    name = "AdaptiveAvgPool2d"
+    required = ("output_size",)
+
+    def check(self, node, attrs, inputs):
+        self.image(node, inputs[0])
+        return {"output_size": self.ints(node, "output_size", attrs["output_size"], 2, 1)}
+
+    def infer(self, node, attrs, inputs):
+        n, c = inputs[0].shape[:2]
+        return TensorType((n, c, *attrs["output_size"]), inputs[0].dtype)
+
+    def _cells(self, attrs, inputs) -> list[list[tuple[int, int]]]:
+        return [adaptive_bounds(n, o) for n, o in zip(inputs[0].shape[2:], attrs["output_size"])]
+
+    def macs(self, attrs, inputs, output):
+        rows, cols = self._cells(attrs, inputs)
+        return inputs[0].shape[1] * sum(e - s for s, e in rows) * sum(e - s for s, e in cols)
+
+    def window(self, attrs, inputs):
+        """Exact for divisible sizes; otherwise the largest cell at the mean stride."""
+        if attrs["output_size"] == (1, 1):
+            return Window(global_=True)
+        kernel = tuple(max(e - s for s, e in cells) for cells in self._cells(attrs, inputs))
+        stride = tuple(n / o for n, o in zip(inputs[0].shape[2:], attrs["output_size"]))
+        return Window(kernel, stride)

@@ -1,0 +1,178 @@
+"""Shape ops: Flatten, Reshape, Concat, Slice, Pad, Identity. No parameters, no MACs."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from cnngraph.ir import TensorType
+from cnngraph.ops import register
+from cnngraph.ops.base import IDENTITY_WINDOW, Op, Window, fmt_shape
+from cnngraph.ops.norm import real
+
+
+def sample_axis(op: Op, node: str, name: str, value, rank: int) -> int:
+    """A per-sample axis as a non-negative int (negative counts from the end); shared with Softmax."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise op.attr_error(node, f"{name} must be an int, got {value!r}")
+    axis = int(value) + rank if value < 0 else int(value)
+    if not 0 <= axis < rank:
+        raise op.attr_error(node, f"{name}={value} is out of range for a {rank}-D input")
+    if axis == 0:
+        raise op.attr_error(node, f"{name}={value} is the batch axis; only per-sample axes are allowed")
+    return axis
+
+
+@register
+class Flatten(Op):
+    """(N, ...) -> (N, features) in row-major order, like ``torch.flatten(x, 1)``."""
+
+    name = "Flatten"
+
+    def infer(self, node, attrs, inputs):
+        t = inputs[0]
+        return TensorType((t.shape[0], t.per_sample()), t.dtype)
+
+
+@register
+class Reshape(Op):
+    """Reshape each sample; the batch stays, and one -1 is resolved from the element count."""
+
+    name = "Reshape"
+    required = ("shape",)
+
+    def check(self, node, attrs, inputs):
+        t, asked = inputs[0], attrs["shape"]
+        dims = self.ints(node, "shape", asked, len(asked) if isinstance(asked, (list, tuple)) else 1, -1)
+        if 0 in dims or dims.count(-1) > 1:
+            raise self.attr_error(node, f"shape dims must be positive, with at most one -1; got {asked!r}")
+        size, known = t.per_sample(), math.prod(d for d in dims if d != -1)
+        if -1 in dims and size % known == 0:
+            dims = tuple(size // known if d == -1 else d for d in dims)
+        if math.prod(dims) != size:
+            target = fmt_shape((t.shape[0], *dims))
+            raise self.error(node, f"cannot reshape {fmt_shape(t.shape)} ({size} elements per sample) to {target}")
+        return {**attrs, "shape": dims}
+
+    def infer(self, node, attrs, inputs):
+        return TensorType((inputs[0].shape[0], *attrs["shape"]), inputs[0].dtype)
+
+    def describe(self, attrs):
+        """Every dim: the base form would show shape (4, 4) as "shape=4"."""
+        return "shape=" + ",".join(map(str, attrs["shape"]))
+
+
+@register
+class Concat(Op):
+    """Join along a per-sample axis (channels by default); every other dimension must match."""
+
+    name = "Concat"
+    arity = (1, 64)
+    defaults = {"axis": 1}
+
+    def check(self, node, attrs, inputs):
+        return {**attrs, "axis": sample_axis(self, node, "axis", attrs["axis"], inputs[0].rank)}
+
+    def infer(self, node, attrs, inputs):
+        axis, first = attrs["axis"], inputs[0].shape
+        if len({(t.rank, t.shape[:axis] + t.shape[axis + 1 :]) for t in inputs}) > 1:
+            shapes = ", ".join(fmt_shape(t.shape) for t in inputs)
+            raise self.error(node, f"cannot concatenate {shapes} along axis {axis}: all other dimensions must match")
+        joined = sum(t.shape[axis] for t in inputs)
+        return TensorType((*first[:axis], joined, *first[axis + 1 :]), inputs[0].dtype)
+
+
+@register
+class Slice(Op):
+    """ONNX Slice of per-sample axes with steps >= 1; starts and ends are stored clamped into range."""
+
+    name = "Slice"
+    required = ("axes", "starts", "ends")
+    defaults = {"steps": None}
+
+    def check(self, node, attrs, inputs):
+        shape = inputs[0].shape
+        n = len(attrs["axes"]) if isinstance(attrs["axes"], (list, tuple)) else 1
+        given = {**attrs, "steps": 1 if attrs["steps"] is None else attrs["steps"]}
+        axes, starts, ends, steps = (
+            self.ints(node, k, given[k], n, -math.inf) for k in ("axes", "starts", "ends", "steps")
+        )
+        axes = tuple(sample_axis(self, node, "axes", a, len(shape)) for a in axes)
+        if n == 0 or len(set(axes)) != n:
+            raise self.attr_error(node, f"axes must name each sliced axis once, got {attrs['axes']!r}")
+        if any(s < 1 for s in steps):
+            raise self.attr_error(node, f"steps must be >= 1 (reversing slices are not supported), got {steps}")
+        for a, s, e, st in zip(axes, starts, ends, steps):
+            if _clamp(e, shape[a]) <= _clamp(s, shape[a]):
+                raise self.error(node, f"slice {s}:{e}:{st} of axis {a} is empty for input {fmt_shape(shape)}")
+        starts = tuple(_clamp(s, shape[a]) for s, a in zip(starts, axes))
+        ends = tuple(_clamp(e, shape[a]) for e, a in zip(ends, axes))
+        return {**attrs, "axes": axes, "starts": starts, "ends": ends, "steps": steps}
+
+    def infer(self, node, attrs, inputs):
+        shape = list(inputs[0].shape)
+        for a, s, e, st in zip(attrs["axes"], attrs["starts"], attrs["ends"], attrs["steps"]):
+            shape[a] = -(-(e - s) // st)
+        return TensorType(tuple(shape), inputs[0].dtype)
+
+    def window(self, attrs, inputs):
+        """Output j of a spatial axis reads input start + j * step: stride step, pad -start."""
+        if inputs[0].rank != 4:
+            return IDENTITY_WINDOW
+        spec = {a: (s, st) for a, s, st in zip(attrs["axes"], attrs["starts"], attrs["steps"])}
+        (top, sh), (left, sw) = spec.get(2, (0, 1)), spec.get(3, (0, 1))
+        return Window(stride=(sh, sw), pad=(-top, -left))
+
+    def describe(self, attrs):
+        """numpy-style: ``[:, :, 1:5, 0:8:2]``."""
+        index = [":"] * (max(attrs["axes"]) + 1)
+        for a, s, e, st in zip(attrs["axes"], attrs["starts"], attrs["ends"], attrs["steps"]):
+            index[a] = f"{s}:{e}" + (f":{st}" if st != 1 else "")
+        return "[" + ", ".join(index) + "]"
+
+
+def _clamp(index: int, size: int) -> int:
+    """ONNX (and Python) slice bounds: negative counts from the end, then clamp into [0, size]."""
+    return min(max(index + size if index < 0 else index, 0), size)
+
+
+@register
+class Pad(Op):
+    """Pad H and W; "reflect" mirrors without repeating the edge (torch ReflectionPad2d)."""
+
+    name = "Pad"
+    required = ("padding",)
+    defaults = {"mode": "constant", "value": 0.0}
+    short = {"padding": "p"}
+    modes = ("constant", "reflect", "edge")
+
+    def check(self, node, attrs, inputs):
+        _, _, h, w = self.image(node, inputs[0])
+        a = {**attrs, "padding": self.pads(node, attrs["padding"])}
+        a["value"] = real(self, node, "value", a["value"])
+        if a["mode"] not in self.modes:
+            raise self.attr_error(node, f"mode must be one of {self.modes}, got {a['mode']!r}")
+        if a["mode"] != "constant" and a["value"] != 0:
+            raise self.attr_error(node, f"value={a['value']} only applies to mode 'constant', not {a['mode']!r}")
+        pt, pl, pb, pr = a["padding"]
+        if a["mode"] == "reflect" and (max(pt, pb) >= h or max(pl, pr) >= w):
+            raise self.error(
+                node, f"reflect padding {a['padding']} must be smaller than the input's {h}x{w} "
+                f"(input {fmt_shape(inputs[0].shape)})"
+            )
+        return a
+
+    def infer(self, node, attrs, inputs):
+        n, c, h, w = inputs[0].shape
+        pt, pl, pb, pr = attrs["padding"]
+        return TensorType((n, c, h + pt + pb, w + pl + pr), inputs[0].dtype)
+
+    def window(self, attrs, inputs):
+        return Window(pad=attrs["padding"][:2])
+
+
+@register
+class Identity(Op):
+    """Passes its input through: a named placeholder, e.g. for a removed layer."""
+
+    name = "Identity"
