@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import cnngraph
@@ -47,14 +47,22 @@ def onnxruntime_output(op_type: str, inputs: list[np.ndarray], attrs: dict | Non
 def cnngraph_op(op_name: str, inputs: list[np.ndarray], attrs: dict | None = None,
                 params: dict[str, np.ndarray] | None = None, dtype: str = "float64",
                 train: bool = False) -> np.ndarray:
-    """Run one cnngraph op through the DSL and the NumPy executor; ``params`` keyed by role."""
+    """Run one cnngraph op through the DSL and the NumPy executor; ``params`` keyed by role.
+
+    Also checks what every kernel owes its schema: the inferred output shape, and inputs left untouched.
+    """
     tensors = [dsl.input(f"in{i}", a.shape[1:]) for i, a in enumerate(inputs)]
     out = dsl.layer(op_name, tensors, name="op", **(attrs or {}))
     graph = dsl.Model(tensors, out)
     for role, value in (params or {}).items():
         graph.params[graph.node("op").params[role]] = np.asarray(value)
     model = cnngraph.compile(graph, dtype=dtype, train=train)
-    return model.run({f"in{i}": a for i, a in enumerate(inputs)})["op"]
+    before = [a.copy() for a in inputs]
+    out = model.run({f"in{i}": a for i, a in enumerate(inputs)})["op"]
+    assert out.shape == graph.node("op").type.concrete(len(inputs[0])), "kernel output disagrees with infer"
+    for a, b in zip(inputs, before):
+        np.testing.assert_array_equal(a, b, err_msg="the kernel modified its input")
+    return out
 
 
 def random(shape, seed: int = 0, dtype=np.float64) -> np.ndarray:

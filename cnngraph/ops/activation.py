@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
-from cnngraph.ops.norm import real
-from cnngraph.ops.shape import sample_axis
 
 
 @register
@@ -19,7 +17,7 @@ class _Alpha(Op):
     """An activation with one real ``alpha`` (the slope or scale of its negative side)."""
 
     def check(self, node, attrs, inputs):
-        return {**attrs, "alpha": real(self, node, "alpha", attrs["alpha"])}
+        return {**attrs, "alpha": self.real(node, "alpha", attrs["alpha"])}
 
 
 @register
@@ -46,7 +44,7 @@ class Clip(Op):
     defaults = {"min": 0.0, "max": 6.0}
 
     def check(self, node, attrs, inputs):
-        lo, hi = (real(self, node, k, attrs[k]) for k in ("min", "max"))
+        lo, hi = (self.real(node, k, attrs[k]) for k in ("min", "max"))
         if lo > hi:
             raise self.attr_error(node, f"min={lo} is larger than max={hi}")
         return {**attrs, "min": lo, "max": hi}
@@ -70,7 +68,7 @@ class _SoftmaxBase(Op):
     defaults = {"axis": 1}
 
     def check(self, node, attrs, inputs):
-        return {**attrs, "axis": sample_axis(self, node, "axis", attrs["axis"], inputs[0].rank)}
+        return {**attrs, "axis": self.sample_axis(node, "axis", attrs["axis"], inputs[0].rank)}
 
 
 @register

@@ -7,8 +7,10 @@ feed analysis and initialisation. Kernels live in ``cnngraph.backends.kernels``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
 from cnngraph.ir import BATCH, TensorType
@@ -132,6 +134,24 @@ class Op:
         if any(v < minimum for v in out):
             raise self.attr_error(node, f"{name} must be >= {minimum}, got {value!r}")
         return out
+
+    def real(self, node: str, name: str, value: Any, ok: Callable[[float], bool] = math.isfinite,
+             rule: str = "a finite number") -> float:
+        """A float attribute checked by ``ok``; bools are refused (True is not a momentum)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+            raise self.attr_error(node, f"{name} must be {rule}, got {value!r}")
+        return float(value)
+
+    def sample_axis(self, node: str, name: str, value: Any, rank: int) -> int:
+        """A per-sample axis as a non-negative int (negative counts from the end); never the batch axis."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise self.attr_error(node, f"{name} must be an int, got {value!r}")
+        axis = int(value) + rank if value < 0 else int(value)
+        if not 0 <= axis < rank:
+            raise self.attr_error(node, f"{name}={value} is out of range for a {rank}-D input")
+        if axis == 0:
+            raise self.attr_error(node, f"{name}={value} is the batch axis; only per-sample axes are allowed")
+        return axis
 
     def pads(self, node: str, value: Any) -> tuple[int, int, int, int]:
         """Spatial padding as (top, left, bottom, right) from an int, (ph, pw) or 4 values."""

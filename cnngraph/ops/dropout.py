@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
-from cnngraph.ops.norm import real
 
 
 @register
@@ -15,4 +14,4 @@ class Dropout(Op):
     defaults = {"p": 0.5}
 
     def check(self, node, attrs, inputs):
-        return {**attrs, "p": real(self, node, "p", attrs["p"], lambda p: 0 <= p < 1, "in [0, 1)")}
+        return {**attrs, "p": self.real(node, "p", attrs["p"], lambda p: 0 <= p < 1, "in [0, 1)")}

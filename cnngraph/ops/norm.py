@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, fmt_shape
 
-
-def real(op: Op, node: str, name: str, value, ok: Callable[[float], bool] = math.isfinite,
-          rule: str = "a finite number") -> float:
-    """A float attribute checked by ``ok``; bools are refused (True is not a momentum)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
-        raise op.attr_error(node, f"{name} must be {rule}, got {value!r}")
-    return float(value)
 
 
 @register
@@ -32,8 +24,8 @@ class BatchNorm2d(Op):
         if t.rank not in (2, 4):
             raise self.error(node, f"expects a 4-D (N, C, H, W) or 2-D (N, C) input, got shape {fmt_shape(t.shape)}")
         return {
-            "eps": real(self, node, "eps", attrs["eps"], lambda v: 0 < v < math.inf, "positive"),
-            "momentum": real(self, node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),
+            "eps": self.real(node, "eps", attrs["eps"], lambda v: 0 < v < math.inf, "positive"),
+            "momentum": self.real(node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),
         }
 
     def param_specs(self, attrs, inputs):
@@ -65,7 +57,7 @@ class LRN(Op):
         self.image(node, inputs[0])
         return {
             "size": self.ints(node, "size", attrs["size"], 1, 1)[0],
-            **{key: real(self, node, key, attrs[key]) for key in ("alpha", "beta", "k")},
+            **{key: self.real(node, key, attrs[key]) for key in ("alpha", "beta", "k")},
         }
 
     def macs(self, attrs, inputs, output):

@@ -12,7 +12,6 @@ import math
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, Window, fmt_shape
-from cnngraph.ops.norm import real
 
 MODES = ("nearest", "bilinear")
 
@@ -61,7 +60,7 @@ class Upsample(Op):
         if len(pair) != 2:
             raise self.attr_error(node, f"scale_factor must be a number or two, got {value!r}")
         return tuple(
-            real(self, node, "scale_factor", v, lambda v: 0 < v < math.inf, "a positive number or two")
+            self.real(node, "scale_factor", v, lambda v: 0 < v < math.inf, "a positive number or two")
             for v in pair
         )
 

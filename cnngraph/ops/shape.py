@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import IDENTITY_WINDOW, Op, Window, fmt_shape
-from cnngraph.ops.norm import real
 
-
-def sample_axis(op: Op, node: str, name: str, value, rank: int) -> int:
-    """A per-sample axis as a non-negative int (negative counts from the end); shared with Softmax."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise op.attr_error(node, f"{name} must be an int, got {value!r}")
-    axis = int(value) + rank if value < 0 else int(value)
-    if not 0 <= axis < rank:
-        raise op.attr_error(node, f"{name}={value} is out of range for a {rank}-D input")
-    if axis == 0:
-        raise op.attr_error(node, f"{name}={value} is the batch axis; only per-sample axes are allowed")
-    return axis
 
 
 @register
@@ -71,7 +58,7 @@ class Concat(Op):
     defaults = {"axis": 1}
 
     def check(self, node, attrs, inputs):
-        return {**attrs, "axis": sample_axis(self, node, "axis", attrs["axis"], inputs[0].rank)}
+        return {**attrs, "axis": self.sample_axis(node, "axis", attrs["axis"], inputs[0].rank)}
 
     def infer(self, node, attrs, inputs):
         axis, first = attrs["axis"], inputs[0].shape
@@ -97,7 +84,7 @@ class Slice(Op):
         axes, starts, ends, steps = (
             self.ints(node, k, given[k], n, -math.inf) for k in ("axes", "starts", "ends", "steps")
         )
-        axes = tuple(sample_axis(self, node, "axes", a, len(shape)) for a in axes)
+        axes = tuple(self.sample_axis(node, "axes", a, len(shape)) for a in axes)
         if n == 0 or len(set(axes)) != n:
             raise self.attr_error(node, f"axes must name each sliced axis once, got {attrs['axes']!r}")
         if any(s < 1 for s in steps):
@@ -149,7 +136,7 @@ class Pad(Op):
     def check(self, node, attrs, inputs):
         _, _, h, w = self.image(node, inputs[0])
         a = {**attrs, "padding": self.pads(node, attrs["padding"])}
-        a["value"] = real(self, node, "value", a["value"])
+        a["value"] = self.real(node, "value", a["value"])
         if a["mode"] not in self.modes:
             raise self.attr_error(node, f"mode must be one of {self.modes}, got {a['mode']!r}")
         if a["mode"] != "constant" and a["value"] != 0:
