@@ -51,7 +51,10 @@ class Executor:
         values = self._bind_inputs(inputs)
         for i, (node, fn, params) in enumerate(self._steps):
             args = [values[v] for v in node.inputs]
-            values[node.name] = fn(self.xp, args, params, node.attrs, self.ctx)
+            try:
+                values[node.name] = fn(self.xp, args, params, node.attrs, self.ctx)
+            except CnnGraphError as e:  # kernels do not know their node; say which layer failed
+                raise CnnGraphError(f"layer '{node.name}' ({node.op}): {e}") from e
             for v in set(node.inputs):
                 if self._last_use.get(v) == i:
                     del values[v]

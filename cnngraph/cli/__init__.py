@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from cnngraph.errors import CnnGraphError
 
-COMMANDS = ["models", "summary", "run"]
+# Listed in the order `cnngraph --help` shows them; any other command module is appended.
+ORDER = ["models", "summary", "run", "compile", "export", "train", "bench"]
+NOT_COMMANDS = {"common", "__main__"}
+
+
+def commands() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(__path__)} - NOT_COMMANDS
+    return [c for c in ORDER if c in found] + sorted(found - set(ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnngraph", description="Declare, compile and run convolutional networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands():
         module = importlib.import_module(f"{__name__}.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(p)
