@@ -46,8 +46,8 @@ class Tensor:
 
     @property
     def name(self) -> str:
-        """The explicit name, or a provisional one until ``Model`` assigns the final name."""
-        return self.explicit_name or f"{self.scope}{self.base}#{self.uid}"
+        """The explicit name, or the scoped op name until ``Model`` makes it unique (``relu_1``)."""
+        return self.explicit_name or f"{self.scope}{self.base}"
 
     def __add__(self, other: "Tensor") -> "Tensor":
         return add(self, other)
