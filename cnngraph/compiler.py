@@ -1,4 +1,4 @@
-"""``cnngraph.compile``: verify a graph and lower it to an executor."""
+"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to an executor."""
 
 from __future__ import annotations
 
@@ -8,17 +8,26 @@ from cnngraph.ir import Graph
 BACKENDS = ("numpy",)
 
 
-def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False, seed: int = 0):  # noqa: A001
+def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False,  # noqa: A001
+            passes: str | list[str] | None = "default", check: bool = False, seed: int = 0):
     """Return a compiled model with ``run(inputs) -> outputs`` for ``backend``.
 
-    ``train`` selects training-mode semantics (BatchNorm batch statistics, active Dropout);
-    the graph itself is not modified.
+    ``train`` selects training-mode semantics (BatchNorm batch statistics, active Dropout); its
+    default pipeline never folds BN or drops Dropout. ``passes`` is "default", "none" or a list of pass names (see
+    ``cnngraph.passes``); ``check=True`` runs the graph before and after every pass and fails
+    naming the first pass that changes the numbers. The input graph is never modified; the
+    compiled model keeps the optimised graph (``.graph``) and the per-pass reports (``.report``).
     """
+    from cnngraph.passes.manager import optimize
+
     if backend not in BACKENDS:
         raise CnnGraphError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     graph = graph.copy()
     graph.training = train
-    graph.verify()
+    graph, report = optimize(graph, passes, check=check, seed=seed)
     from cnngraph.backends.executor import NumpyExecutor
+    from cnngraph.backends.training import TrainingExecutor
 
-    return NumpyExecutor(graph, dtype=dtype, seed=seed)
+    model = (TrainingExecutor if train else NumpyExecutor)(graph, dtype=dtype, seed=seed)
+    model.report = report
+    return model

@@ -1,0 +1,33 @@
+"""Fused conv/linear kernels: the GEMM's fresh output is finished in place (bias, residual, activation)."""
+
+from __future__ import annotations
+
+from cnngraph.backends.kernels import get_kernel, kernel
+from cnngraph.backends.kernels.conv import conv2d_forward
+
+
+def _epilogue(xp, out, inputs, attrs, ctx):
+    """Add the residual and apply the activation, in place on ``out`` (which nothing else holds)."""
+    if attrs["residual"]:
+        out += inputs[1]
+    act = attrs["activation"]
+    if act == "ReLU":
+        return xp.maximum(out, 0, out=out)
+    if act == "Clip":
+        return xp.clip(out, attrs["activation_attrs"]["min"], attrs["activation_attrs"]["max"], out=out)
+    if act is not None:
+        return get_kernel(act)(xp, [out], {}, attrs["activation_attrs"], ctx)
+    return out
+
+
+@kernel("FusedConv2d")
+def fused_conv2d(xp, inputs, params, attrs, ctx):
+    out = conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), attrs["stride"], attrs["padding"],
+                         attrs["dilation"], attrs["groups"])
+    return _epilogue(xp, out, inputs, attrs, ctx)
+
+
+@kernel("FusedLinear")
+def fused_linear(xp, inputs, params, attrs, ctx):
+    out = get_kernel("Linear")(xp, inputs[:1], params, attrs, ctx)
+    return _epilogue(xp, out, inputs, attrs, ctx)

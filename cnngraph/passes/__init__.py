@@ -1,0 +1,79 @@
+"""Graph passes: one per module, each ``fn(graph) -> Outcome`` editing the graph in place.
+
+A pass registers itself with ``@graph_pass("name")``. It must check its preconditions and, where
+they fail, skip with a reason (``Outcome.skip``) rather than guess: those reasons are exactly
+where other tools have shipped wrong answers. ``manager.optimize`` runs a pipeline, verifies the
+graph after each pass and reports what every pass did.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cnngraph.ir import Graph
+
+
+@dataclass
+class Outcome:
+    """What one pass did: human-readable actions and (node, reason) pairs it declined."""
+
+    actions: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def did(self, text: str) -> None:
+        self.actions.append(text)
+
+    def skip(self, node: str, reason: str) -> None:
+        self.skipped.append((node, reason))
+
+
+Pass = Callable[[Graph], Outcome]
+_PASSES: dict[str, Pass] = {}
+
+# The default inference pipeline, in order. Training compiles run TRAINING instead: passes that
+# change numerics (BN folding, dropout removal) would be wrong there.
+DEFAULT = [
+    "dead_code",
+    "identity_removal",
+    "bn_folding",
+    "residual_fusion",
+    "activation_fusion",
+    "cse",
+    "dead_code",
+]
+TRAINING = ["dead_code", "cse"]
+
+
+def graph_pass(name: str) -> Callable[[Pass], Pass]:
+    def wrap(fn: Pass) -> Pass:
+        if name in _PASSES:
+            raise RuntimeError(f"pass {name} registered twice")
+        _PASSES[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_pass(name: str) -> Pass:
+    from cnngraph.errors import CnnGraphError
+
+    try:
+        return _PASSES[name]
+    except KeyError:
+        raise CnnGraphError(f"unknown pass '{name}'; available: {', '.join(sorted(_PASSES))}") from None
+
+
+def all_passes() -> list[str]:
+    return sorted(_PASSES)
+
+
+def _load_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in ("manager", "util"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_load_all()

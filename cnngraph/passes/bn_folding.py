@@ -1,0 +1,72 @@
+"""Fold an inference-mode BatchNorm into the Conv2d, ConvTranspose2d or Linear that feeds it.
+
+With s = gamma / sqrt(var + eps): W' = W * s (per output channel), b' = (b - mean) * s + beta.
+The arithmetic runs in float64 and is cast back, so folding adds no more error than storing
+the result in the parameters' dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnngraph.ir import Graph, Node
+from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes.util import owns_params, param_users, sole_consumer
+
+FOLDABLE = ("Conv2d", "ConvTranspose2d", "Linear")
+
+
+@graph_pass("bn_folding")
+def bn_folding(graph: Graph) -> Outcome:
+    out = Outcome()
+    for bn in [n for n in graph.nodes if n.op == "BatchNorm2d"]:
+        reason = _why_not(graph, bn)
+        if reason:
+            out.skip(bn.name, reason)
+            continue
+        producer = graph.node(bn.inputs[0])
+        _fold(graph, producer, bn)
+        graph.replace_uses(bn.name, producer.name)
+        graph.remove_node(bn.name)
+        out.did(f"folded {bn.name} into {producer.name}")
+    return out
+
+
+def _why_not(graph: Graph, bn: Node) -> str | None:
+    if graph.training:
+        return "the graph is built for training: BatchNorm uses batch statistics"
+    if bn.name in graph.outputs:
+        return "the BatchNorm is a graph output: folding would rename the output"
+    if bn.inputs[0] in graph.inputs:
+        return "it normalises a graph input: there is no layer to fold into"
+    producer = graph.node(bn.inputs[0])
+    if producer.op not in FOLDABLE:
+        return f"it follows {producer.op}, not one of {', '.join(FOLDABLE)}"
+    reason = sole_consumer(graph, producer, graph.users()) or owns_params(graph, producer, param_users(graph))
+    if reason:
+        return reason
+    dtypes = {graph.params[k].dtype for k in [*producer.params.values(), *bn.params.values()]}
+    if any(not np.issubdtype(d, np.floating) for d in dtypes):
+        return f"parameters of dtype {sorted(map(str, dtypes))} cannot be folded exactly"
+    return None
+
+
+def _fold(graph: Graph, producer: Node, bn: Node) -> None:
+    p = {role: graph.params[key].astype(np.float64) for role, key in bn.params.items()}
+    scale = p["weight"] / np.sqrt(p["running_var"] + bn.attrs["eps"])
+    w_key = producer.params["weight"]
+    weight = graph.params[w_key].astype(np.float64)
+    out_channels = scale.size
+    if producer.op == "ConvTranspose2d":  # (C_in, O/g, kh, kw): output channels sit in dim 1, per group
+        g = producer.attrs["groups"]
+        shaped = weight.reshape(g, weight.shape[0] // g, out_channels // g, *weight.shape[2:])
+        folded = (shaped * scale.reshape(g, 1, out_channels // g, *[1] * (weight.ndim - 2))).reshape(weight.shape)
+    else:  # Conv2d (O, C/g, kh, kw) and Linear (O, I): output channels lead
+        folded = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
+    dtype = graph.params[w_key].dtype
+    graph.params[w_key] = folded.astype(dtype)
+    bias = graph.params[producer.params["bias"]].astype(np.float64) if "bias" in producer.params else 0.0
+    b_key = producer.params.get("bias", f"{producer.name}.bias")
+    graph.params[b_key] = ((bias - p["running_mean"]) * scale + p["bias"]).astype(dtype)
+    producer.params["bias"] = b_key
+    producer.attrs["bias"] = True

@@ -1,0 +1,21 @@
+"""Dead-code elimination: nodes and parameters that no graph output depends on."""
+
+from cnngraph.ir import Graph
+from cnngraph.passes import Outcome, graph_pass
+
+
+@graph_pass("dead_code")
+def dead_code(graph: Graph) -> Outcome:
+    out = Outcome()
+    live = set(graph.outputs)
+    for node in reversed(graph.nodes):
+        if node.name in live:
+            live.update(node.inputs)
+    for node in [n for n in graph.nodes if n.name not in live]:
+        graph.remove_node(node.name)
+        out.did(f"removed {node.name} ({node.op})")
+    used = {key for node in graph.nodes for key in node.params.values()}
+    for key in [k for k in graph.params if k not in used]:
+        del graph.params[key]
+        out.did(f"dropped parameter {key}")
+    return out

@@ -1,0 +1,177 @@
+"""Graph passes: each one's numbers against the unoptimised graph, and each precondition that must
+make it skip (the cases where other tools have shipped wrong answers)."""
+
+import numpy as np
+import pytest
+
+import cnngraph
+from cnngraph import models
+from cnngraph.frontends import dsl
+from cnngraph.passes import DEFAULT, Outcome, _PASSES
+from cnngraph.passes.manager import PassCheckError, optimize
+
+
+def randomize_bn(graph, seed=0):
+    """Non-trivial BN statistics, so folding is actually exercised."""
+    rng = np.random.default_rng(seed)
+    for node in graph.nodes:
+        if node.op == "BatchNorm2d":
+            for role in ("weight", "bias", "running_mean"):
+                key = node.params[role]
+                graph.params[key] = rng.normal(0, 1, graph.params[key].shape).astype(np.float32)
+            key = node.params["running_var"]
+            graph.params[key] = rng.uniform(0.5, 2, graph.params[key].shape).astype(np.float32)
+    return graph
+
+
+def same_outputs(a, b, rtol=1e-4, batch=3, seed=0):
+    rng = np.random.default_rng(seed)
+    feeds = {k: rng.standard_normal(t.concrete(batch)) for k, t in a.inputs.items()}
+    want = cnngraph.compile(a, dtype="float64", passes="none").run(feeds)
+    got = cnngraph.compile(b, dtype="float64", passes="none").run(feeds)
+    assert want.keys() == got.keys()
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol * np.abs(want[k]).max())
+
+
+def skipped(reports, name):
+    return [why for r in reports if r.name == name for _, why in r.outcome.skipped]
+
+
+def ops(graph):
+    return [n.op for n in graph.nodes]
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_nobias", "depthwise", "grouped_transpose", "linear"])
+def test_bn_folding_is_exact(kind):
+    x = dsl.input("x", (4, 6, 6) if kind != "linear" else (12,))
+    if kind == "conv":
+        y = dsl.conv2d(x, 8, 3, padding=1)
+    elif kind == "conv_nobias":
+        y = dsl.conv2d(x, 8, 3, stride=2, bias=False)
+    elif kind == "depthwise":
+        y = dsl.conv2d(x, 4, 3, groups=4, padding=1)
+    elif kind == "grouped_transpose":
+        y = dsl.conv_transpose2d(x, 6, 3, stride=2, groups=2)
+    else:
+        y = dsl.linear(x, 5)
+    g = randomize_bn(dsl.Model(x, dsl.relu(dsl.batch_norm(y))))
+    opt, reports = optimize(g, ["bn_folding"])
+    assert "BatchNorm2d" not in ops(opt), skipped(reports, "bn_folding")
+    same_outputs(g, opt)
+
+
+def _conv_bn(extra_consumer=False, training=False, bn_is_output=False):
+    x = dsl.input("x", (3, 6, 6))
+    c = dsl.conv2d(x, 4, 3, name="conv")
+    b = dsl.batch_norm(c, name="bn")
+    outs = [b if bn_is_output else dsl.relu(b)]
+    if extra_consumer:
+        outs.append(dsl.sigmoid(c))
+    return randomize_bn(dsl.Model(x, outs, training=training))
+
+
+@pytest.mark.parametrize("case,reason", [
+    (dict(extra_consumer=True), "'conv' has 2 consumers"),
+    (dict(training=True), "built for training"),
+    (dict(bn_is_output=True), "BatchNorm is a graph output"),
+])
+def test_bn_folding_skips_with_reason(case, reason):
+    g = _conv_bn(**case)
+    opt, reports = optimize(g, ["bn_folding"])
+    assert "BatchNorm2d" in ops(opt)
+    assert any(reason in why for why in skipped(reports, "bn_folding"))
+    same_outputs(g, opt)
+
+
+def test_bn_folding_skips_shared_weights_and_non_conv_producers():
+    x = dsl.input("x", (3, 6, 6))
+    a = dsl.batch_norm(dsl.conv2d(x, 3, 3, padding=1, name="a"), name="bn_a")
+    b = dsl.conv2d(x, 3, 3, padding=1, name="b")
+    after_relu = dsl.batch_norm(dsl.relu(b), name="bn_b")
+    g = randomize_bn(dsl.Model(x, dsl.add(a, after_relu)))
+    g.node("b").params = dict(g.node("a").params)  # b now shares a's weights
+    del g.params["b.weight"], g.params["b.bias"]
+    opt, reports = optimize(g, ["bn_folding"])
+    reasons = skipped(reports, "bn_folding")
+    assert any("weights 'a.weight' are shared" in r for r in reasons)
+    assert any("follows ReLU" in r for r in reasons)
+    same_outputs(g, opt)
+
+
+@pytest.mark.parametrize("act", [dsl.relu, dsl.sigmoid, dsl.tanh, lambda t: dsl.leaky_relu(t, 0.2),
+                                 lambda t: dsl.elu(t, 0.5), lambda t: dsl.clip(t, -1.0, 2.0)])
+def test_activation_fusion_for_every_activation(act):
+    x = dsl.input("x", (3, 6, 6))
+    y = act(dsl.conv2d(x, 4, 3))
+    g = dsl.Model(x, dsl.linear(dsl.flatten(y), 3))
+    opt, _ = optimize(g, ["activation_fusion"])
+    assert ops(opt)[0] == "FusedConv2d"
+    assert opt.outputs == g.outputs
+    same_outputs(g, opt)
+
+
+def test_fusion_keeps_output_names_and_respects_other_consumers():
+    x = dsl.input("x", (3, 6, 6))
+    c = dsl.conv2d(x, 4, 3, name="conv")
+    g = dsl.Model(x, [dsl.relu(c, name="out"), dsl.tanh(dsl.conv2d(x, 4, 3, name="c2"), name="t")])
+    opt, _ = optimize(g, ["activation_fusion"])
+    assert opt.outputs == ["out", "t"] and ops(opt) == ["FusedConv2d", "FusedConv2d"]
+    same_outputs(g, opt)
+    g2 = dsl.Model(x, [dsl.relu(c), c])
+    opt2, reports = optimize(g2, ["activation_fusion"])
+    assert "ReLU" in ops(opt2) and any("graph output" in r for r in skipped(reports, "activation_fusion"))
+
+
+def test_residual_fusion_on_resnet_blocks():
+    g = randomize_bn(models.build("resnet18", input_size=32, num_classes=5))
+    opt, reports = optimize(g)
+    assert "Add" not in ops(opt) and "BatchNorm2d" not in ops(opt) and "ReLU" not in ops(opt)
+    fused = [n for n in opt.nodes if n.op == "FusedConv2d" and n.attrs["residual"]]
+    assert len(fused) == 8 and all(n.attrs["activation"] == "ReLU" for n in fused)
+    same_outputs(g, opt)
+
+
+def test_residual_fusion_skips_broadcasting_adds():
+    x = dsl.input("x", (4, 6, 6))
+    c = dsl.conv2d(x, 4, 3, padding=1)
+    bias = dsl.global_avg_pool(x)
+    g = dsl.Model(x, dsl.relu(dsl.add(c, bias)))
+    opt, reports = optimize(g, ["residual_fusion"])
+    assert "Add" in ops(opt) and "the add broadcasts" in skipped(reports, "residual_fusion")
+    same_outputs(g, opt)
+
+
+def test_cse_dead_code_and_identity_removal():
+    x = dsl.input("x", (3, 6, 6))
+    a, b = dsl.relu(x), dsl.relu(x)  # the same value twice
+    unused = dsl.sigmoid(dsl.conv2d(x, 3, 3, padding=1, name="unused"))
+    y = dsl.tanh(dsl.identity(dsl.dropout(dsl.add(a, b), 0.3)), name="y")
+    g = dsl.Model(x, [y, unused])
+    g.outputs = ["y"]  # the branch through "unused" is now dead
+    opt, reports = optimize(g, ["cse", "identity_removal", "dead_code"])
+    assert ops(opt) == ["ReLU", "Add", "Tanh"] and "unused.weight" not in opt.params
+    same_outputs(g, opt)
+
+
+def test_check_names_the_first_pass_that_changes_numbers(monkeypatch):
+    def broken(graph):
+        key = next(iter(graph.params))
+        graph.params[key] = graph.params[key] * 1.5
+        return Outcome(["scaled a weight"])
+
+    monkeypatch.setitem(_PASSES, "broken", broken)
+    g = models.build("lenet5")
+    optimize(g, ["dead_code", "activation_fusion"], check=True)
+    with pytest.raises(PassCheckError, match="pass 'broken' changed output 'output'"):
+        optimize(g, ["dead_code", "broken", "activation_fusion"], check=True)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16_bn", "resnet50"])
+def test_default_pipeline_on_zoo_models(name):
+    g = randomize_bn(models.build(name, input_size=32 if name == "lenet5" else 64, num_classes=10))
+    opt, reports = optimize(g, "default")
+    assert [r.name for r in reports] == DEFAULT
+    assert "BatchNorm2d" not in ops(opt) and "Dropout" not in ops(opt)
+    assert len(opt.nodes) < len(g.nodes)
+    same_outputs(g, opt, batch=2)
