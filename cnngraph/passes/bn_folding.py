@@ -28,6 +28,10 @@ def bn_folding(graph: Graph) -> Outcome:
         _fold(graph, producer, bn)
         graph.replace_uses(bn.name, producer.name)
         graph.remove_node(bn.name)
+        still_used = param_users(graph)
+        for key in bn.params.values():
+            if key not in still_used:
+                del graph.params[key]
         out.did(f"folded {bn.name} into {producer.name}")
     return out
 

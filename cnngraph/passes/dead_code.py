@@ -15,7 +15,9 @@ def dead_code(graph: Graph) -> Outcome:
         graph.remove_node(node.name)
         out.did(f"removed {node.name} ({node.op})")
     used = {key for node in graph.nodes for key in node.params.values()}
-    for key in [k for k in graph.params if k not in used]:
+    unused = [k for k in graph.params if k not in used]
+    for key in unused:
         del graph.params[key]
-        out.did(f"dropped parameter {key}")
+    if unused:
+        out.did(f"dropped {len(unused)} unused parameter tensors")
     return out

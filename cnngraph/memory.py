@@ -1,0 +1,81 @@
+"""Static memory planning for activations: lifetimes from the schedule, buffer reuse, in-place ops.
+
+The plan assigns every node's output to a buffer. A value's buffer returns to the free pool after
+its last reader runs; a new value takes the smallest free buffer that fits (best fit), else a
+fresh one. Element-wise unary ops whose input dies at them write in place. Sizes are for a given
+batch size, since the batch dimension stays symbolic in the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cnngraph.ir import Graph
+
+# Ops whose output may overwrite their (dying) input element by element.
+IN_PLACE_OPS = ("ReLU", "LeakyReLU", "ELU", "Clip", "Sigmoid", "Tanh")
+
+
+@dataclass
+class MemoryPlan:
+    batch: int
+    itemsize: int
+    buffer_of: dict[str, int] = field(default_factory=dict)  # value -> buffer id
+    buffer_bytes: list[int] = field(default_factory=list)
+    in_place: set[str] = field(default_factory=set)  # nodes that overwrite their input
+    unplanned_bytes: int = 0  # every activation kept alive: what a plan-less executor holds
+
+    @property
+    def planned_bytes(self) -> int:
+        """The arena: the sum of all buffers the plan uses."""
+        return sum(self.buffer_bytes)
+
+
+def last_uses(graph: Graph) -> dict[str, int]:
+    """Schedule index of the last node reading each value; graph outputs live past the end."""
+    last: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last[v] = i
+    for v in graph.outputs:
+        last[v] = len(graph.nodes)
+    return last
+
+
+def plan(graph: Graph, batch: int = 1, dtype: str = "float32") -> MemoryPlan:
+    itemsize = np.dtype(dtype).itemsize
+    result = MemoryPlan(batch, itemsize)
+    last = last_uses(graph)
+    free: list[int] = []
+    for i, node in enumerate(graph.nodes):
+        size = node.type.per_sample() * batch * itemsize
+        result.unplanned_bytes += size
+        src = node.inputs[0] if node.inputs else None
+        if node.op in IN_PLACE_OPS and src in result.buffer_of and last.get(src) == i:
+            result.buffer_of[node.name] = result.buffer_of[src]
+            result.in_place.add(node.name)
+        else:
+            result.buffer_of[node.name] = _take(free, result.buffer_bytes, size)
+        for v in set(node.inputs):
+            if v in result.buffer_of and last.get(v) == i and result.buffer_of[v] != result.buffer_of[node.name]:
+                free.append(result.buffer_of[v])
+        if last.get(node.name) is None:  # nothing reads it and it is no output
+            free.append(result.buffer_of[node.name])
+    return result
+
+
+def _take(free: list[int], sizes: list[int], size: int) -> int:
+    """Best fit among free buffers (growing the largest if none fits), else a new buffer."""
+    fitting = [b for b in free if sizes[b] >= size]
+    if fitting:
+        best = min(fitting, key=lambda b: sizes[b])
+    elif free:
+        best = max(free, key=lambda b: sizes[b])
+        sizes[best] = size
+    else:
+        sizes.append(size)
+        return len(sizes) - 1
+    free.remove(best)
+    return best
