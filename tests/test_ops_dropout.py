@@ -27,7 +27,7 @@ def test_training_zeroes_fraction_p_and_preserves_mean(p):
     x = np.ones((4, 8, 32, 32))
     before = x.copy()
     model = _compiled(p, x.shape[1:])
-    out = model.run({"x": x})["drop"]
+    out = model.forward({"x": x})["drop"]
     assert out.shape == model.graph.node("drop").type.concrete(len(x))
     np.testing.assert_array_equal(x, before)
     zeros = out == 0
@@ -39,14 +39,14 @@ def test_training_zeroes_fraction_p_and_preserves_mean(p):
 def test_same_seed_same_mask_and_masks_change_between_runs():
     x = random((2, 4, 8, 8)) + 10  # never 0, so zeros are exactly the dropped elements
     first, again, other = (_compiled(0.5, x.shape[1:], seed) for seed in (3, 3, 4))
-    a, b, c = (m.run({"x": x})["drop"] == 0 for m in (first, again, other))
+    a, b, c = (m.forward({"x": x})["drop"] == 0 for m in (first, again, other))
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
-    assert (first.run({"x": x})["drop"] == 0).tolist() != a.tolist()  # the generator moves on
+    assert (first.forward({"x": x})["drop"] == 0).tolist() != a.tolist()  # the generator moves on
 
 
 def test_training_keeps_float32():
-    out = _compiled(0.5, (3, 4), dtype="float32").run({"x": np.ones((2, 3, 4), np.float32)})["drop"]
+    out = _compiled(0.5, (3, 4), dtype="float32").forward({"x": np.ones((2, 3, 4), np.float32)})["drop"]
     assert out.dtype == np.float32
 
 

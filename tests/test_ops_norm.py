@@ -48,7 +48,7 @@ def test_batch_norm_training_uses_batch_stats_and_updates_running_ones(shape):
     graph.params.update({f"bn.{role}": value for role, value in params.items()})
     model = cnngraph.compile(graph, dtype="float64", train=True)
     before = x.copy()
-    got = model.run({"x": x})["bn"]
+    got = model.forward({"x": x})["bn"]
     np.testing.assert_array_equal(x, before)
 
     # ONNX's training-mode output normalises with the batch mean and biased variance, as torch does...

@@ -175,3 +175,13 @@ def test_default_pipeline_on_zoo_models(name):
     assert "BatchNorm2d" not in ops(opt) and "Dropout" not in ops(opt)
     assert len(opt.nodes) < len(g.nodes)
     same_outputs(g, opt, batch=2)
+
+
+def test_cse_never_merges_trainable_layers_in_training():
+    x = dsl.input("x", (3, 6, 6))
+    a, b = dsl.batch_norm(x, name="a"), dsl.batch_norm(x, name="b")  # equal at initialisation
+    g = dsl.Model(x, dsl.add(a, b), training=True)
+    opt, _ = optimize(g, "default")
+    assert {"a", "b"} <= {n.name for n in opt.nodes}
+    opt_inference, _ = optimize(dsl.Model(x, dsl.add(a, b)), ["cse"])
+    assert [n.op for n in opt_inference.nodes].count("BatchNorm2d") == 1

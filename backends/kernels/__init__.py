@@ -1,8 +1,18 @@
-"""Forward kernels, one module per op family, written once against ``xp`` (numpy or cupy).
+"""Forward and backward kernels, one module per op family, written once against ``xp`` (numpy or cupy).
 
-A kernel is ``fn(xp, inputs, params, attrs, ctx) -> array``: ``inputs`` is the list of input
+A forward kernel is ``fn(xp, inputs, params, attrs, ctx) -> array``: ``inputs`` is the list of input
 arrays, ``params`` maps a role ("weight", "bias", ...) to its array, ``attrs`` are the node's
-normalised attributes, and ``ctx`` is the RunContext (training flag, random generator).
+normalised attributes, and ``ctx`` is the RunContext (training flag, random generator, stash).
+
+A backward kernel is ``fn(xp, grad, saved, params, attrs) -> (input_grads, param_grads)``: ``grad``
+is the gradient of the loss w.r.t. the node's output, ``saved`` is what the forward kept (a Saved),
+and it returns one gradient per input (each of its input's shape, or None where nothing flows back,
+as into integer indices) and a dict of gradients by role.
+It registers with ``@backward(op, keeps=...)``, which declares what the training executor keeps
+from the forward: "inputs" (the input arrays), "output" (the output array), or nothing beyond the
+input shapes. Anything else it needs (max-pool argmax, dropout mask, batch statistics) the forward
+kernel writes into ``ctx.stash``, a per-node dict that exists only when the node will be
+differentiated (``ctx.stash is None`` otherwise, so inference kernels do no extra work).
 """
 
 from __future__ import annotations
@@ -16,14 +26,41 @@ import numpy as np
 
 Kernel = Callable[..., Any]
 _KERNELS: dict[str, Kernel] = {}
+_BACKWARDS: dict[str, "BackwardKernel"] = {}
+KEEPABLE = ("inputs", "output")
 
 
 @dataclass
 class RunContext:
-    """What a kernel may need beyond its inputs: the mode, and randomness for dropout."""
+    """What a kernel may need beyond its inputs: the mode, randomness for dropout, and the node's stash."""
 
     training: bool = False
     rng: Any = field(default_factory=lambda: np.random.default_rng(0))
+    stash: dict | None = None
+
+
+@dataclass
+class Saved:
+    """What one node's forward kept for its backward, and which gradients the backward owes.
+
+    ``inputs`` and ``output`` are set only when the backward declared it keeps them. ``need_inputs``
+    (one flag per input) and ``need_params`` (roles) let a kernel skip work nobody will read, e.g.
+    the input gradient of the first convolution; returning it anyway is harmless.
+    """
+
+    shapes: tuple[tuple[int, ...], ...]
+    training: bool
+    stash: dict
+    inputs: tuple | None = None
+    output: Any = None
+    need_inputs: tuple[bool, ...] = ()
+    need_params: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class BackwardKernel:
+    fn: Kernel
+    keeps: tuple[str, ...]
 
 
 def kernel(op_name: str) -> Callable[[Kernel], Kernel]:
@@ -38,11 +75,33 @@ def kernel(op_name: str) -> Callable[[Kernel], Kernel]:
     return wrap
 
 
+def backward(op_name: str, keeps: tuple[str, ...] = ()) -> Callable[[Kernel], Kernel]:
+    """Decorator registering the backward kernel of ``op_name`` and what it needs kept from the forward."""
+    unknown = set(keeps) - set(KEEPABLE)
+    if unknown:
+        raise RuntimeError(f"backward of {op_name}: cannot keep {sorted(unknown)}; choose from {KEEPABLE}")
+
+    def wrap(fn: Kernel) -> Kernel:
+        if op_name in _BACKWARDS:
+            raise RuntimeError(f"backward kernel for {op_name} registered twice")
+        _BACKWARDS[op_name] = BackwardKernel(fn, tuple(keeps))
+        return fn
+
+    return wrap
+
+
 def get_kernel(op_name: str) -> Kernel:
     try:
         return _KERNELS[op_name]
     except KeyError:
         raise NotImplementedError(f"no kernel for op '{op_name}'") from None
+
+
+def get_backward(op_name: str) -> BackwardKernel:
+    try:
+        return _BACKWARDS[op_name]
+    except KeyError:
+        raise NotImplementedError(f"no backward kernel for op '{op_name}'") from None
 
 
 def _load_all() -> None:

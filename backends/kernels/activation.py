@@ -1,8 +1,12 @@
-"""Activation kernels, written to be overflow-free for any finite input."""
+"""Activation kernels, written to be overflow-free for any finite input, and their derivatives.
+
+Each backward keeps the output where the derivative is a function of it (ReLU, sigmoid, tanh, the
+softmaxes), otherwise the input; the output is usually kept by the next layer anyway, so it costs nothing.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
+from cnngraph.backends.kernels import backward, kernel
 
 
 @kernel("ReLU")
@@ -56,3 +60,51 @@ def softmax(xp, inputs, params, attrs, ctx):
 def log_softmax(xp, inputs, params, attrs, ctx):
     s = _shifted(inputs[0], attrs["axis"])
     return s - xp.log(xp.exp(s).sum(axis=attrs["axis"], keepdims=True))
+
+
+# -- backward: the element-wise derivative times the incoming gradient -----------------------------
+
+@backward("ReLU", keeps=("output",))
+def relu_backward(xp, grad, saved, params, attrs):
+    return [xp.where(saved.output > 0, grad, 0)], {}
+
+
+@backward("LeakyReLU", keeps=("inputs",))
+def leaky_relu_backward(xp, grad, saved, params, attrs):
+    return [xp.where(saved.inputs[0] >= 0, grad, grad * attrs["alpha"])], {}
+
+
+@backward("ELU", keeps=("inputs",))
+def elu_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    return [xp.where(x > 0, grad, grad * attrs["alpha"] * xp.exp(xp.minimum(x, 0)))], {}
+
+
+@backward("Clip", keeps=("inputs",))
+def clip_backward(xp, grad, saved, params, attrs):
+    """torch.clamp's rule: the gradient passes where min <= x <= max, bounds included."""
+    x = saved.inputs[0]
+    return [xp.where((x >= attrs["min"]) & (x <= attrs["max"]), grad, 0)], {}
+
+
+@backward("Sigmoid", keeps=("output",))
+def sigmoid_backward(xp, grad, saved, params, attrs):
+    y = saved.output
+    return [grad * y * (1 - y)], {}
+
+
+@backward("Tanh", keeps=("output",))
+def tanh_backward(xp, grad, saved, params, attrs):
+    y = saved.output
+    return [grad * (1 - y * y)], {}
+
+
+@backward("Softmax", keeps=("output",))
+def softmax_backward(xp, grad, saved, params, attrs):
+    y = saved.output
+    return [y * (grad - (grad * y).sum(axis=attrs["axis"], keepdims=True))], {}
+
+
+@backward("LogSoftmax", keeps=("output",))
+def log_softmax_backward(xp, grad, saved, params, attrs):
+    return [grad - xp.exp(saved.output) * grad.sum(axis=attrs["axis"], keepdims=True)], {}

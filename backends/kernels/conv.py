@@ -1,9 +1,13 @@
-"""Conv2d as im2col + one batched GEMM per conv; ConvTranspose2d as GEMM + col2im."""
+"""Conv2d as im2col + one batched GEMM per conv; ConvTranspose2d as GEMM + col2im.
+
+The two are each other's adjoint, so each backward reuses the other's forward for the input
+gradient; the weight gradient of both is one GEMM per group with the batch folded into the sum.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
-from cnngraph.backends.kernels.windows import col2im, pad2d, windows
+from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels.windows import pad2d, unwindows, windows
 
 
 def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups):
@@ -26,30 +30,80 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups):
     return out
 
 
+def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out_hw):
+    """Transposed convolution with torch's (C, O/g, kh, kw) weights onto an output of size ``out_hw``."""
+    n, c, h, w = x.shape
+    _, og, kh, kw = weight.shape
+    o = og * groups
+    wmat = weight.reshape(groups, c // groups, og * kh * kw).transpose(0, 2, 1)  # (g, og*kh*kw, c/g)
+    cols = xp.matmul(wmat, x.reshape(n, groups, c // groups, h * w))  # (n, g, og*kh*kw, h*w)
+    cols = cols.reshape(n, o, kh, kw, h, w)
+    out = unwindows(xp, cols, (n, o, *out_hw), padding, (kh, kw), stride, dilation)
+    if bias is not None:
+        out = out + bias.reshape(1, o, 1, 1)
+    return xp.ascontiguousarray(out)
+
+
+def _weight_grad(xp, small, big, attrs):
+    """Sum over the batch of ``small`` (N, S, OH, OW) against the windows of ``big`` (N, B, H, W): (S, B/g, kh, kw).
+
+    For Conv2d ``small`` is the output gradient and ``big`` the input; for ConvTranspose2d the roles
+    swap (its input against the windows of its output gradient), which gives its (C, O/g) layout.
+    """
+    n, s, oh, ow = small.shape
+    b, g, (kh, kw) = big.shape[1], attrs["groups"], attrs["kernel_size"]
+    view = windows(xp, pad2d(xp, big, attrs["padding"]), (kh, kw), attrs["stride"], attrs["dilation"], (oh, ow))
+    cols = view.transpose(1, 2, 3, 0, 4, 5).reshape(g, b // g * kh * kw, n * oh * ow)
+    rows = small.transpose(1, 0, 2, 3).reshape(g, s // g, n * oh * ow)
+    return xp.matmul(rows, cols.transpose(0, 2, 1)).reshape(s, b // g, kh, kw)
+
+
+def _param_grads(xp, saved, grad, small, big, attrs):
+    """The bias and weight gradients that are wanted (``small`` and ``big`` as for ``_weight_grad``)."""
+    grads = {}
+    if "bias" in saved.need_params:
+        grads["bias"] = grad.sum(axis=(0, 2, 3))
+    if "weight" in saved.need_params:
+        grads["weight"] = _weight_grad(xp, small, big, attrs)
+    return grads
+
+
+def _geometry(attrs):
+    return attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]
+
+
 @kernel("Conv2d")
 def conv2d(xp, inputs, params, attrs, ctx):
-    return conv2d_forward(
-        xp, inputs[0], params["weight"], params.get("bias"),
-        attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"],
-    )
+    return conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), *_geometry(attrs))
+
+
+@backward("Conv2d", keeps=("inputs",))
+def conv2d_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    dx = None
+    if saved.need_inputs[0]:
+        dx = conv_transpose2d_forward(xp, grad, params["weight"], None, *_geometry(attrs), x.shape[2:])
+    return [dx], _param_grads(xp, saved, grad, grad, x, attrs)
 
 
 @kernel("ConvTranspose2d")
 def conv_transpose2d(xp, inputs, params, attrs, ctx):
-    x, weight, bias = inputs[0], params["weight"], params.get("bias")
-    n, c, h, w = x.shape
-    _, og, kh, kw = weight.shape
-    g = attrs["groups"]
-    o = og * g
+    x, weight = inputs[0], params["weight"]
+    kh, kw = weight.shape[2:]
     pt, pl, pb, pr = attrs["padding"]
     (sh, sw), (dh, dw), (oph, opw) = attrs["stride"], attrs["dilation"], attrs["output_padding"]
-    out_h = (h - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
-    out_w = (w - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
-    wmat = weight.reshape(g, c // g, og * kh * kw).transpose(0, 2, 1)  # (g, og*kh*kw, c/g)
-    cols = xp.matmul(wmat, x.reshape(n, g, c // g, h * w))  # (n, g, og*kh*kw, h*w)
-    cols = cols.reshape(n, o, kh, kw, h, w)
-    full = col2im(xp, cols, (n, o, out_h + pt + pb, out_w + pl + pr), (kh, kw), (sh, sw), (dh, dw))
-    out = full[:, :, pt : pt + out_h, pl : pl + out_w]
-    if bias is not None:
-        out = out + bias.reshape(1, o, 1, 1)
-    return xp.ascontiguousarray(out)
+    out_h = (x.shape[2] - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
+    out_w = (x.shape[3] - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
+    return conv_transpose2d_forward(xp, x, weight, params.get("bias"), *_geometry(attrs), (out_h, out_w))
+
+
+@backward("ConvTranspose2d", keeps=("inputs",))
+def conv_transpose2d_backward(xp, grad, saved, params, attrs):
+    """The input gradient is a convolution of ``grad``; with output_padding >= stride (possible when
+    dilation > stride) it yields extra trailing positions that belong to no input, dropped here."""
+    x = saved.inputs[0]
+    h, w = x.shape[2:]
+    dx = None
+    if saved.need_inputs[0]:
+        dx = conv2d_forward(xp, grad, params["weight"], None, *_geometry(attrs))[:, :, :h, :w]
+    return [dx], _param_grads(xp, saved, grad, x, grad, attrs)

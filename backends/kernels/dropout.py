@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
+from cnngraph.backends.kernels import backward, kernel
+
+
+def _masked(x, keep, p):
+    """Kept elements scaled by 1 / (1 - p): the forward map, and (being linear) its own adjoint."""
+    return x * keep / (1 - p)
 
 
 @kernel("Dropout")
@@ -11,4 +16,12 @@ def dropout(xp, inputs, params, attrs, ctx):
     if not ctx.training:
         return x
     keep = xp.asarray(ctx.rng.random(x.shape) >= p)  # the mask comes from numpy's generator on any backend
-    return x * keep / (1 - p)
+    if ctx.stash is not None:
+        ctx.stash["keep"] = keep
+    return _masked(x, keep, p)
+
+
+@backward("Dropout")
+def dropout_backward(xp, grad, saved, params, attrs):
+    """The forward's own mask: backward never draws again."""
+    return [_masked(grad, saved.stash["keep"], attrs["p"]) if saved.training else grad], {}

@@ -1,8 +1,11 @@
-"""Add and Mul kernels: numpy broadcasting, accumulating in place where the shape allows."""
+"""Add and Mul kernels: numpy broadcasting, accumulating in place where the shape allows.
+
+Their gradients are summed back over the axes an input was broadcast along.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
+from cnngraph.backends.kernels import backward, kernel
 
 
 def _fits(target: tuple, shape: tuple) -> bool:
@@ -24,3 +27,23 @@ def add(xp, inputs, params, attrs, ctx):
 @kernel("Mul")
 def mul(xp, inputs, params, attrs, ctx):
     return inputs[0] * inputs[1]
+
+
+def _unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast, giving back ``shape``."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1
+    )
+    return grad.sum(axis=axes).reshape(shape) if axes else grad
+
+
+@backward("Add")
+def add_backward(xp, grad, saved, params, attrs):
+    return [_unbroadcast(grad, shape) for shape in saved.shapes], {}
+
+
+@backward("Mul", keeps=("inputs",))
+def mul_backward(xp, grad, saved, params, attrs):
+    a, b = saved.inputs
+    return [_unbroadcast(grad * b, a.shape), _unbroadcast(grad * a, b.shape)], {}

@@ -1,15 +1,28 @@
-"""BatchNorm2d (inference and training, PyTorch semantics) and cross-channel LRN."""
+"""BatchNorm2d (inference and training, PyTorch semantics) and cross-channel LRN, with their gradients."""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
+from cnngraph.backends.kernels import backward, kernel
 from cnngraph.errors import CnnGraphError
 from cnngraph.ops.base import fmt_shape
 
 
+def _per_channel(x):
+    """The shape that broadcasts a (C,) vector along axis 1 of ``x``."""
+    return (1, -1) + (1,) * (x.ndim - 2)
+
+
+def _reduced_axes(x):
+    """Every axis but the channels."""
+    return (0, *range(2, x.ndim))
+
+
 @kernel("BatchNorm2d")
 def batch_norm(xp, inputs, params, attrs, ctx):
-    """Normalise with the running statistics, or in training with the batch's (updating the running ones)."""
+    """Normalise with the running statistics, or in training with the batch's (updating the running ones).
+
+    For backward it stashes the statistics it used (mean and 1/std, per channel); the input is kept too.
+    """
     x = inputs[0]
     if ctx.training:
         mean, var = _batch_statistics(xp, x, params, attrs["momentum"])
@@ -17,7 +30,9 @@ def batch_norm(xp, inputs, params, attrs, ctx):
         mean, var = params["running_mean"], params["running_var"]
     scale = params["weight"] / xp.sqrt(var + attrs["eps"])
     shift = params["bias"] - mean * scale
-    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    if ctx.stash is not None:
+        ctx.stash.update(mean=mean, inv_std=1 / xp.sqrt(var + attrs["eps"]))
+    per_channel = _per_channel(x)
     return x * scale.reshape(per_channel) + shift.reshape(per_channel)
 
 
@@ -31,19 +46,60 @@ def _batch_statistics(xp, x, params, momentum):
         raise CnnGraphError(
             f"BatchNorm2d in training needs more than one value per channel, got input shape {fmt_shape(x.shape)}"
         )
-    axes = (0, *range(2, x.ndim))
+    axes = _reduced_axes(x)
     mean, var = x.mean(axis=axes), x.var(axis=axes)
     params["running_mean"][...] = (1 - momentum) * params["running_mean"] + momentum * mean
     params["running_var"][...] = (1 - momentum) * params["running_var"] + momentum * var * (count / (count - 1))
     return mean, var
 
 
+@backward("BatchNorm2d", keeps=("inputs",))
+def batch_norm_backward(xp, grad, saved, params, attrs):
+    """With batch statistics the mean and variance depend on x, which adds the two centring terms;
+    with running statistics the layer is a per-channel affine map."""
+    x, axes = saved.inputs[0], _reduced_axes(grad)
+    per_channel = _per_channel(x)
+    inv_std = saved.stash["inv_std"].reshape(per_channel)
+    x_hat = (x - saved.stash["mean"].reshape(per_channel)) * inv_std
+    grad_bias, grad_weight = grad.sum(axis=axes), (grad * x_hat).sum(axis=axes)
+    dx = None
+    if saved.need_inputs[0]:
+        gain = params["weight"].reshape(per_channel) * inv_std
+        if saved.training:
+            count = x.size // x.shape[1]
+            dx = gain * (grad - (grad_bias.reshape(per_channel) + x_hat * grad_weight.reshape(per_channel)) / count)
+        else:
+            dx = gain * grad
+    return [dx], {"weight": grad_weight, "bias": grad_bias}
+
+
+def _channel_window_sum(xp, v, before, after):
+    """For each channel c, the sum of v over channels c - before .. c + after: one shifted slice per tap."""
+    c = v.shape[1]
+    padded = xp.pad(v, ((0, 0), (before, after), (0, 0), (0, 0)))
+    return sum(padded[:, i : i + c] for i in range(before + after + 1))
+
+
+def _lrn_window(size):
+    """Channels before and after c in its window (ONNX: floor((size-1)/2) before, the rest after)."""
+    before = (size - 1) // 2
+    return before, size - 1 - before
+
+
 @kernel("LRN")
 def lrn(xp, inputs, params, attrs, ctx):
-    """Sum of squares over a channel window, one shifted slice per tap of the window."""
     x, size = inputs[0], attrs["size"]
-    before = (size - 1) // 2
-    squares = xp.pad(x * x, ((0, 0), (before, size - 1 - before), (0, 0), (0, 0)))
-    c = x.shape[1]
-    total = sum(squares[:, i : i + c] for i in range(size))
+    total = _channel_window_sum(xp, x * x, *_lrn_window(size))
     return x / (attrs["k"] + attrs["alpha"] / size * total) ** attrs["beta"]
+
+
+@backward("LRN", keeps=("inputs",))
+def lrn_backward(xp, grad, saved, params, attrs):
+    """y_c = x_c d_c^-beta with d_c = k + alpha/size * (sum of x_i^2 in c's window), so x_j also reaches
+    every y_c whose window holds j: the transposed window (before and after swapped) gathers those."""
+    x, size, beta = saved.inputs[0], attrs["size"], attrs["beta"]
+    before, after = _lrn_window(size)
+    d = attrs["k"] + attrs["alpha"] / size * _channel_window_sum(xp, x * x, before, after)
+    scale = d**-beta
+    spread = _channel_window_sum(xp, grad * x * scale / d, after, before)
+    return [grad * scale - (2 * attrs["alpha"] * beta / size) * x * spread], {}

@@ -1,26 +1,44 @@
-"""Pooling over zero-copy sliding-window views; adaptive pooling as two small averaging GEMMs."""
+"""Pooling over zero-copy sliding-window views; adaptive pooling as two small averaging GEMMs.
+
+Gradients go back through the adjoint of the window view (col2im over the kernel's taps): max
+pooling sends each output's gradient to its argmax (the first maximum, as PyTorch), average pooling
+spreads it evenly over the window.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
-from cnngraph.backends.kernels.windows import pad2d, windows
+from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels.separable import separable, separable_backward
+from cnngraph.backends.kernels.windows import pad2d, unwindows, windows
 from cnngraph.ops.pool import adaptive_bounds, dilation_of, pooled_size
 
 
-def _pool_windows(xp, x, attrs, fill):
-    """(N, C, kh, kw, OH, OW) view of ``x`` padded with ``fill``.
+def _pool_geometry(attrs, hw):
+    """Padding (top, left, bottom, right) and output size of a pool over an input of spatial size ``hw``.
 
     The end padding is extended where ceil_mode lets the last window hang past the padded input.
     """
-    hw, out_hw = x.shape[2:], pooled_size(attrs, x.shape[2:])
-    ksize, stride, dilation = attrs["kernel_size"], attrs["stride"], dilation_of(attrs)
+    out_hw = pooled_size(attrs, hw)
     pt, pl, pb, pr = attrs["padding"]
     ends = [
         max(p_end, (o - 1) * s + d * (k - 1) + 1 - n - p_begin)
-        for n, o, k, s, d, p_begin, p_end in zip(hw, out_hw, ksize, stride, dilation, (pt, pl), (pb, pr))
+        for n, o, k, s, d, p_begin, p_end in zip(
+            hw, out_hw, attrs["kernel_size"], attrs["stride"], dilation_of(attrs), (pt, pl), (pb, pr)
+        )
     ]
-    padded = pad2d(xp, x, (pt, pl, *ends), fill)
-    return windows(xp, padded, ksize, stride, dilation, out_hw)
+    return (pt, pl, *ends), out_hw
+
+
+def _pool_windows(xp, x, attrs, fill):
+    """(N, C, kh, kw, OH, OW) view of ``x`` padded with ``fill``."""
+    pads, out_hw = _pool_geometry(attrs, x.shape[2:])
+    return windows(xp, pad2d(xp, x, pads, fill), attrs["kernel_size"], attrs["stride"], dilation_of(attrs), out_hw)
+
+
+def _unpool(xp, cols, shape, attrs):
+    """Adjoint of ``_pool_windows``: (N, C, kh, kw, OH, OW) columns summed back onto an input of ``shape``."""
+    pads, _ = _pool_geometry(attrs, shape[2:])
+    return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
 
 def _divisor(xp, attrs, hw, out_hw):
@@ -37,7 +55,25 @@ def _divisor(xp, attrs, hw, out_hw):
 
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
-    return _pool_windows(xp, inputs[0], attrs, float("-inf")).max(axis=(2, 3))
+    """In inference a plain max over the window view; for backward, the argmax tap of each window
+    (a small integer) is stashed, which costs one copy of the windows."""
+    view = _pool_windows(xp, inputs[0], attrs, float("-inf"))
+    if ctx.stash is None:
+        return view.max(axis=(2, 3))
+    n, c, kh, kw, oh, ow = view.shape
+    taps = view.reshape(n, c, kh * kw, oh, ow)
+    argmax = taps.argmax(axis=2)
+    ctx.stash["argmax"] = argmax.astype(xp.uint8 if kh * kw <= 256 else xp.int32)
+    return xp.take_along_axis(taps, argmax[:, :, None], axis=2)[:, :, 0]
+
+
+@backward("MaxPool2d")
+def max_pool2d_backward(xp, grad, saved, params, attrs):
+    n, c, oh, ow = grad.shape
+    kh, kw = attrs["kernel_size"]
+    hit = saved.stash["argmax"][:, :, None] == xp.arange(kh * kw).reshape(1, 1, -1, 1, 1)
+    cols = xp.where(hit, grad[:, :, None], 0).reshape(n, c, kh, kw, oh, ow)
+    return [_unpool(xp, cols, saved.shapes[0], attrs)], {}
 
 
 @kernel("AvgPool2d")
@@ -47,9 +83,24 @@ def avg_pool2d(xp, inputs, params, attrs, ctx):
     return total / _divisor(xp, attrs, x.shape[2:], total.shape[2:]).astype(x.dtype)
 
 
+@backward("AvgPool2d")
+def avg_pool2d_backward(xp, grad, saved, params, attrs):
+    shape = saved.shapes[0]
+    n, c, oh, ow = grad.shape
+    share = grad / _divisor(xp, attrs, shape[2:], (oh, ow)).astype(grad.dtype)
+    cols = xp.broadcast_to(share[:, :, None, None], (n, c, *attrs["kernel_size"], oh, ow))
+    return [_unpool(xp, cols, shape, attrs)], {}
+
+
 @kernel("GlobalAvgPool")
 def global_avg_pool(xp, inputs, params, attrs, ctx):
     return inputs[0].mean(axis=(2, 3), keepdims=True)
+
+
+@backward("GlobalAvgPool")
+def global_avg_pool_backward(xp, grad, saved, params, attrs):
+    shape = saved.shapes[0]
+    return [xp.broadcast_to(grad / (shape[2] * shape[3]), shape)], {}
 
 
 def _averaging_matrix(xp, size, out, dtype):
@@ -60,11 +111,18 @@ def _averaging_matrix(xp, size, out, dtype):
     return (((cols >= start) & (cols < end)) / (end - start)).astype(dtype)
 
 
+def _adaptive_matrices(xp, hw, attrs, dtype):
+    return [_averaging_matrix(xp, n, o, dtype) for n, o in zip(hw, attrs["output_size"])]
+
+
 @kernel("AdaptiveAvgPool2d")
 def adaptive_avg_pool2d(xp, inputs, params, attrs, ctx):
     """Cells are separable, so rows then columns: A_h @ x @ A_w^T."""
     x = inputs[0]
-    (h, w), (oh, ow) = x.shape[2:], attrs["output_size"]
-    rows = _averaging_matrix(xp, h, oh, x.dtype)
-    cols = _averaging_matrix(xp, w, ow, x.dtype)
-    return xp.matmul(xp.matmul(rows, x), cols.T)
+    return separable(xp, x, *_adaptive_matrices(xp, x.shape[2:], attrs, x.dtype))
+
+
+@backward("AdaptiveAvgPool2d")
+def adaptive_avg_pool2d_backward(xp, grad, saved, params, attrs):
+    rows, cols = _adaptive_matrices(xp, saved.shapes[0][2:], attrs, grad.dtype)
+    return [separable_backward(xp, grad, rows, cols)], {}

@@ -1,8 +1,13 @@
-"""Upsample as gathers along H then W with index arrays (bilinear is separable): no per-pixel loops."""
+"""Upsample as gathers along H then W with index arrays (bilinear is separable): no per-pixel loops.
+
+Resizing is linear and acts on each axis separately, so its gradient is the transposed per-axis
+matrix (one-hot rows for nearest, two weights per row for bilinear) applied to the output gradient.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import kernel
+from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels.separable import one_hot, separable_backward
 from cnngraph.ops.resize import size_given
 
 
@@ -48,3 +53,21 @@ def upsample(xp, inputs, params, attrs, ctx):
         else:
             x = _lerp(xp, x, axis, *_linear_taps(xp, n, o, scale, attrs["align_corners"]))
     return x
+
+
+def _axis_matrix(xp, n, o, scale, attrs, dtype):
+    """(o, n) matrix of the resize along one axis: output i = row i . input."""
+    if attrs["mode"] == "nearest":
+        return one_hot(xp, _nearest_index(xp, n, o, scale), n, dtype)
+    left, right, weight = _linear_taps(xp, n, o, scale, attrs["align_corners"])
+    weight = weight.astype(dtype)[:, None]
+    return one_hot(xp, left, n, dtype) * (1 - weight) + one_hot(xp, right, n, dtype) * weight
+
+
+@backward("Upsample")
+def upsample_backward(xp, grad, saved, params, attrs):
+    rows, cols = (
+        _axis_matrix(xp, n, o, scale, attrs, grad.dtype)
+        for n, o, scale in zip(saved.shapes[0][2:], attrs["size"], attrs["scale_factor"])
+    )
+    return [separable_backward(xp, grad, rows, cols)], {}

@@ -1,7 +1,8 @@
 """Sliding-window views (im2col) and their scatter-add inverse (col2im), shared by conv and pooling.
 
 The views are zero-copy ``as_strided`` windows; callers reshape them into GEMM operands, which
-makes exactly one copy. No Python loop runs over pixels or channels; col2im loops over the
+makes exactly one copy. ``unwindows`` is the adjoint of padding then windowing, the way back for
+transposed convolution and for the gradients of convolution and pooling. No Python loop runs over pixels or channels; col2im loops over the
 kernel's taps only.
 """
 
@@ -40,3 +41,12 @@ def col2im(xp, cols, out_shape, kernel, stride, dilation):
             r0, c0 = ki * dh, kj * dw
             out[:, :, r0 : r0 + (h - 1) * sh + 1 : sh, c0 : c0 + (w - 1) * sw + 1 : sw] += cols[:, :, ki, kj]
     return out
+
+
+def unwindows(xp, cols, shape, pads, kernel, stride, dilation):
+    """Adjoint of ``windows(pad2d(x, pads))``: scatter-add (N, C, kh, kw, OH, OW) columns onto an
+    (N, C, H, W) array of ``shape``; what lands in the padding is dropped."""
+    n, c, h, w = shape
+    pt, pl, pb, pr = pads
+    full = col2im(xp, cols, (n, c, h + pt + pb, w + pl + pr), kernel, stride, dilation)
+    return full[:, :, pt : pt + h, pl : pl + w]

@@ -1,5 +1,9 @@
 """Common-subexpression elimination: two nodes with the same op, inputs, attributes and equal
-parameters compute the same value, so the later one is replaced by the earlier."""
+parameters compute the same value, so the later one is replaced by the earlier.
+
+In a training graph, nodes with parameters are never merged: two layers that are equal at
+initialisation are still two layers.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ def cse(graph: Graph) -> Outcome:
     out = Outcome()
     seen: dict[str, str] = {}
     for node in list(graph.nodes):
-        if node.op in RANDOM_OPS and graph.training:
-            continue
+        if graph.training and (node.op in RANDOM_OPS or node.params):
+            continue  # random masks differ; parameters equal now will diverge as they train
         key = _key(graph, node)
         if key not in seen:
             seen[key] = node.name
