@@ -13,6 +13,7 @@ import numpy as np
 from cnngraph.backends.kernels import RunContext, get_kernel
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import BATCH, Graph
+from cnngraph.memory import last_uses
 from cnngraph.ops.base import fmt_shape
 
 DTYPES = ("float32", "float64")
@@ -35,17 +36,7 @@ class Executor:
             (node, get_kernel(node.op), {role: self.params[key] for role, key in node.params.items()})
             for node in graph.nodes
         ]
-        self._last_use = self._lifetimes()
-
-    def _lifetimes(self) -> dict[str, int]:
-        """Index of the last step that reads each value; outputs live to the end."""
-        last: dict[str, int] = {}
-        for i, node in enumerate(self.graph.nodes):
-            for v in node.inputs:
-                last[v] = i
-        for v in self.graph.outputs:
-            last[v] = len(self.graph.nodes)
-        return last
+        self._last_use = last_uses(graph)  # each value is freed after its last reader
 
     def run(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
         values = self._bind_inputs(inputs)
