@@ -41,6 +41,18 @@ def _unpool(xp, cols, shape, attrs):
     return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
 
+def _reduce_taps(view, ufunc):
+    """Reduce the (kh, kw) window axes one tap at a time: each tap is a strided (N, C, OH, OW) slice,
+    which streams several times faster than one reduction over two non-contiguous axes."""
+    out = view[:, :, 0, 0].copy()
+    kh, kw = view.shape[2:4]
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                ufunc(out, view[:, :, i, j], out=out)
+    return out
+
+
 def _divisor(xp, attrs, hw, out_hw):
     """Elements each window averages: the window clipped to the padded input (count_include_pad) or to
     the real input (without). A (OH, OW) outer product of per-axis counts."""
@@ -59,7 +71,7 @@ def max_pool2d(xp, inputs, params, attrs, ctx):
     (a small integer) is stashed, which costs one copy of the windows."""
     view = _pool_windows(xp, inputs[0], attrs, float("-inf"))
     if ctx.stash is None:
-        return view.max(axis=(2, 3))
+        return _reduce_taps(view, xp.maximum)
     n, c, kh, kw, oh, ow = view.shape
     taps = view.reshape(n, c, kh * kw, oh, ow)
     argmax = taps.argmax(axis=2)
@@ -79,7 +91,7 @@ def max_pool2d_backward(xp, grad, saved, params, attrs):
 @kernel("AvgPool2d")
 def avg_pool2d(xp, inputs, params, attrs, ctx):
     x = inputs[0]
-    total = _pool_windows(xp, x, attrs, 0.0).sum(axis=(2, 3))
+    total = _reduce_taps(_pool_windows(xp, x, attrs, 0.0), xp.add)
     return total / _divisor(xp, attrs, x.shape[2:], total.shape[2:]).astype(x.dtype)
 
 
