@@ -31,7 +31,8 @@ class Executor:
         self.xp = xp
         self.dtype = np.dtype(dtype)
         self.ctx = RunContext(training=graph.training, rng=np.random.default_rng(seed))
-        self.params = {k: xp.asarray(v, dtype=self.dtype) for k, v in graph.params.items()}
+        # Private copies: training updates them in place, and the user's graph must not change.
+        self.params = {k: xp.array(v, dtype=self.dtype) for k, v in graph.params.items()}
         self._steps = [
             (node, get_kernel(node.op), {role: self.params[key] for role, key in node.params.items()})
             for node in graph.nodes

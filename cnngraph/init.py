@@ -21,30 +21,30 @@ def initialize(spec: ParamSpec, key: str, seed: int = 0, dtype=np.float32) -> np
     """A fresh array for ``spec``; ``key`` is the parameter's name in the graph."""
     rng = param_rng(seed, key)
     shape, fan_in, fan_out = spec.shape, max(spec.fan_in, 1), max(spec.fan_out, 1)
+    dtype = np.dtype(dtype)
+    # Draw in the target dtype: VGG's 138M weights would otherwise pass through float64.
+    normal = lambda std: rng.standard_normal(shape, dtype=dtype) * dtype.type(std)  # noqa: E731
+    uniform = lambda bound: (rng.random(shape, dtype=dtype) * 2 - 1) * dtype.type(bound)  # noqa: E731
     init = spec.init
     if init == "zeros":
-        out = np.zeros(shape)
-    elif init == "ones":
-        out = np.ones(shape)
-    elif init == "he":  # Kaiming normal, fan_in, for ReLU networks
-        out = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
-    elif init == "he_fan_out":  # torchvision's ResNet/VGG convs
-        out = rng.normal(0.0, np.sqrt(2.0 / fan_out), shape)
-    elif init == "glorot":  # Xavier uniform
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        out = rng.uniform(-limit, limit, shape)
-    elif init == "lecun":  # LeCun normal
-        out = rng.normal(0.0, np.sqrt(1.0 / fan_in), shape)
-    elif init in ("torch", "torch_bias"):  # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
-        bound = 1.0 / np.sqrt(fan_in)
-        out = rng.uniform(-bound, bound, shape)
-    elif init == "normal_0.01":
-        out = rng.normal(0.0, 0.01, shape)
-    elif init == "bilinear":
-        out = bilinear_kernel(shape)
-    else:
-        raise ValueError(f"unknown initialiser '{init}' for parameter '{key}'")
-    return out.astype(dtype)
+        return np.zeros(shape, dtype)
+    if init == "ones":
+        return np.ones(shape, dtype)
+    if init == "he":  # Kaiming normal, fan_in, for ReLU networks
+        return normal(np.sqrt(2.0 / fan_in))
+    if init == "he_fan_out":  # torchvision's ResNet/VGG convs
+        return normal(np.sqrt(2.0 / fan_out))
+    if init == "glorot":  # Xavier uniform
+        return uniform(np.sqrt(6.0 / (fan_in + fan_out)))
+    if init == "lecun":  # LeCun normal
+        return normal(np.sqrt(1.0 / fan_in))
+    if init in ("torch", "torch_bias"):  # PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+        return uniform(1.0 / np.sqrt(fan_in))
+    if init == "normal_0.01":
+        return normal(0.01)
+    if init == "bilinear":
+        return bilinear_kernel(shape).astype(dtype)
+    raise ValueError(f"unknown initialiser '{init}' for parameter '{key}'")
 
 
 def bilinear_kernel(shape: tuple[int, ...]) -> np.ndarray:

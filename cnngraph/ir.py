@@ -152,8 +152,18 @@ class Graph:
         return g
 
     def copy(self) -> "Graph":
-        """A deep copy of structure; parameters are copied too, so passes may fold freely."""
-        return copy.deepcopy(self)
+        """A deep copy of the structure sharing the parameter arrays (in a new dict).
+
+        Passes replace parameter arrays, never write into them, so sharing is safe and copying
+        VGG's 138M weights is avoided; executors take private copies of what they run.
+        """
+        params, self.params = self.params, {}
+        try:
+            clone = copy.deepcopy(self)
+        finally:
+            self.params = params
+        clone.params = dict(params)
+        return clone
 
     # -- checking ----------------------------------------------------------------
     def verify(self) -> "Graph":
