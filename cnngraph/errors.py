@@ -32,3 +32,24 @@ class ModelFileError(CnnGraphError):
 
 class UnknownModelError(CnnGraphError):
     """A model name that is not in the zoo and not a path."""
+
+
+class DataError(CnnGraphError):
+    """A dataset that cannot be read: missing files, wrong magic numbers, shapes or labels."""
+
+
+class TrainingError(CnnGraphError):
+    """A training setting or state that cannot work: bad hyper-parameters, targets, checkpoints, a diverged loss."""
+
+
+class OnnxImportError(ModelFileError):
+    """An ONNX file cnngraph cannot import: corrupt, cyclic, missing an initializer, or using an op,
+    dtype or dynamic shape the IR cannot represent. Names the node, its op type and what is supported."""
+
+
+class OnnxExportError(CnnGraphError):
+    """A graph that cannot be written as ONNX: an op without a mapping, an opset out of range."""
+
+
+class OnnxVerifyError(OnnxExportError):
+    """An exported model whose onnxruntime output differs from the NumPy executor's past the tolerance."""

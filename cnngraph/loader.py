@@ -1,4 +1,4 @@
-"""Turn what a user types as MODEL into a Graph: a zoo name, ``file.py:function`` or a ``.cng`` file."""
+"""Turn what a user types as MODEL into a Graph: a zoo name, ``file.py:function``, a ``.cng`` or ``.onnx`` file."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ def load_model(spec: str, **build_kwargs) -> Graph:
     """Resolve ``spec``; ``build_kwargs`` (num_classes, input_size, ...) go to zoo and file builders."""
     if spec.endswith(".cng"):
         return io.load(spec)
+    if spec.endswith(".onnx"):
+        if build_kwargs:
+            raise CnnGraphError(f"{spec}: {', '.join(sorted(build_kwargs))} apply to zoo and file builders; "
+                                "an ONNX file has its shapes fixed")
+        from cnngraph.frontends import onnx_import
+
+        return onnx_import.load(spec)
     if ".py:" in spec:
         return _from_python_file(spec, build_kwargs)
     from cnngraph import models

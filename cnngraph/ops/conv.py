@@ -7,6 +7,7 @@ import math
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
+from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 
 INITS = ("he", "he_fan_out", "glorot", "lecun", "torch", "normal_0.01", "bilinear", "zeros")
 
@@ -158,3 +159,74 @@ def _same_pads(hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
         begin.append(total // 2)
         end.append(total - total // 2)
     return (begin[0], begin[1], end[0], end[1])
+
+
+def onnx_auto_pads(auto_pad: str, hw, kernel, stride, dilation) -> tuple[int, int, int, int] | None:
+    """Explicit pads for ONNX ``auto_pad`` of a Conv or pool; None for NOTSET (the pads attribute holds).
+
+    SAME_UPPER puts the odd pixel at the end, SAME_LOWER at the start.
+    """
+    if auto_pad == "NOTSET":
+        return None
+    if auto_pad == "VALID":
+        return (0, 0, 0, 0)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ValueError(f"auto_pad {auto_pad!r} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
+    t, l, b, r = _same_pads(hw, kernel, stride, dilation)
+    return (t, l, b, r) if auto_pad == "SAME_UPPER" else (b, r, t, l)
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _conv_load(ctx, node, spec):
+    a = node.attrs
+    auto = a.get("auto_pad", "NOTSET")
+    pads = ctx.attempt(node, onnx_auto_pads, auto, ctx.image(node, 0)[2:], ctx.constant(node, 1).shape[2:],
+                       a.get("strides", (1, 1)), a.get("dilations", (1, 1))) if auto != "NOTSET" else None
+    ctx.import_table(node, spec, consumed=("auto_pad",), **({} if pads is None else {"padding": pads}))
+
+
+def _conv_transpose_load(ctx, node, spec):
+    """``output_shape`` and SAME auto_pad decide the pads from the output size (ONNX ConvTranspose-11)."""
+    a = node.attrs
+    auto = a.get("auto_pad", "NOTSET")
+    if "output_shape" not in a and auto in ("NOTSET", "VALID"):
+        return ctx.import_table(node, spec, consumed=("auto_pad",), **({"padding": 0} if auto == "VALID" else {}))
+    hw = ctx.image(node, 0)[2:]
+    strides = a.get("strides", (1, 1))
+    want = a.get("output_shape", [n * s for n, s in zip(hw, strides)])[-2:]
+    total = [
+        s * (n - 1) + op + (k - 1) * d + 1 - o
+        for n, s, op, k, d, o in zip(hw, strides, a.get("output_padding", (0, 0)), ctx.constant(node, 1).shape[2:],
+                                     a.get("dilations", (1, 1)), want)
+    ]
+    if min(total) < 0:
+        raise ctx.fail(node, f"output_shape {list(want)} is larger than the input allows without output_padding")
+    begin = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+    pads = (*begin, *(t - b for t, b in zip(total, begin)))
+    ctx.import_table(node, spec, consumed=("auto_pad", "output_shape"), padding=pads)
+
+
+def _conv_derive(attrs, params, in_types):
+    weight = params["weight"]
+    return {"out_channels": weight.shape[0], "kernel_size": weight.shape[2:], "bias": "bias" in params}
+
+
+def _conv_transpose_derive(attrs, params, in_types):
+    """The (C_in, O/g, kh, kw) weight holds out_channels per group."""
+    return {**_conv_derive(attrs, params, in_types), "out_channels": params["weight"].shape[1] * attrs.get("groups", 1)}
+
+
+WINDOW_ATTRS = (
+    OnnxAttr("kernel_size", "kernel_shape", as_list),
+    OnnxAttr("stride", "strides", as_list),
+    OnnxAttr("padding", "pads", as_list),
+    OnnxAttr("dilation", "dilations", as_list),
+)
+GROUPS = OnnxAttr("groups", "group")
+ONNX = onnx_table(
+    OnnxOp("Conv2d", "Conv", (*WINDOW_ATTRS, GROUPS), ("weight", "bias"), derive=_conv_derive, load=_conv_load),
+    OnnxOp("ConvTranspose2d", "ConvTranspose", (*WINDOW_ATTRS, OnnxAttr("output_padding", "output_padding", as_list),
+                                                  GROUPS),
+           ("weight", "bias"), derive=_conv_transpose_derive, load=_conv_transpose_load),
+)

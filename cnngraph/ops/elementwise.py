@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from cnngraph.ir import BATCH, TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, fmt_shape
+from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
 
 
 def _broadcast(shapes: list[tuple]) -> tuple | None:
@@ -54,3 +57,47 @@ class Mul(_Broadcasting):
     def macs(self, attrs, inputs, output):
         """One multiply per output element."""
         return output.per_sample()
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _add_export(ex, node, spec):
+    """ONNX Add is binary; three or more summands are a Sum."""
+    ex.export_table(node, spec, op_type="Add" if len(node.inputs) == 2 else "Sum")
+
+
+def _sum_load(ctx, node):
+    values = [ctx.value(node, i) for i in range(len(node.inputs))]
+    if len(values) == 1:
+        return ctx.bind(node, values[0])
+    return ctx.emit(node, "Add", values)
+
+
+def _negated(ctx, node, i) -> str:
+    """-input i: a negated constant, or the runtime value times -1."""
+    if ctx.is_constant(node, i):
+        return ctx.constant_value(node, -ctx.constant(node, i), f"neg{i}")
+    return ctx.emit(node, "Mul", [ctx.value(node, i), ctx.constant_value(node, np.float32(-1), "minus_one")],
+                    output=f"neg{i}")
+
+
+def _sub_load(ctx, node):
+    """a - b = a + (-b)."""
+    ctx.emit(node, "Add", [ctx.value(node, 0), _negated(ctx, node, 1)])
+
+
+def _div_load(ctx, node):
+    """a / b = a * (1 / b) for a constant b; the IR has no element-wise division of runtime values."""
+    if not ctx.is_constant(node, 1):
+        raise ctx.fail(node, "supported: division by a constant (a runtime divisor has no IR op)")
+    divisor = ctx.constant(node, 1)
+    if not np.issubdtype(divisor.dtype, np.floating):
+        raise ctx.fail(node, f"divisor of type {divisor.dtype}; supported: float divisors")
+    ctx.emit(node, "Mul", [ctx.value(node, 0), ctx.constant_value(node, 1 / divisor, "reciprocal")])
+
+
+ONNX = onnx_table(
+    OnnxOp("Add", "Add", data=None, export=_add_export),
+    OnnxOp("Mul", "Mul", data=None),
+    imports={"Sum": _sum_load, "Sub": _sub_load, "Div": _div_load},
+)

@@ -8,11 +8,12 @@ activation op can be fused and its schema validates the fused attributes.
 
 from __future__ import annotations
 
-from cnngraph.ir import TensorType
+from cnngraph.ir import Node, TensorType
 from cnngraph.ops import get_op, register
 from cnngraph.ops.base import fmt_shape
 from cnngraph.ops.conv import Conv2d
 from cnngraph.ops.linear import Linear
+from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
 
 FUSABLE_ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "Clip", "Sigmoid", "Tanh")
 FUSED_DEFAULTS = {"activation": None, "activation_attrs": {}, "residual": False}
@@ -77,3 +78,24 @@ class FusedLinear(_Fused, Linear):
     name = "FusedLinear"
     arity = (1, 2)
     defaults = {**Linear.defaults, **FUSED_DEFAULTS}
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _export(ex, node, spec):
+    """Standard ONNX has no fused ops: the base op, then an Add of the residual, then the activation,
+    each exported through its own mapping; the last part writes the node's output."""
+    a = node.attrs
+    base = {k: v for k, v in a.items() if k not in FUSED_DEFAULTS}
+    parts = [(node.op.removeprefix("Fused"), node.inputs[:1], base, node.params)]
+    if a["residual"]:
+        parts.append(("Add", node.inputs[1:], {}, {}))
+    if a["activation"]:
+        parts.append((a["activation"], [], a["activation_attrs"], {}))
+    value = []
+    for i, (op, inputs, attrs, params) in enumerate(parts):
+        name = node.name if i == len(parts) - 1 else f"{node.name}/{op.lower()}"
+        value = [ex.emit(Node(name, op, value + inputs, attrs, params, node.type))]
+
+
+ONNX = onnx_table(OnnxOp("FusedConv2d", None, export=_export), OnnxOp("FusedLinear", None, export=_export))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, Window, fmt_shape
 from cnngraph.ops.conv import INITS as CONV_INITS
+from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
+from cnngraph.ops.pool import adaptive_pool_load
 
 INITS = tuple(i for i in CONV_INITS if i != "bilinear")  # bilinear kernels are 4-D only
 
@@ -47,3 +51,54 @@ class Linear(Op):
 
     def window(self, attrs, inputs):
         return Window(global_=True)
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _gemm_load(ctx, node, spec):
+    """alpha * A @ op(B) + beta * C: transB=0 transposes the weight, alpha and beta fold into weight and bias.
+
+    A weight or bias used as stored keeps its initializer's name.
+    """
+    a = node.attrs
+    if a.get("transA", 0):
+        raise ctx.fail(node, "transA=1 would put the batch on the second axis; supported: transA=0")
+    alpha, beta, trans_b = a.get("alpha", 1.0), a.get("beta", 1.0), a.get("transB", 0)
+    weight = ctx.initializer(node, 1)
+    if not trans_b or alpha != 1:
+        weight = (weight.value if trans_b else weight.value.T) * np.float32(alpha)
+    out = ctx.array(weight).shape[0]
+    x = ctx.value(node, 0)
+    params = {"weight": weight}
+    if ctx.has_input(node, 2) and not ctx.is_constant(node, 2):
+        if beta != 1:
+            raise ctx.fail(node, f"beta={beta} with a runtime C; supported: beta=1, or a constant C")
+        y = ctx.emit(node, "Linear", [x], {"out_features": out, "bias": False}, params, output="gemm")
+        return ctx.emit(node, "Add", [y, ctx.value(node, 2)])
+    if ctx.has_input(node, 2):
+        bias = ctx.initializer(node, 2)
+        c = bias.value
+        if c.shape not in ((), (1,), (out,), (1, 1), (1, out)):
+            raise ctx.fail(node, f"C of shape {c.shape} is not one bias per output; supported: (), (1,), ({out},), "
+                                 f"(1, {out})")
+        params["bias"] = bias if beta == 1 and c.shape == (out,) else np.broadcast_to(c * np.float32(beta), (1, out))[0]
+    ctx.emit(node, "Linear", [x], {"out_features": out, "bias": "bias" in params}, params)
+
+
+def _matmul_load(ctx, node):
+    """x @ W with a constant W is a Linear layer; averaging matrices on H or W are adaptive average pools."""
+    runtime_x = ctx.is_constant(node, 1) and not ctx.is_constant(node, 0)
+    if runtime_x and ctx.type(node, 0).rank == 2 and ctx.constant(node, 1).ndim == 2:
+        weight = ctx.constant(node, 1).T
+        return ctx.emit(node, "Linear", [ctx.value(node, 0)], {"out_features": weight.shape[0], "bias": False},
+                        {"weight": weight})
+    if adaptive_pool_load(ctx, node):
+        return None
+    raise ctx.fail(node, "supported: x @ W with a runtime 2-D x and a constant 2-D W (a Linear layer), or "
+                         "adaptive average pooling written as constant averaging matrices on H or W")
+
+
+ONNX = onnx_table(
+    OnnxOp("Linear", "Gemm", params=("weight", "bias"), fixed={"transB": 1}, load=_gemm_load),
+    imports={"MatMul": _matmul_load},
+)

@@ -6,6 +6,7 @@ import math
 
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, fmt_shape
+from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, as_float, onnx_table
 
 
 
@@ -63,3 +64,34 @@ class LRN(Op):
     def macs(self, attrs, inputs, output):
         """``size`` multiply-adds per element for the windowed sum of squares."""
         return attrs["size"] * output.per_sample()
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _batch_norm_export(ex, node, spec):
+    """Training mode (opset 14+) needs the updated running statistics as outputs too."""
+    extra = [f"{node.name}/running_mean", f"{node.name}/running_var"] if ex.training else []
+    ex.export_table(node, spec, outputs=[node.name, *extra])
+
+
+def _batch_norm_load(ctx, node, spec):
+    """Before opset 14, training mode is told by the extra outputs (mean, var, saved mean, saved var)."""
+    if not node.attrs.get("spatial", 1):
+        raise ctx.fail(node, "spatial=0 (statistics per element, not per channel); supported: spatial=1")
+    training = node.opset < 14 and len([o for o in node.outputs if o]) > 1
+    ctx.import_table(node, spec, consumed=("spatial",), **({TRAINING: True} if training else {}))
+
+
+ONNX = onnx_table(
+    OnnxOp("BatchNorm2d", "BatchNormalization", (
+        OnnxAttr("eps", "epsilon", load=as_float, default=1e-5),
+        OnnxAttr("momentum", "momentum", save=lambda m: 1 - m, load=lambda m: as_float(1 - m), default=0.9),
+        OnnxAttr(TRAINING, "training_mode", save=int, load=bool, default=0),
+    ), ("weight", "bias", "running_mean", "running_var"), export=_batch_norm_export, load=_batch_norm_load),
+    OnnxOp("LRN", "LRN", (
+        OnnxAttr("size", "size"),
+        OnnxAttr("alpha", "alpha", load=as_float, default=1e-4),
+        OnnxAttr("beta", "beta", load=as_float, default=0.75),
+        OnnxAttr("k", "bias", load=as_float, default=1.0),
+    )),
+)

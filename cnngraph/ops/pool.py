@@ -6,9 +6,13 @@ element, so pools show up in cost tables next to the convolutions they sit betwe
 
 from __future__ import annotations
 
+import numpy as np
+
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, Window, conv_out, fmt_shape
+from cnngraph.ops.conv import onnx_auto_pads
+from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 
 
 def pool_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1,
@@ -152,3 +156,78 @@ class AdaptiveAvgPool2d(Op):
         kernel = tuple(max(e - s for s, e in cells) for cells in self._cells(attrs, inputs))
         stride = tuple(n / o for n, o in zip(inputs[0].shape[2:], attrs["output_size"]))
         return Window(kernel, stride)
+
+
+def adaptive_matrix(size: int, out: int) -> np.ndarray:
+    """(out, size) float32 matrix whose row i averages adaptive cell i: A @ x pools one axis."""
+    m = np.zeros((out, size), np.float32)
+    for i, (s, e) in enumerate(adaptive_bounds(size, out)):
+        m[i, s:e] = 1 / (e - s)
+    return m
+
+
+# -- ONNX --------------------------------------------------------------------------------
+
+def _pool_load(ctx, node, spec):
+    a = node.attrs
+    auto = a.get("auto_pad", "NOTSET")
+    pads = ctx.attempt(node, onnx_auto_pads, auto, ctx.image(node, 0)[2:], a.get("kernel_shape"),
+                       a.get("strides", (1, 1)), a.get("dilations", (1, 1))) if auto != "NOTSET" else None
+    ctx.import_table(node, spec, consumed=("auto_pad",), **({} if pads is None else {"padding": pads}))
+
+
+def _global_max_pool_load(ctx, node):
+    ctx.emit(node, "MaxPool2d", [ctx.value(node, 0)], {"kernel_size": ctx.image(node, 0)[2:]})
+
+
+def _adaptive_export(ex, node, spec):
+    """Standard ONNX has no adaptive pooling: a global pool, an average pool when the cells are equal,
+    else averaging matrices on H (rows @ x) and W (x @ cols), whichever axes need them."""
+    (h, w), (oh, ow) = ex.type(node.inputs[0]).shape[2:], node.attrs["output_size"]
+    x = node.inputs[0]
+    if (oh, ow) == (1, 1):
+        return ex.add_node("GlobalAveragePool", [x], [node.name], node.name)
+    if h % oh == 0 and w % ow == 0:
+        k = [h // oh, w // ow]
+        return ex.add_node("AveragePool", [x], [node.name], node.name, kernel_shape=k, strides=k)
+    pool_rows, pool_cols = h != oh, w != ow
+    if pool_rows:
+        out = f"{node.name}/pooled_rows" if pool_cols else node.name
+        x = ex.add_node("MatMul", [ex.initializer(f"{node.name}/rows", adaptive_matrix(h, oh)), x], [out], out)
+    if pool_cols:
+        cols = ex.initializer(f"{node.name}/cols", adaptive_matrix(w, ow).T)
+        ex.add_node("MatMul", [x, cols], [node.name], node.name)
+
+
+def adaptive_pool_load(ctx, node) -> bool:
+    """MatMul of a runtime (N, C, H, W) with a constant averaging matrix: an adaptive pool of one axis."""
+    left, right = (ctx.is_constant(node, i) for i in (0, 1))
+    if left == right:
+        return False
+    x = 1 if left else 0
+    if ctx.type(node, x).rank != 4 or ctx.constant(node, 1 - x).ndim != 2:
+        return False
+    _, _, h, w = ctx.type(node, x).shape
+    m = ctx.constant(node, 1 - x) if left else ctx.constant(node, 1 - x).T
+    size = (m.shape[0], w) if left else (h, m.shape[0])
+    if m.shape[1] != (h if left else w) or not np.allclose(m, adaptive_matrix(m.shape[1], m.shape[0]), atol=1e-6):
+        return False
+    ctx.emit(node, "AdaptiveAvgPool2d", [ctx.value(node, x)], {"output_size": size})
+    return True
+
+
+POOL_ATTRS = (
+    OnnxAttr("kernel_size", "kernel_shape", as_list),
+    OnnxAttr("stride", "strides", as_list, default=[1, 1]),
+    OnnxAttr("padding", "pads", as_list),
+    OnnxAttr("ceil_mode", "ceil_mode", int, bool, default=0),
+)
+ONNX = onnx_table(
+    OnnxOp("MaxPool2d", "MaxPool", (*POOL_ATTRS, OnnxAttr("dilation", "dilations", as_list)),
+           ignore=("storage_order",), load=_pool_load),
+    OnnxOp("AvgPool2d", "AveragePool", (*POOL_ATTRS, OnnxAttr("count_include_pad", "count_include_pad", int, bool,
+                                                              default=0)), load=_pool_load),
+    OnnxOp("GlobalAvgPool", "GlobalAveragePool"),
+    OnnxOp("AdaptiveAvgPool2d", None, export=_adaptive_export),
+    imports={"GlobalMaxPool": _global_max_pool_load},
+)

@@ -8,10 +8,14 @@ text form read whichever they need. The kernel tells the two apart by ``scale ==
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+
+import numpy as np
 
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, Window, fmt_shape
+from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
 
 MODES = ("nearest", "bilinear")
 
@@ -83,3 +87,121 @@ class Upsample(Op):
             stride = tuple(1 / s for s in attrs["scale_factor"])
             first = tuple(r / 2 - 0.5 for r in stride)
         return Window((kernel, kernel), stride, tuple((kernel - 1) / 2 - c for c in first))
+
+
+# -- ONNX --------------------------------------------------------------------------------
+# Upsample exports as Resize: nearest is asymmetric + floor, bilinear is pytorch_half_pixel (or
+# align_corners). Import accepts any nearest rules that pick the same pixels for the given sizes.
+
+def _resize_export(ex, node, spec):
+    a = node.attrs
+    t = ex.type(node.inputs[0])
+    if a["mode"] == "nearest":
+        rules = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        transform = "align_corners" if a["align_corners"] else "pytorch_half_pixel"
+        rules = dict(mode="linear", coordinate_transformation_mode=transform)
+    inputs = [node.inputs[0], ""]
+    if all(size_given(o, n, s) for o, n, s in zip(a["size"], t.shape[2:], a["scale_factor"])):
+        inputs += ["", _runtime_sizes(ex, node, a["size"])]
+        rules.update({"axes": [2, 3]} if ex.opset >= 18 else {})
+    else:
+        inputs.append(ex.initializer(f"{node.name}/scales", np.array([1, 1, *a["scale_factor"]])))
+    ex.add_node("Resize", inputs, [node.name], node.name, **rules)
+
+
+def _runtime_sizes(ex, node, size) -> str:
+    """Resize's ``sizes`` covers every axis before opset 18 (which has ``axes``): the batch and
+    channels come from Shape at run time, so no batch size is baked in."""
+    hw = ex.initializer(f"{node.name}/size", np.array(size, np.int64))
+    if ex.opset >= 18:
+        return hw
+    shape = ex.add_node("Shape", [node.inputs[0]], [f"{node.name}/shape"], f"{node.name}/shape")
+    begin, end = (ex.initializer(f"{node.name}/{k}", np.array([v], np.int64)) for k, v in (("begin", 0), ("end", 2)))
+    nc = ex.add_node("Slice", [shape, begin, end], [f"{node.name}/nc"], f"{node.name}/nc")
+    return ex.add_node("Concat", [nc, hw], [f"{node.name}/sizes"], f"{node.name}/sizes", axis=0)
+
+
+def _source_index(transform: str, rounding: str, n: int, o: int, scale: Fraction) -> list[int]:
+    """The input pixel each output pixel copies under ONNX Resize's nearest rules, in exact arithmetic."""
+    half = Fraction(1, 2)
+    rounds = {"floor": math.floor, "ceil": math.ceil, "round_prefer_floor": lambda v: math.ceil(v - half),
+              "round_prefer_ceil": lambda v: math.floor(v + half)}
+    sources = {
+        "asymmetric": lambda x: x / scale,
+        "half_pixel": lambda x: (x + half) / scale - half,
+        "pytorch_half_pixel": lambda x: (x + half) / scale - half if o > 1 else Fraction(0),
+        "tf_half_pixel_for_nn": lambda x: (x + half) / scale,
+        "align_corners": lambda x: Fraction(x * (n - 1), o - 1) if o > 1 else Fraction(0),
+    }
+    if transform not in sources or rounding not in rounds:
+        raise KeyError(transform if transform not in sources else rounding)
+    return [min(max(rounds[rounding](sources[transform](x)), 0), n - 1) for x in range(o)]
+
+
+def _resize_load(ctx, node):
+    a = node.attrs
+    c = ctx.image(node, 0)[1]
+    if node.opset < 11:
+        return _load_resize(ctx, node, a.get("mode", "nearest"), "asymmetric", "floor", ctx.constant(node, 1), None)
+    axes = [int(ax) % 4 for ax in a.get("axes", range(4))]
+    if axes not in ([0, 1, 2, 3], [2, 3]):
+        raise ctx.fail(node, f"axes {a['axes']}; supported: all four, or H and W")
+    if a.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise ctx.fail(node, f"keep_aspect_ratio_policy {a['keep_aspect_ratio_policy']!r}; supported: 'stretch'")
+    scales = ctx.constant(node, 2) if ctx.has_input(node, 2) and ctx.constant(node, 2).size else None
+    if scales is not None and axes == [2, 3]:
+        scales = np.array([1, 1, *scales])
+    sizes = None
+    if ctx.has_input(node, 3):
+        sizes = (c, *ctx.constant(node, 3)) if axes == [2, 3] else ctx.folded(node, 3).per_sample()
+    if a.get("antialias", 0) and a.get("mode") == "linear" and (scales is None or min(scales) < 1):
+        raise ctx.fail(node, "antialias=1 filters when shrinking; supported: antialias=0")
+    _load_resize(ctx, node, a.get("mode", "nearest"), a.get("coordinate_transformation_mode", "half_pixel"),
+                 a.get("nearest_mode", "round_prefer_floor"), scales, sizes)
+
+
+def _upsample_load(ctx, node):
+    """The deprecated Upsample (opsets 7-9): asymmetric coordinates, floor for nearest."""
+    scales = np.asarray(node.attrs["scales"]) if node.opset < 9 else ctx.constant(node, 1)
+    _load_resize(ctx, node, node.attrs.get("mode", "nearest"), "asymmetric", "floor", scales, None)
+
+
+def _load_resize(ctx, node, mode, transform, rounding, scales, sizes):
+    """The Upsample that resizes like ONNX's rules here, or an error naming what differs."""
+    _, c, h, w = ctx.image(node, 0)
+    if sizes is not None:
+        if len(sizes) != 3 or sizes[0] != c:
+            raise ctx.fail(node, f"sizes {list(sizes)} resize more than H and W of a (N, {c}, {h}, {w}) input")
+        out, scale = tuple(sizes[1:]), tuple(Fraction(o, n) for o, n in zip(sizes[1:], (h, w)))
+        attrs = {"size": out}
+    else:
+        if scales is None or len(scales) != 4 or tuple(scales[:2]) != (1, 1):
+            raise ctx.fail(node, f"scales {None if scales is None else list(scales)}: supported: [1, 1, sh, sw]")
+        scale = tuple(Fraction(float(s)) for s in scales[2:])
+        out = tuple(math.floor(n * s) for n, s in zip((h, w), scale))
+        attrs = {"scale_factor": tuple(float(s) for s in scales[2:])}  # exactly: the IR then sizes as ONNX does
+    if mode == "nearest":
+        try:
+            same = all(_source_index(transform, rounding, n, o, s) == _source_index("asymmetric", "floor", n, o, s)
+                       for n, o, s in zip((h, w), out, scale))
+        except KeyError as e:
+            raise ctx.fail(node, f"unknown nearest rule {e}") from None
+        if not same:
+            raise ctx.fail(node, f"nearest with {transform} coordinates and {rounding} rounding picks other pixels "
+                                 "than PyTorch's nearest here; supported: rules that pick the same (asymmetric + floor)")
+    elif mode == "linear" and transform in LINEAR:
+        attrs.update(mode="bilinear", align_corners=transform == "align_corners")
+        if transform == "half_pixel" and 1 in out:
+            raise ctx.fail(node, "half_pixel to an output of size 1 samples off-centre; supported: pytorch_half_pixel")
+    else:
+        raise ctx.fail(node, f"mode {mode!r} with {transform} coordinates; supported: nearest, or linear with "
+                             f"{', '.join(LINEAR)}")
+    ctx.emit(node, "Upsample", [ctx.value(node, 0)], attrs)
+
+
+LINEAR = ("pytorch_half_pixel", "half_pixel", "align_corners")
+ONNX = onnx_table(
+    OnnxOp("Upsample", "Resize", export=_resize_export, load=lambda ctx, node, spec: _resize_load(ctx, node)),
+    imports={"Upsample": _upsample_load},
+)

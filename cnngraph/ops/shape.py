@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import IDENTITY_WINDOW, Op, Window, fmt_shape
+from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_float, as_list, onnx_table
 
 
 
@@ -163,3 +166,114 @@ class Identity(Op):
     """Passes its input through: a named placeholder, e.g. for a removed layer."""
 
     name = "Identity"
+
+
+# -- ONNX --------------------------------------------------------------------------------
+# Flatten, Reshape, Squeeze, Unsqueeze (and Transpose of size-1 axes) only relabel a row-major
+# layout: whatever attributes or shape inputs they come with, the importer measures the output
+# shape ONNX gives and makes it one IR Reshape (or Flatten).
+
+def _reshape_load(ctx, node, spec=None):
+    ctx.reshape_like(node)
+
+
+def _ints(value) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.ravel(value))
+
+
+SLICE_INPUTS = ("starts", "ends", "axes", "steps")
+
+
+def _slice_load(ctx, node, spec):
+    """Default axes (all) and steps (1); a whole-range slice of the batch axis is dropped."""
+    rank = ctx.type(node, 0).rank
+    starts, ends, axes, steps = (ctx.table_value(node, a) for a in spec.attrs)
+    axes = _ints(range(len(starts)) if axes is None else axes)
+    steps = (1,) * len(axes) if steps is None else steps
+    keep = [k for k, ax in enumerate(axes) if ax % rank or (starts[k], steps[k]) != (0, 1) or ends[k] < 2**31 - 1]
+    if any(axes[k] % rank == 0 for k in keep):
+        raise ctx.fail(node, "slices the batch axis; supported: slices of the other axes")
+    if not keep:
+        return ctx.bind(node, ctx.value(node, 0))
+    pick = {name: tuple(v[k] for k in keep) for name, v in zip(SLICE_INPUTS, (starts, ends, axes, steps))}
+    ctx.import_table(node, spec, **pick)
+
+
+def _onnx_pads(padding) -> list[int]:
+    t, l, b, r = padding
+    return [0, 0, t, l, 0, 0, b, r]
+
+
+def _ir_pads(pads) -> tuple[int, int, int, int]:
+    pads = _ints(pads)
+    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+        raise ValueError(f"pads {list(pads)} pad more than H and W of a 4-D input")
+    return (pads[2], pads[3], pads[6], pads[7])
+
+
+def _pad_load(ctx, node, spec):
+    """Pad-2 to Pad-10 carry ``pads`` and ``value`` as attributes; Pad-18 may name the padded axes."""
+    pads, value, _ = (ctx.table_value(node, a) for a in spec.attrs)
+    pads = _ints(pads)
+    if ctx.has_input(node, 3):
+        rank, axes = ctx.type(node, 0).rank, _ints(ctx.constant(node, 3))
+        full = [0] * (2 * rank)
+        for k, ax in enumerate(axes):
+            full[ax % rank], full[ax % rank + rank] = pads[k], pads[k + len(axes)]
+        pads = full
+    if node.opset < 11:
+        value = node.attrs.get("value", 0.0)
+    ctx.import_table(node, spec, consumed=("value", 3), padding=ctx.attempt(node, _ir_pads, pads),
+                     value=as_float(value))
+
+
+def _gather_load(ctx, node):
+    """Constant indices into a per-sample axis: one index is a slice that drops the axis, evenly
+    spaced increasing indices are a strided slice."""
+    t = ctx.type(node, 0)
+    axis = node.attrs.get("axis", 0) % t.rank
+    if axis == 0:
+        raise ctx.fail(node, "gathers along the batch axis; supported: constant indices into another axis")
+    index = ctx.constant(node, 1)
+    flat = np.where(index < 0, index + t.shape[axis], index).astype(np.int64).ravel()
+    steps = set(np.diff(flat).tolist())
+    if index.ndim > 1 or not flat.size or len(steps) > 1 or min(steps, default=1) < 1:
+        raise ctx.fail(node, f"indices {index.tolist()}; supported: one index, or evenly spaced increasing indices")
+    step = steps.pop() if steps else 1
+    attrs = {"axes": (axis,), "starts": (int(flat[0]),), "ends": (int(flat[-1]) + 1,), "steps": (step,)}
+    if index.ndim == 1:
+        return ctx.emit(node, "Slice", [ctx.value(node, 0)], attrs)
+    y = ctx.emit(node, "Slice", [ctx.value(node, 0)], attrs, output="slice")
+    ctx.emit(node, "Reshape", [y], {"shape": t.shape[1:axis] + t.shape[axis + 1:]})
+
+
+def _split_load(ctx, node):
+    """One Slice per output, sized as ONNX splits (by ``split``, or evenly, in any opset's form)."""
+    t = ctx.type(node, 0)
+    axis = node.attrs.get("axis", 0) % t.rank
+    if axis == 0:
+        raise ctx.fail(node, "splits the batch axis; supported: splits of another axis")
+    start, x = 0, ctx.value(node, 0)
+    for k, shape in enumerate(ctx.probe_shapes(node)):
+        size = shape[axis - 1]
+        if node.outputs[k]:
+            ctx.emit(node, "Slice", [x], {"axes": (axis,), "starts": (start,), "ends": (start + size,)}, output=k)
+        start += size
+
+
+ONNX = onnx_table(
+    OnnxOp("Flatten", "Flatten", fixed={"axis": 1}, load=_reshape_load),
+    OnnxOp("Reshape", "Reshape", (OnnxAttr("shape", "shape", lambda s: [0, *s], input=1, since=5),),
+           load=_reshape_load),
+    OnnxOp("Concat", "Concat", (OnnxAttr("axis", "axis"),), data=None),
+    OnnxOp("Slice", "Slice", tuple(
+        OnnxAttr(name, name, as_list, input=i, since=10) for i, name in enumerate(SLICE_INPUTS, start=1)
+    ), load=_slice_load),
+    OnnxOp("Pad", "Pad", (
+        OnnxAttr("padding", "pads", _onnx_pads, input=1, since=11),
+        OnnxAttr("value", "constant_value", load=as_float, default=0.0, input=2, since=11, dtype="float"),
+        OnnxAttr("mode", "mode", default="constant"),
+    ), load=_pad_load),
+    OnnxOp("Identity", "Identity"),
+    imports={"Squeeze": _reshape_load, "Unsqueeze": _reshape_load, "Gather": _gather_load, "Split": _split_load},
+)

@@ -1,0 +1,31 @@
+"""`cnngraph export MODEL -o model.onnx`: write standard ONNX, checked by onnx.checker, optionally verified."""
+
+from cnngraph.cli.common import add_model_args, console, load
+
+HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
+
+
+def add_arguments(p) -> None:
+    from cnngraph.backends.onnx_export import DEFAULT_OPSET, MIN_OPSET
+
+    add_model_args(p)
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset, {MIN_OPSET} or later (default {DEFAULT_OPSET})")
+    p.add_argument("--training", action="store_true",
+                   help="keep BatchNorm in training mode and Dropout active, for fine-tuning elsewhere")
+    p.add_argument("--verify", action="store_true",
+                   help="run the file in onnxruntime against the NumPy executor at two batch sizes")
+
+
+def run(args) -> None:
+    from cnngraph.backends.onnx_export import export
+    from cnngraph.backends.onnx_verify import verify
+
+    graph = load(args)
+    model = export(graph, args.output, opset=args.opset, training=args.training)
+    mode = "training" if args.training else "inference"
+    console.print(f"wrote {args.output}: {graph.name}, opset {args.opset}, {mode}, {len(model.graph.node)} nodes, "
+                  f"{graph.param_count():,} parameters")
+    if args.verify:
+        console.print(f"verified against onnxruntime: {verify(graph, args.output, training=args.training)}")
