@@ -2,8 +2,9 @@
 
 Receptive fields use the usual algebra per spatial axis: a window op with kernel k, stride s and
 leading pad p maps a value with field size r, jump j (distance between neighbouring outputs in
-input pixels) and first-centre c to r + (k - 1) j, j s and c + ((k - 1) / 2 - p) j. Ops that see
-the whole input (global pooling, linear layers) make the field the whole image.
+input pixels: the effective stride) and first centre c (where output pixel 0's field is centred,
+in input pixel coordinates) to r + (k - 1) j, j s and c + ((k - 1) / 2 - p) j. Ops that see the
+whole input (global pooling, linear layers) make the field the whole image.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ class NodeStats:
 
 
 def receptive_fields(graph: Graph) -> dict[str, Field]:
-    """Field of every value; at joins the widest field wins (alignment is checked elsewhere)."""
+    """Field of every value. At a join (or any op of several inputs) the size is the union of the
+    inputs' fields and the geometry (jump, centre) that of ``reference_input``; whether the inputs
+    agree is checked by ``cnngraph.alignment``."""
     fields: dict[str, Field] = {name: Field() for name in graph.inputs}
     for node in graph.nodes:
-        ins = [fields[v] for v in node.inputs]
-        base = max(ins, key=lambda f: (f.whole, f.size))
+        base = _union([fields[v] for v in node.inputs], fields[reference_input(graph, node, fields)])
         win = get_op(node.op).window(node.attrs, [graph.type_of(v) for v in node.inputs])
         if base.whole or win.global_:
             fields[node.name] = Field(_whole_size(graph), base.jump, base.start, True)
@@ -51,6 +53,37 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
             start.append(base.start[ax] + ((k - 1) / 2 - p) * base.jump[ax])
         fields[node.name] = Field(tuple(size), tuple(jump), tuple(start))
     return fields
+
+
+def reference_input(graph: Graph, node: Node, fields: dict[str, Field]) -> str:
+    """The input whose geometry a multi-input node keeps: the first with a spatial field that is not a
+    crop (a skip is cropped to fit the path it joins, so the path is the reference), else the first
+    spatial one, else the first."""
+    spatial = [v for v in node.inputs if not fields[v].whole] or node.inputs
+    return next((v for v in spatial if spatial_crop(graph, v) is None), spatial[0])
+
+
+def spatial_crop(graph: Graph, value: str) -> tuple[str, tuple[int, int]] | None:
+    """(source, (top, left)) when ``value`` is a Slice of H and/or W (``dsl.crop``, FCN's Crop)."""
+    if value in graph.inputs:
+        return None
+    node = graph.node(value)
+    if node.op != "Slice" or not {2, 3} & set(node.attrs["axes"]):
+        return None
+    starts = dict(zip(node.attrs["axes"], node.attrs["starts"]))
+    return node.inputs[0], (starts.get(2, 0), starts.get(3, 0))
+
+
+def _union(fields: list[Field], ref: Field) -> Field:
+    """The field covering every input's field of output pixel 0, with ``ref``'s jump and centre."""
+    if len(fields) == 1 or any(f.whole for f in fields):
+        return max(fields, key=lambda f: (f.whole, f.size))
+    size = []
+    for ax in range(2):
+        lo = min(f.start[ax] - (f.size[ax] - 1) / 2 for f in fields)
+        hi = max(f.start[ax] + (f.size[ax] - 1) / 2 for f in fields)
+        size.append(max(hi - ref.start[ax], ref.start[ax] - lo) * 2 + 1)
+    return Field(tuple(size), ref.jump, ref.start)
 
 
 def _whole_size(graph: Graph) -> tuple[float, float]:

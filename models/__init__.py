@@ -39,6 +39,14 @@ def register(name: str, family: str, summary: str):
     return wrap
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` times a builder's ``width`` multiplier (1: the published network), at least 1.
+
+    Narrow builds keep a model's depth, topology and layer names: quick to build, run and export in tests.
+    """
+    return max(1, round(channels * width))
+
+
 def _load_all() -> None:
     for info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{info.name}")

@@ -19,8 +19,10 @@ def positive(text: str) -> int:
     return value
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="zoo name (see `cnngraph models`), file.py:function, or file.cng")
+def add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    """MODEL and the builder options; ``optional`` for commands that can go without (train --resume)."""
+    p.add_argument("model", metavar="MODEL", nargs="?" if optional else None,
+                   help="zoo name (see `cnngraph models`), file.py:function, file.cng or file.onnx")
     p.add_argument("--num-classes", type=positive, help="classifier outputs (zoo and file builders)")
     p.add_argument("--input-size", type=positive, help="input height and width (zoo and file builders)")
 
@@ -31,3 +33,17 @@ def load(args):
 
     kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size)) if v is not None}
     return load_model(args.model, **kwargs)
+
+
+def add_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="FILE",
+                   help="load parameters from a .safetensors or .npz file keyed by torchvision's state_dict names")
+
+
+def apply_weights(graph, args):
+    """Load ``--weights`` into ``graph`` (in place) when given; returns the graph."""
+    if args.weights:
+        from cnngraph.weights import load_weights
+
+        load_weights(graph, args.weights)
+    return graph

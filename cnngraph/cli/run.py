@@ -1,28 +1,43 @@
-"""`cnngraph run MODEL`: build, compile and run on random or given input; top-5 for classifiers."""
+"""`cnngraph run MODEL`: build, compile and run on random input, a .npy array or a photo.
+
+A photo (.jpg, .png, ...) gets torchvision's ImageNet preprocessing; classifiers print their top-5
+classes (ImageNet names for 1,000 classes), segmentation models (N, C, H, W outputs) write a
+colour-coded mask PNG. ``--exit K`` runs an any-time network only as far as its K-th output needs.
+"""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from cnngraph.cli.common import add_model_args, console, load, positive
+from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
 from cnngraph.errors import CnnGraphError
+from cnngraph.imagenet import is_image, preprocess, top5
+from cnngraph.ops.base import fmt_shape
 
-HELP = "build, compile and run a model on random or given input"
+HELP = "build, compile and run a model on random input, a .npy array or a photo"
 
 
 def add_arguments(p) -> None:
     add_model_args(p)
+    add_weights_arg(p)
     p.add_argument("--batch", type=positive, default=1, help="batch size for random input (default 1)")
-    p.add_argument("--input", help="input array as .npy (float, shaped like the model input)")
+    p.add_argument("--input", help="a .npy array shaped like the model input, or a photo (.jpg, .png, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random input (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--exit", type=positive, metavar="K",
+                   help="compute only output K (1-based): an any-time network's K-th exit")
+    p.add_argument("--mask", metavar="PNG",
+                   help="segmentation mask file (default with a photo: <photo name>_mask.png here)")
     p.add_argument("-o", "--output", help="write the output to this .npy (.npz for several outputs)")
 
 
 def run(args) -> None:
     import cnngraph
 
-    graph = load(args)
+    graph = apply_weights(load(args), args)
+    if args.exit:
+        graph = _exit(graph, args.exit)
     t0 = time.perf_counter()
     model = cnngraph.compile(graph, backend="numpy", dtype=args.dtype)
     t1 = time.perf_counter()
@@ -34,24 +49,63 @@ def run(args) -> None:
     for name, out in outputs.items():
         console.print(f"output '{name}': shape {tuple(out.shape)}")
         if out.ndim == 2 and out.shape[1] >= 5:
-            for i, row in enumerate(out):
-                top = np.argsort(row)[::-1][:5]
-                console.print(f"  sample {i}: top-5 " + ", ".join(f"{k} ({row[k]:.3f})" for k in top))
+            _print_top5(out)
+    masks = [out for out in outputs.values() if out.ndim == 4 and out.shape[1] > 1]
+    mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
+    if masks and mask_path:
+        _write_masks(masks[0], mask_path)
     if args.output:
         _save_outputs(args.output, outputs)
+
+
+def _exit(graph, k: int):
+    from cnngraph.subgraph import keep_outputs
+
+    if k > len(graph.outputs):
+        raise CnnGraphError(f"--exit {k}: model '{graph.name}' has {len(graph.outputs)} output(s), exits 1 to "
+                            f"{len(graph.outputs)}")
+    kept = keep_outputs(graph, [graph.outputs[k - 1]])
+    console.print(f"exit {k} of {len(graph.outputs)}: computing {len(kept.nodes)} of {len(graph.nodes)} layers")
+    return kept
+
+
+def _print_top5(out) -> None:
+    for i, row in enumerate(out):
+        console.print(f"  sample {i}: top-5 " + ", ".join(f"{label} ({p:.3f})" for label, p in top5(row)))
 
 
 def _inputs(graph, args) -> dict:
     if args.input:
         if len(graph.inputs) != 1:
             raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
-        try:
-            arr = np.load(args.input, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise CnnGraphError(f"--input {args.input}: cannot read as .npy ({e})") from None
-        return {next(iter(graph.inputs)): arr}
+        name, t = next(iter(graph.inputs.items()))
+        return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
     rng = np.random.default_rng(args.seed)
     return {name: rng.standard_normal(t.concrete(args.batch)).astype(args.dtype) for name, t in graph.inputs.items()}
+
+
+def _photo(path: str, t):
+    if t.rank != 4 or t.shape[1] != 3:
+        raise CnnGraphError(f"--input {path}: a photo needs a model taking (N, 3, H, W) images; this one takes "
+                            f"{fmt_shape(t.shape)}")
+    return preprocess(path, *t.shape[2:])
+
+
+def _array(path: str):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CnnGraphError(f"--input {path}: cannot read as .npy ({e})") from None
+
+
+def _write_masks(scores, path: str) -> None:
+    from cnngraph.masks import write_mask
+
+    p = Path(path)
+    paths = [p] if len(scores) == 1 else [p.with_name(f"{p.stem}_{i}{p.suffix}") for i in range(len(scores))]
+    for sample, target in zip(scores, paths):
+        write_mask(sample, str(target))
+        console.print(f"wrote mask {target} ({sample.shape[0]} classes, {sample.shape[1]}x{sample.shape[2]})")
 
 
 def _save_outputs(path: str, outputs: dict) -> None:

@@ -1,17 +1,26 @@
-"""`cnngraph summary MODEL`: per-layer shapes, parameters, MACs and receptive fields, then totals."""
+"""`cnngraph summary MODEL`: per-layer shapes, parameters, MACs and receptive fields, then the joins.
+
+For every layer: its receptive field, effective stride (jump) and centre (where output pixel 0's
+field is centred, in input pixels). For every join (Add, Concat, Mul) of spatial maps: whether
+its inputs are aligned (same stride and centre, not merely the same shape) and, where not, the
+crop that would align them. Joins that are misaligned or fed by a crop are listed; --all-joins
+lists every one.
+"""
 
 from rich.table import Table
 
-from cnngraph.cli.common import add_model_args, console, load
+from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load
 
-HELP = "per-layer table: shapes, params, MACs, receptive field"
+HELP = "per-layer table (shapes, params, MACs, receptive field, stride, centre) and join alignment"
 
 
 def add_arguments(p) -> None:
     add_model_args(p)
+    add_weights_arg(p)
+    p.add_argument("--all-joins", action="store_true", help="list every join, aligned or not")
 
 
-def _fmt_field(pair, whole=False) -> str:
+def _fmt(pair, whole=False) -> str:
     if whole:
         return "all"
     a, b = (f"{v:g}" for v in pair)
@@ -19,14 +28,17 @@ def _fmt_field(pair, whole=False) -> str:
 
 
 def run(args) -> None:
-    from cnngraph.analysis import node_stats
+    from cnngraph.alignment import ALIGNED, joins
+    from cnngraph.analysis import node_stats, receptive_fields
 
-    graph = load(args)
+    graph = apply_weights(load(args), args)
+    fields = receptive_fields(graph)
     rows = node_stats(graph)
-    table = Table("layer", "op", "output", "params", "MACs", "RF", "stride", title=f"{graph.name}")
+    table = Table("layer", "op", "output", "params", "MACs", "RF", "stride", "centre", title=f"{graph.name}")
     for r in rows:
+        f = r.field
         table.add_row(r.node.name, r.node.op, str(r.node.type.shape).replace("'", ""), f"{r.params:,}",
-                      f"{r.macs:,}", _fmt_field(r.field.size, r.field.whole), _fmt_field(r.field.jump))
+                      f"{r.macs:,}", _fmt(f.size, f.whole), _fmt(f.jump), "-" if f.whole else _fmt(f.start))
     console.print(table)
     params, buffers, macs = (sum(getattr(r, a) for r in rows) for a in ("params", "buffers", "macs"))
     act = sum(r.node.type.per_sample() for r in rows) * 4
@@ -36,3 +48,15 @@ def run(args) -> None:
     console.print(f"Non-trainable buffers: {buffers:,}")
     console.print(f"MACs per sample: {macs:,} ({macs / 1e9:.2f} G)")
     console.print(f"Activations per sample (float32, all values kept): {act / 2**20:.1f} MiB")
+    found = joins(graph, fields)
+    shown = [j for j in found if args.all_joins or j.status != ALIGNED or any(i.crop for i in j.inputs)]
+    if shown:
+        joined = Table("join", "op", "inputs (stride @ centre)", "alignment", title="Joins")
+        for j in shown:
+            ins = "\n".join(f"{i.value}: {_fmt(i.field.jump)} @ {_fmt(i.field.start)}" for i in j.inputs)
+            joined.add_row(j.node.name, j.node.op, ins, f"{j.status}: {j.describe()}" if j.status != ALIGNED
+                           else j.describe())
+        console.print(joined)
+    bad = [j for j in found if j.status != ALIGNED]
+    verdict = "all aligned" if not bad else f"{len(bad)} misaligned ({', '.join(sorted({j.status for j in bad}))})"
+    console.print(f"Joins: {len(found)} checked, {verdict}")

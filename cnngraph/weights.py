@@ -1,0 +1,60 @@
+"""Load pretrained weights keyed by torchvision's state_dict names from ``.safetensors`` or ``.npz``.
+
+Zoo models name their parameters like torchvision's modules, so a state_dict exported from PyTorch
+(``safetensors.torch.save_file(model.state_dict(), path)``) loads unchanged. Neither format can run
+code on load: safetensors is raw arrays behind a JSON header, and ``.npz`` is read with
+``allow_pickle=False``. Every mismatch is collected first and reported in one error.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+
+from cnngraph.errors import ModelFileError
+from cnngraph.ir import Graph
+
+IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch BatchNorm bookkeeping, no counterpart here
+FORMATS = (".safetensors", ".npz")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays in a ``.safetensors`` or ``.npz`` file; unreadable files raise ModelFileError."""
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ModelFileError(f"{path}: weights must be {' or '.join(FORMATS)}, got '{path.suffix or 'no suffix'}'")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        return load_file(str(path))
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, SafetensorError) as e:
+        raise ModelFileError(f"{path}: cannot read as {path.suffix} ({e})") from None
+
+
+def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:
+    """Replace ``graph``'s parameters (and BN statistics) with those in ``path``, in place; returns ``graph``.
+
+    The file must hold exactly the graph's keys with the graph's shapes, apart from torch's
+    ``num_batches_tracked``; otherwise nothing is changed and one error lists every missing,
+    unexpected and mis-shaped key. Values are cast to each parameter's dtype.
+    """
+    found = {k: v for k, v in read_state_dict(path).items() if not k.endswith(IGNORED_SUFFIXES)}
+    missing = sorted(set(graph.params) - set(found))
+    unexpected = sorted(set(found) - set(graph.params))
+    misshaped = [f"{k} (file {tuple(found[k].shape)}, model {tuple(graph.params[k].shape)})"
+                 for k in sorted(set(found) & set(graph.params)) if found[k].shape != graph.params[k].shape]
+    problems = [f"{label} {len(keys)}: {', '.join(keys)}" for label, keys in
+                (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
+    if problems:
+        raise ModelFileError(f"{path}: weights do not fit model '{graph.name}': " + "; ".join(problems))
+    for key, value in found.items():
+        graph.params[key] = np.require(value, dtype=graph.params[key].dtype, requirements="W")
+    return graph
