@@ -96,9 +96,9 @@ def alignment_crop(graph: Graph, source: str, target: str,
 
 
 def _is_spatial(graph: Graph, value: str, field: Field) -> bool:
-    """4-D, not a whole-image (global) field, and not a 1x1 map broadcast over the others."""
+    """4-D, not a whole-image (global) field, not a constant, and not a 1x1 map broadcast over the others."""
     t = graph.type_of(value)
-    return t.rank == 4 and not field.whole and t.shape[2:] != (1, 1)
+    return t.rank == 4 and not field.whole and not field.constant and t.shape[2:] != (1, 1)
 
 
 def _shift(ref: Field, f: Field) -> tuple[float, float]:

@@ -23,6 +23,7 @@ class Field:
     jump: tuple[float, float] = (1, 1)
     start: tuple[float, float] = (0, 0)
     whole: bool = False  # sees the entire input image
+    constant: bool = False  # depends on no graph input (a Constant and what is computed from it)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
     agree is checked by ``cnngraph.alignment``."""
     fields: dict[str, Field] = {name: Field() for name in graph.inputs}
     for node in graph.nodes:
-        base = _union([fields[v] for v in node.inputs], fields[reference_input(graph, node, fields)])
+        if all(fields[v].constant for v in node.inputs):  # also true for a node without inputs
+            fields[node.name] = Field(constant=True)
+            continue
+        base = _union([fields[v] for v in node.inputs if not fields[v].constant],
+                      fields[reference_input(graph, node, fields)])
         win = get_op(node.op).window(node.attrs, [graph.type_of(v) for v in node.inputs])
         if base.whole or win.global_:
             fields[node.name] = Field(_whole_size(graph), base.jump, base.start, True)
@@ -58,8 +63,9 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
 def reference_input(graph: Graph, node: Node, fields: dict[str, Field]) -> str:
     """The input whose geometry a multi-input node keeps: the first with a spatial field that is not a
     crop (a skip is cropped to fit the path it joins, so the path is the reference), else the first
-    spatial one, else the first."""
-    spatial = [v for v in node.inputs if not fields[v].whole] or node.inputs
+    spatial one, else the first that is not constant."""
+    varying = [v for v in node.inputs if not fields[v].constant]
+    spatial = [v for v in varying if not fields[v].whole] or varying
     return next((v for v in spatial if spatial_crop(graph, v) is None), spatial[0])
 
 

@@ -18,6 +18,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from cnngraph.errors import GraphError
 from cnngraph.init import initialize
 from cnngraph.ir import BATCH, Graph, Node, TensorType
@@ -38,6 +40,7 @@ class Tensor:
     explicit_name: str | None = None
     scope: str = ""
     base: str = ""
+    fixed: dict = field(default_factory=dict)  # parameter values given in the DSL (constants), by role
     uid: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -243,6 +246,14 @@ def pad(x, padding, mode="constant", value=0.0, name=None) -> Tensor:
     return layer("Pad", [x], name, padding=padding, mode=mode, value=value)
 
 
+def constant(value, name=None) -> Tensor:
+    """A fixed tensor (no batch dimension; it broadcasts), e.g. a (1, 3, 1, 1) normalising mean."""
+    value = np.asarray(value, dtype=np.float32)
+    t = layer("Constant", [], name, shape=value.shape)
+    t.fixed["value"] = value
+    return t
+
+
 def identity(x, name=None) -> Tensor:
     return layer("Identity", [x], name)
 
@@ -280,7 +291,7 @@ def Model(inputs: Tensor | Sequence[Tensor], outputs: Tensor | Sequence[Tensor],
         for spec in specs:
             key = f"{node.name}.{spec.role}"
             node.params[spec.role] = key
-            graph.params[key] = initialize(spec, key, seed)
+            graph.params[key] = t.fixed[spec.role] if spec.role in t.fixed else initialize(spec, key, seed)
         graph.add_node(node)
     graph.outputs = [names[t] for t in outputs]
     return graph.verify()

@@ -136,3 +136,18 @@ def test_summary_prints_centres_and_the_alignment_report(capsys, zero_params):
     # joins: 4 concats in each of the 5 down blocks (3 inside, the block output), bottleneck and up blocks
     # 0-3 (3 inside, the new features), the last up block (3 inside, its output), and the 5 skips: 49
     assert "Joins: 49 checked, 5 misaligned (sub-pixel)" in out and "up4.skip" in out
+
+
+def test_constants_have_no_receptive_field_and_do_not_join():
+    """An imported `x - mean` carries a Constant: it must neither crash the analysis nor count as a join."""
+    from cnngraph.alignment import joins
+    from cnngraph.analysis import receptive_fields
+
+    x = dsl.input("x", (3, 8, 8))
+    mean = dsl.constant([[[[0.5]], [[0.4]], [[0.3]]]], name="mean")
+    y = dsl.conv2d(dsl.add(x, mean, name="centred"), 4, 3, name="conv")
+    g = dsl.Model(x, y)
+    fields = receptive_fields(g)
+    assert fields["mean"].constant and not fields["centred"].constant
+    assert fields["conv"].size == (3, 3)
+    assert joins(g) == []

@@ -29,14 +29,14 @@ def _pool_geometry(attrs, hw):
     return (pt, pl, *ends), out_hw
 
 
-def _pool_windows(xp, x, attrs, fill):
+def pool_windows(xp, x, attrs, fill):
     """(N, C, kh, kw, OH, OW) view of ``x`` padded with ``fill``."""
     pads, out_hw = _pool_geometry(attrs, x.shape[2:])
     return windows(xp, pad2d(xp, x, pads, fill), attrs["kernel_size"], attrs["stride"], dilation_of(attrs), out_hw)
 
 
 def _unpool(xp, cols, shape, attrs):
-    """Adjoint of ``_pool_windows``: (N, C, kh, kw, OH, OW) columns summed back onto an input of ``shape``."""
+    """Adjoint of ``pool_windows``: (N, C, kh, kw, OH, OW) columns summed back onto an input of ``shape``."""
     pads, _ = _pool_geometry(attrs, shape[2:])
     return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
@@ -69,7 +69,7 @@ def _divisor(xp, attrs, hw, out_hw):
 def max_pool2d(xp, inputs, params, attrs, ctx):
     """In inference a plain max over the window view; for backward, the argmax tap of each window
     (a small integer) is stashed, which costs one copy of the windows."""
-    view = _pool_windows(xp, inputs[0], attrs, float("-inf"))
+    view = pool_windows(xp, inputs[0], attrs, float("-inf"))
     if ctx.stash is None:
         return _reduce_taps(view, xp.maximum)
     n, c, kh, kw, oh, ow = view.shape
@@ -91,7 +91,7 @@ def max_pool2d_backward(xp, grad, saved, params, attrs):
 @kernel("AvgPool2d")
 def avg_pool2d(xp, inputs, params, attrs, ctx):
     x = inputs[0]
-    total = _reduce_taps(_pool_windows(xp, x, attrs, 0.0), xp.add)
+    total = _reduce_taps(pool_windows(xp, x, attrs, 0.0), xp.add)
     return total / _divisor(xp, attrs, x.shape[2:], total.shape[2:]).astype(x.dtype)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnngraph.backends.kernels import backward, kernel
-from cnngraph.backends.kernels.pool import _pool_windows
+from cnngraph.backends.kernels.pool import pool_windows
 from cnngraph.ops.pool import dilation_of
 
 
@@ -12,7 +12,7 @@ def max_pool2d_indices(xp, inputs, params, attrs, ctx):
     """The first maximal tap of each window, turned into row * W + column of the unpadded input."""
     x = inputs[0]
     h, w = x.shape[2:]
-    view = _pool_windows(xp, x, attrs, float("-inf"))
+    view = pool_windows(xp, x, attrs, float("-inf"))
     n, c, kh, kw, oh, ow = view.shape
     tap = view.reshape(n, c, kh * kw, oh, ow).argmax(axis=2)
     (sh, sw), (dh, dw), (pt, pl) = attrs["stride"], dilation_of(attrs), attrs["padding"][:2]

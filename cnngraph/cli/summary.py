@@ -38,7 +38,8 @@ def run(args) -> None:
     for r in rows:
         f = r.field
         table.add_row(r.node.name, r.node.op, str(r.node.type.shape).replace("'", ""), f"{r.params:,}",
-                      f"{r.macs:,}", _fmt(f.size, f.whole), _fmt(f.jump), "-" if f.whole else _fmt(f.start))
+                      f"{r.macs:,}", *(("const", "-", "-") if f.constant else
+                                       (_fmt(f.size, f.whole), _fmt(f.jump), "-" if f.whole else _fmt(f.start))))
     console.print(table)
     params, buffers, macs = (sum(getattr(r, a) for r in rows) for a in ("params", "buffers", "macs"))
     act = sum(r.node.type.per_sample() for r in rows) * 4
