@@ -168,13 +168,18 @@ def test_check_names_the_first_pass_that_changes_numbers(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16_bn", "resnet50"])
-def test_default_pipeline_on_zoo_models(name):
+def test_default_pipeline_on_zoo_models_and_its_onnx_export(name):
+    pytest.importorskip("onnxruntime")
+    from cnngraph.backends.onnx_export import to_onnx
+    from cnngraph.backends.onnx_verify import verify
+
     g = randomize_bn(models.build(name, input_size=32 if name == "lenet5" else 64, num_classes=10))
     opt, reports = optimize(g, "default")
     assert [r.name for r in reports] == DEFAULT
     assert "BatchNorm2d" not in ops(opt) and "Dropout" not in ops(opt)
     assert len(opt.nodes) < len(g.nodes)
     same_outputs(g, opt, batch=2)
+    assert verify(opt, to_onnx(opt), batches=(1, 3)).ok  # fused ops export as standard ONNX
 
 
 def test_cse_never_merges_trainable_layers_in_training():
@@ -185,3 +190,38 @@ def test_cse_never_merges_trainable_layers_in_training():
     assert {"a", "b"} <= {n.name for n in opt.nodes}
     opt_inference, _ = optimize(dsl.Model(x, dsl.add(a, b)), ["cse"])
     assert [n.op for n in opt_inference.nodes].count("BatchNorm2d") == 1
+
+
+def test_constant_folding_computes_constant_subgraphs_once():
+    x = dsl.input("x", (3, 4, 4))
+    scale = dsl.mul(dsl.constant(np.full((1, 3, 1, 1), 2.0)), dsl.constant(np.arange(3.0).reshape(1, 3, 1, 1)),
+                    name="scale")
+    g = dsl.Model(x, dsl.mul(x, scale))
+    opt, reports = optimize(g, ["constant_folding", "dead_code"])
+    assert ops(opt) == ["Constant", "Mul"] and opt.node("scale").op == "Constant"
+    np.testing.assert_array_equal(opt.params["scale.value"].reshape(-1), [0.0, 2.0, 4.0])
+    same_outputs(g, opt)
+
+
+def test_scale_folding_absorbs_a_batchnorm_exported_as_scale_and_shift():
+    x = dsl.input("x", (3, 6, 6))
+    rng = np.random.default_rng(0)
+    y = dsl.conv2d(x, 4, 3, bias=False, name="conv")
+    y = dsl.add(dsl.mul(y, dsl.constant(rng.normal(size=(4, 1, 1)))), dsl.constant(rng.normal(size=(1, 4, 1, 1))))
+    z = dsl.linear(dsl.flatten(dsl.relu(y)), 5, name="fc")
+    z = dsl.mul(dsl.constant(rng.normal(size=(5,))), z)  # constant first, rank 1: still per channel
+    g = dsl.Model(x, dsl.sigmoid(z))
+    opt, reports = optimize(g, ["scale_folding", "dead_code"])
+    assert "Mul" not in ops(opt) and "Add" not in ops(opt) and "Constant" not in ops(opt)
+    same_outputs(g, opt)
+
+
+@pytest.mark.parametrize("shape,why", [((1, 4, 6, 1), "does not broadcast per output channel"),
+                                       ((1, 6), "does not broadcast per output channel")])
+def test_scale_folding_skips_constants_that_are_not_per_channel(shape, why):
+    x = dsl.input("x", (3, 8, 8))
+    y = dsl.conv2d(x, 4, 3, name="conv")
+    g = dsl.Model(x, dsl.relu(dsl.mul(y, dsl.constant(np.random.default_rng(1).normal(size=shape)))))
+    opt, reports = optimize(g, ["scale_folding"])
+    assert "Mul" in ops(opt) and any(why in r for r in skipped(reports, "scale_folding"))
+    same_outputs(g, opt)

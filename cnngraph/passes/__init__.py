@@ -38,7 +38,9 @@ _PASSES: dict[str, Pass] = {}
 DEFAULT = [
     "dead_code",
     "identity_removal",
+    "constant_folding",
     "bn_folding",
+    "scale_folding",
     "residual_fusion",
     "activation_fusion",
     "cse",
