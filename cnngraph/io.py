@@ -71,16 +71,21 @@ def save(graph: Graph, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, st_save(tensors, metadata={"format": FORMAT, "version": str(VERSION), "graph": header}))
 
 
-def load(path: str | os.PathLike) -> Graph:
-    """Read a ``.cng`` file; a truncated, corrupt or foreign file raises ModelFileError."""
+def read_safetensors(path: str | os.PathLike, what: str,
+                     error: type[CnnGraphError] = ModelFileError) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metadata and arrays of a safetensors file; a missing, truncated or corrupt one raises ``error``."""
     if not Path(path).is_file():
-        raise ModelFileError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="np") as f:
-            meta = f.metadata() or {}
-            params = {k: f.get_tensor(k) for k in f.keys()}
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as e:
-        raise ModelFileError(f"{path}: truncated, corrupt or not a cnngraph model ({e})") from None
+        raise error(f"{path}: truncated, corrupt or not a {what} ({e})") from None
+
+
+def load(path: str | os.PathLike) -> Graph:
+    """Read a ``.cng`` file; a truncated, corrupt or foreign file raises ModelFileError."""
+    meta, params = read_safetensors(path, "cnngraph model")
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: a safetensors file, but not a cnngraph model (no 'format: {FORMAT}' header)")
     if meta.get("version") != str(VERSION):

@@ -1,0 +1,109 @@
+"""`cnngraph train MODEL`: train on a dataset, evaluating each epoch, with checkpoints and exact --resume.
+
+The run folder (--out) gets checkpoint.safetensors, metrics.csv, curves.png and, at the end, model.cng.
+Ctrl-C saves a checkpoint and stops (press it twice to stop without saving); --resume RUNDIR continues
+the run with its saved settings (only --epochs may change, to extend it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
+from cnngraph.errors import CnnGraphError
+
+HELP = "train a model on digits, MNIST, CIFAR-10, an image folder or a .npz"
+
+
+def non_negative(kind):
+    """argparse type: a number of ``kind`` (int or float) >= 0."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+        return value
+
+    return parse
+
+
+def add_arguments(p) -> None:
+    add_model_args(p, optional=True)
+    add_weights_arg(p)
+    from cnngraph.train.config import SCHEDULES, TrainConfig
+    from cnngraph.train.optim import OPTIMIZERS
+
+    d = TrainConfig()
+    p.add_argument("--data", default=d.data, help="'digits' (shipped), an MNIST or CIFAR-10 folder, an image "
+                   "folder, or a .npz (default digits)")
+    p.add_argument("--epochs", type=positive, help=f"epochs to train (default {d.epochs})")
+    p.add_argument("--batch", type=positive, default=d.batch, help=f"batch size (default {d.batch})")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default=d.optimizer)
+    p.add_argument("--lr", type=non_negative(float), help="learning rate (default sgd 0.05, others 0.001)")
+    p.add_argument("--momentum", type=non_negative(float), help="momentum for sgd (default 0.9) and rmsprop (default 0)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    p.add_argument("--weight-decay", type=non_negative(float), default=d.weight_decay,
+                   help=f"weight decay, never applied to biases or BatchNorm parameters (default {d.weight_decay})")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help=f"learning-rate schedule (default {d.schedule})")
+    p.add_argument("--warmup", type=non_negative(int), default=d.warmup, help="epochs of linear warm-up (default 0)")
+    p.add_argument("--step-epochs", type=positive, default=d.step_epochs,
+                   help=f"with --schedule step: decay every N epochs (default {d.step_epochs}) ...")
+    p.add_argument("--gamma", type=non_negative(float), default=d.gamma, help=f"... by this factor (default {d.gamma})")
+    p.add_argument("--label-smoothing", type=non_negative(float), default=d.label_smoothing,
+                   help=f"cross-entropy label smoothing (default {d.label_smoothing})")
+    p.add_argument("--crop", type=non_negative(int), default=d.crop, help="random-crop augmentation: pad by N pixels and crop back, "
+                   f"0 for none (default {d.crop})")
+    p.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or text)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for shuffling, augmentation and dropout (default 0)")
+    p.add_argument("--freeze-upto", metavar="LAYER", help="freeze LAYER (or scope, e.g. layer3) and all it depends on")
+    p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
+    p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
+
+
+def run(args) -> None:
+    from cnngraph.train import Trainer
+
+    if args.resume:
+        if args.model is not None:
+            raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
+        trainer = Trainer.resume(args.resume, epochs=args.epochs, console=console)
+        console.print(f"resuming {args.resume} at epoch {trainer.epoch + 1}, step {trainer.step}")
+    else:
+        trainer = _new_run(args)
+    trainer.fit()
+    best = max(trainer.history, key=lambda r: r["test_acc"])
+    console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
+                  f"{best['epoch']}); run folder {trainer.rundir}")
+
+
+def _model(args):
+    """The graph to train. A pretrained one (--weights, .cng, .onnx) is built as it was trained, then
+    --num-classes swaps its classifier head for a fresh one: the fine-tuning recipe."""
+    from cnngraph.train import replace_head
+
+    pretrained = bool(args.weights) or args.model.endswith((".cng", ".onnx"))
+    as_built = argparse.Namespace(**{**vars(args), "num_classes": None}) if pretrained else args
+    graph = apply_weights(load(as_built), args)
+    return replace_head(graph, args.num_classes, seed=args.seed) if pretrained and args.num_classes else graph
+
+
+def _new_run(args):
+    from cnngraph.train import TrainConfig, Trainer, load_dataset
+    from cnngraph.train.loop import CHECKPOINT
+
+    if args.model is None:
+        raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
+    graph = _model(args)
+    fields = (f.name for f in dataclasses.fields(TrainConfig))  # the options are named after the settings
+    config = TrainConfig(**{name: getattr(args, name) for name in fields if getattr(args, name, None) is not None})
+    shape = next(iter(graph.inputs.values())).shape[1:]
+    splits = load_dataset(args.data, shape)
+    rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (rundir / CHECKPOINT).exists():
+        raise CnnGraphError(f"--out {rundir} already holds a run: continue it with --resume {rundir}, or pick another --out")
+    console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
+    console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} into {rundir}")
+    return Trainer(graph, splits, config, rundir, console=console)

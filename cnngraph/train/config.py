@@ -1,0 +1,100 @@
+"""A run's settings (``TrainConfig``) and the objects they stand for: optimizer, schedule, loss, augmentation.
+
+The config is plain JSON-able data, saved in every checkpoint, so ``--resume`` rebuilds exactly
+the same optimizer, schedule and data pipeline. ``None`` means "the optimizer's default". The
+defaults are a standard small-image recipe (SGD with momentum, cosine schedule, weight decay 5e-4,
+label smoothing 0.1, random crops padded by 4) and make ``cnngraph train lenet5 --data digits``
+reach 97% (README, Training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+
+from cnngraph.errors import TrainingError
+from cnngraph.train.data.transforms import Augment
+from cnngraph.train.losses import CrossEntropy
+from cnngraph.train.optim import OPTIMIZERS, Optimizer
+from cnngraph.train.schedules import Cosine, LinearWarmup, Schedule, StepDecay
+
+SCHEDULES = ("constant", "step", "cosine")
+# SGD's rate is the one measured on LeNet-5 and the digits; the adaptive ones get Adam's usual 1e-3.
+# Every other optimizer default is torch's.
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+DEFAULT_MOMENTUM = {"sgd": 0.9}
+
+
+@dataclass
+class TrainConfig:
+    """A run's settings; each has a ``cnngraph train`` option of the same name (``--weight-decay``)."""
+
+    model: str = ""
+    data: str = "digits"
+    epochs: int = 30
+    batch: int = 32
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float | None = None
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup: int = 0  # epochs of linear warm-up
+    step_epochs: int = 10  # for schedule "step": decay every this many epochs ...
+    gamma: float = 0.1  # ... by this factor
+    label_smoothing: float = 0.1
+    crop: int = 4  # random-crop padding in pixels (0: off)
+    flip: bool = False
+    seed: int = 0
+    freeze_upto: str | None = None
+    eval_batch: int | None = None  # None: the training batch size, which fits in memory already
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name, least in (("epochs", 1), ("batch", 1), ("eval_batch", 1), ("step_epochs", 1), ("warmup", 0),
+                            ("crop", 0)):
+            if getattr(self, name) is not None and getattr(self, name) < least:
+                raise TrainingError(f"{name} must be >= {least}, got {getattr(self, name)}")
+
+    @classmethod
+    def from_json(cls, doc: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(doc) - known
+        if unknown:
+            raise TrainingError(f"checkpoint settings {sorted(unknown)} are unknown to this cnngraph")
+        return cls(**doc)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    # -- what the settings build ------------------------------------------------------------
+    def make_optimizer(self) -> Optimizer:
+        cls = OPTIMIZERS[self.optimizer]
+        given = {"lr": self.lr if self.lr is not None else DEFAULT_LR[self.optimizer],
+                 "momentum": self.momentum if self.momentum is not None else DEFAULT_MOMENTUM.get(self.optimizer),
+                 "nesterov": self.nesterov or None, "weight_decay": self.weight_decay}
+        accepted = inspect.signature(cls).parameters
+        refused = [k for k, v in given.items() if v is not None and k not in accepted]
+        if refused:
+            raise TrainingError(f"optimizer {self.optimizer} takes no {', '.join(refused)}")
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
+    def make_schedule(self, steps_per_epoch: int) -> Schedule:
+        total = self.epochs * steps_per_epoch
+        if self.schedule == "cosine":
+            shape = Cosine(max(total, 1))
+        elif self.schedule == "step":
+            shape = StepDecay(self.step_epochs * steps_per_epoch, self.gamma)
+        else:
+            shape = Schedule()
+        return LinearWarmup(self.warmup * steps_per_epoch) * shape if self.warmup else shape
+
+    def make_loss(self) -> CrossEntropy:
+        return CrossEntropy(label_smoothing=self.label_smoothing)
+
+    def make_augment(self) -> Augment | None:
+        return Augment(self.crop, self.flip) if self.crop or self.flip else None

@@ -1,0 +1,46 @@
+"""``.npz`` archives with ``x`` (N, H, W) or (N, C, H, W) images and ``y`` (N,) integer labels.
+
+Optional ``x_test``/``y_test`` give the held-out split; otherwise a fixed 20% is held out.
+Read with ``allow_pickle=False``: an archive holding object arrays is refused, never unpickled.
+uint8 images are read as 0..255, float images as they are (normalisation adapts to their range).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from cnngraph.errors import DataError
+from cnngraph.train.data import Dataset, Splits, checked, split_off
+
+
+def _pair(archive, path: Path, x_key: str, y_key: str) -> Dataset:
+    where = f"{path}: {x_key}/{y_key}"
+    try:
+        x, y = archive[x_key], archive[y_key]
+    except ValueError as e:  # object arrays need pickle, which is off
+        raise DataError(f"{where}: cannot be read without pickle ({e})") from None
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.dtype != np.uint8:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise DataError(f"{where}: images must be uint8 or float, got dtype {x.dtype}")
+        x = x.astype(np.float32)
+    return checked(x, y, where)
+
+
+def load(path: Path) -> Splits:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+    with archive:
+        keys = set(archive.files)
+        if not {"x", "y"} <= keys:
+            raise DataError(f"{path}: expected arrays 'x' and 'y', found {sorted(keys) or 'none'}")
+        data = _pair(archive, path, "x", "y")
+        if {"x_test", "y_test"} <= keys:
+            return Splits(data, _pair(archive, path, "x_test", "y_test"), f"{path}")
+        return split_off(data, str(path))

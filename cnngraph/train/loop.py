@@ -1,0 +1,254 @@
+"""The training loop: epochs of ``train_step``, evaluation, records, checkpoints, exact resume.
+
+A run lives in a folder: ``checkpoint.safetensors`` (rewritten atomically after every epoch and on
+Ctrl-C), ``metrics.csv`` and ``curves.png`` (rewritten from the history each epoch) and, when the
+run ends, ``model.cng`` with the trained parameters.
+
+Exact resume: the checkpoint holds every array the model owns (BatchNorm running statistics
+too), the optimizer state, the data generator's state with this epoch's order and position, the
+dropout generator's state and the epoch's running sums, so ``Trainer.resume`` continues with the
+same batches, masks and updates as if never stopped, even from the middle of an epoch.
+
+Ctrl-C is deferred to the end of the current step (a step half-applied could not be resumed);
+the loop then saves a checkpoint and re-raises KeyboardInterrupt. A second Ctrl-C stops at once,
+without saving. A non-finite loss stops the run before that step's update, naming the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+import cnngraph
+from cnngraph import io
+from cnngraph.errors import TrainingError
+from cnngraph.ir import Graph
+from cnngraph.train import checkpoint, report
+from cnngraph.train.config import TrainConfig
+from cnngraph.train.data import Splits, load_dataset
+from cnngraph.train.data.loader import Loader
+from cnngraph.train.data.transforms import Normalize
+from cnngraph.train.transfer import freeze_upto
+
+CHECKPOINT, METRICS, CURVES, MODEL = "checkpoint.safetensors", "metrics.csv", "curves.png", "model.cng"
+
+
+class _NonFinite(Exception):
+    def __init__(self, value: float):
+        self.value = value
+
+
+class _WatchedLoss:
+    """The loss as ``train_step`` calls it: refuses a non-finite value (before backward and the
+    update) and counts correct predictions, so training accuracy costs one argmax."""
+
+    def __init__(self, loss):
+        self.loss, self.correct = loss, 0
+
+    def __call__(self, outputs, targets):
+        value, grad = self.loss(outputs, targets)
+        if not math.isfinite(value):
+            raise _NonFinite(value)
+        if np.ndim(outputs) == 2:
+            self.correct += int((np.asarray(outputs).argmax(axis=1) == targets).sum())
+        return value, grad
+
+
+def _fresh_sums() -> dict:
+    return {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """While active, the first Ctrl-C only sets ``hit``; the loop acts on it between steps."""
+    flag = {"hit": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["hit"]:
+            raise KeyboardInterrupt
+        flag["hit"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """One run: a compiled training model, its data, optimizer and schedule, and a run folder."""
+
+    def __init__(self, graph: Graph, splits: Splits, config: TrainConfig, rundir: str | Path, loss=None,
+                 console: Console | None = None):
+        self.graph, self.splits, self.config = graph, splits, config
+        self.rundir = Path(rundir)
+        self.console = console
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise TrainingError(f"{graph.name}: training needs one input and one output, "
+                                f"it has inputs {list(graph.inputs)} and outputs {graph.outputs}")
+        self._check_classes()
+        self.model = cnngraph.compile(graph, train=True, seed=config.seed)
+        self.frozen = freeze_upto(self.model, graph, config.freeze_upto) if config.freeze_upto else []
+        self.optimizer = config.make_optimizer()
+        self.base_lr = self.optimizer.lr
+        self.loss = loss if loss is not None else config.make_loss()
+        self.normalize = Normalize.of(splits.train.x)
+        self.train_batches = Loader(splits.train, config.batch, np.random.default_rng(config.seed), shuffle=True,
+                                    augment=config.make_augment(), normalize=self.normalize)
+        self.test_batches = Loader(splits.test, config.eval_batch or config.batch, shuffle=False,
+                                   normalize=self.normalize)
+        self.schedule = config.make_schedule(len(self.train_batches))
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimizer steps
+        self.sums = _fresh_sums()  # of the epoch in progress
+        self.history: list[dict] = []
+        self.step_losses: list[float] = []  # this process's steps, for inspection and tests
+
+    def _check_classes(self) -> None:
+        out = self.graph.type_of(self.graph.outputs[0])
+        classes = max(int(self.splits.train.y.max()), int(self.splits.test.y.max())) + 1
+        if out.rank != 2 or out.shape[1] < classes:
+            raise TrainingError(f"{self.graph.name} outputs {out}, but {self.splits.source} has {classes} classes: "
+                                f"pass --num-classes {classes}")
+
+    @property
+    def input_name(self) -> str:
+        return next(iter(self.graph.inputs))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        """Train up to ``config.epochs``; returns the history (one dict per epoch)."""
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        with _deferred_interrupt() as interrupt, self._progress() as progress:
+            while self.epoch < self.config.epochs:
+                self._train_epoch(interrupt, progress)
+                self._end_epoch()
+                if interrupt["hit"]:
+                    self._stop()
+        io.save(self._trained_graph(), self.rundir / MODEL)
+        return self.history
+
+    def _progress(self) -> Progress:
+        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} img/s"),
+                   TimeElapsedColumn())
+        return Progress(*columns, console=self.console, disable=self.console is None, transient=True)
+
+    def _train_epoch(self, interrupt: dict, progress: Progress) -> None:
+        batches = self.train_batches
+        task = progress.add_task("train", total=len(batches), completed=batches.position,
+                                 epoch=f"{self.epoch + 1}/{self.config.epochs}", loss=math.nan, rate=0.0)
+        watched = _WatchedLoss(self.loss)
+        for x, y in batches:
+            self.optimizer.lr = self.base_lr * self.schedule(self.step)
+            start, watched.correct = time.perf_counter(), 0
+            try:
+                value = self.model.train_step(x, y, watched, self.optimizer)
+            except _NonFinite as e:
+                raise TrainingError(
+                    f"loss became {e.value} at step {self.step + 1} (epoch {self.epoch + 1}, batch {batches.position} "
+                    f"of {len(batches)}); stopped before updating the parameters. Try a lower --lr; the last "
+                    f"checkpoint is {self.rundir / CHECKPOINT}") from None
+            self.step += 1
+            self.step_losses.append(value)
+            s = self.sums
+            s["seconds"] += time.perf_counter() - start
+            s["loss"] += value * len(y)
+            s["correct"] += watched.correct
+            s["images"] += len(y)
+            progress.update(task, advance=1, loss=s["loss"] / s["images"], rate=s["images"] / s["seconds"])
+            if interrupt["hit"]:
+                self._stop()
+        progress.remove_task(task)
+
+    def _stop(self) -> NoReturn:
+        """After a Ctrl-C: save where the run is, say how to continue, stop."""
+        self.save()
+        if self.console is not None:
+            self.console.print(f"stopped after step {self.step}; checkpoint saved: continue with "
+                               f"cnngraph train --resume {self.rundir}")
+        raise KeyboardInterrupt
+
+    def _end_epoch(self) -> None:
+        test_loss, test_acc = self.evaluate()
+        s = self.sums
+        self.epoch += 1
+        row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr,
+               "train_loss": s["loss"] / s["images"], "train_acc": s["correct"] / s["images"],
+               "test_loss": test_loss, "test_acc": test_acc,
+               "images_per_s": s["images"] / s["seconds"], "seconds": s["seconds"]}
+        self.history.append(row)
+        self.sums = _fresh_sums()
+        self.save()
+        report.write_csv(self.rundir / METRICS, self.history)
+        report.write_plot(self.rundir / CURVES, self.history, f"{self.graph.name} on {self.config.data}")
+        if self.console is not None:
+            self.console.print(
+                f"epoch {self.epoch}/{self.config.epochs}  train loss {row['train_loss']:.4f} "
+                f"acc {row['train_acc']:.2%}  test loss {test_loss:.4f} acc {test_acc:.2%}  "
+                f"{row['images_per_s']:,.0f} img/s")
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean loss and accuracy on the held-out split, with inference semantics."""
+        total, correct = 0.0, 0
+        for x, y in self.test_batches:
+            out = self.model.run({self.input_name: x})[self.graph.outputs[0]]
+            total += self.loss(out, y)[0] * len(y)
+            correct += int((out.argmax(axis=1) == y).sum())
+        n = len(self.splits.test)
+        return total / n, correct / n
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _params(self) -> dict[str, np.ndarray]:
+        """The graph's parameters as trained now (a key the compiled model dropped keeps its value)."""
+        return {k: np.asarray(self.model.params.get(k, v)) for k, v in self.graph.params.items()}
+
+    def _trained_graph(self) -> Graph:
+        graph = self.graph.copy()
+        graph.params = self._params()
+        return graph
+
+    def save(self) -> None:
+        """Write the checkpoint: everything ``resume`` needs to continue bit for bit."""
+        loader_meta, loader_arrays = self.train_batches.state()
+        state = {"config": self.config.to_json(), "epoch": self.epoch, "step": self.step, "sums": self.sums,
+                 "history": self.history, "loader": loader_meta,
+                 "dropout_rng": self.model.ctx.rng.bit_generator.state, "optimizer": self.optimizer.hyper()}
+        arrays = {"param": self._params(),
+                  "optim": self.optimizer.state_dict(), "loader": loader_arrays}
+        checkpoint.save(self.rundir / CHECKPOINT, self.graph, arrays, state)
+
+    @classmethod
+    def resume(cls, rundir: str | Path, epochs: int | None = None, splits: Splits | None = None, loss=None,
+               console: Console | None = None) -> Trainer:
+        """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it.
+
+        The data is read again from ``config.data``, unless the run was given its ``splits`` in Python:
+        then pass the same ones.
+        """
+        ckpt = checkpoint.load(Path(rundir) / CHECKPOINT)
+        state = ckpt.state
+        config = TrainConfig.from_json(state["config"])
+        if epochs is not None:
+            config.epochs = epochs
+        if splits is None:
+            splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
+        trainer = cls(ckpt.graph, splits, config, rundir, loss, console)
+        trainer.optimizer.load_state_dict(ckpt.arrays["optim"])
+        trainer.train_batches.load_state(state["loader"], ckpt.arrays["loader"])
+        trainer.model.ctx.rng.bit_generator.state = state["dropout_rng"]
+        trainer.epoch, trainer.step = state["epoch"], state["step"]
+        trainer.sums, trainer.history = state["sums"], state["history"]
+        return trainer
