@@ -70,3 +70,12 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         io.save(model(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.cng"]
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        io.save(model(), tmp_path / "m.cng")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.cng").stat().st_mode & 0o777 == 0o644
