@@ -1,7 +1,8 @@
 """The executor: a schedule of kernels over an array module (``xp``), shared by NumPy and CuPy.
 
-It owns the execution plan (schedule order, when each value dies) and checks the inputs a user
-hands it against the graph's types, so a wrong shape fails with the input's name, not deep in a GEMM.
+It owns the execution plan (schedule order, when each value dies, which producers write into their
+slice of an elided Concat's buffer) and checks the inputs a user hands it against the graph's types,
+so a wrong shape fails with the input's name, not deep in a GEMM.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cnngraph.backends.concat_buffers import ConcatBuffers
 from cnngraph.backends.kernels import RunContext, get_kernel
+from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import BATCH, Graph
 from cnngraph.memory import last_uses
@@ -38,19 +41,42 @@ class Executor:
             for node in graph.nodes
         ]
         self._last_use = last_uses(graph)  # each value is freed after its last reader
+        self._concats = layout(graph)
+        # A shared Concat buffer is let go once the last Concat that reads it has run.
+        last = {owner: i for i, node in enumerate(graph.nodes) if (owner := self._concats.owner.get(node.name))}
+        self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
 
     def run(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
         values = self._bind_inputs(inputs)
+        batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
+        buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
         for i, (node, fn, params) in enumerate(self._steps):
             args = [values[v] for v in node.inputs]
             try:
-                values[node.name] = fn(self.xp, args, params, node.attrs, self.ctx)
+                values[node.name] = self._step(node, fn, args, params, buffers)
             except CnnGraphError as e:  # kernels do not know their node; say which layer failed
                 raise CnnGraphError(f"layer '{node.name}' ({node.op}): {e}") from e
+            for owner in self._release.get(i, ()):
+                buffers.release(owner)
             for v in set(node.inputs):
                 if self._last_use.get(v) == i:
                     del values[v]
         return {name: values[name] for name in self.graph.outputs}
+
+    def _step(self, node, fn, args: list, params: dict, buffers: ConcatBuffers) -> Any:
+        """One node: an elided Concat is a view of its buffer; a placed producer writes into its slice."""
+        if node.name in self._concats.owner:
+            return buffers.concat(node.name, args)
+        if node.name not in self._concats.placed:
+            return fn(self.xp, args, params, node.attrs, self.ctx)
+        self.ctx.out = dest = buffers.slot(node.name)
+        try:
+            out = fn(self.xp, args, params, node.attrs, self.ctx)
+        finally:
+            self.ctx.out = None
+        if out is not dest:
+            raise CnnGraphError("kernel declared writes_into but did not return its destination")
+        return out
 
     def __call__(self, *arrays: Any) -> Any:
         """Positional inputs in graph order; one output comes back bare, several as a tuple."""

@@ -13,6 +13,10 @@ from the forward: "inputs" (the input arrays), "output" (the output array), or n
 input shapes. Anything else it needs (max-pool argmax, dropout mask, batch statistics) the forward
 kernel writes into ``ctx.stash``, a per-node dict that exists only when the node will be
 differentiated (``ctx.stash is None`` otherwise, so inference kernels do no extra work).
+
+A kernel registered with ``writes_into=True`` puts its result into ``ctx.out`` when the executor sets
+it (its slice of an elided Concat's buffer, see ``cnngraph.concat_layout``) and returns that array;
+the executor sets it only for such kernels, so every other kernel can ignore it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 Kernel = Callable[..., Any]
 _KERNELS: dict[str, Kernel] = {}
 _BACKWARDS: dict[str, "BackwardKernel"] = {}
+_WRITERS: set[str] = set()
 KEEPABLE = ("inputs", "output")
 
 
@@ -37,6 +42,7 @@ class RunContext:
     training: bool = False
     rng: Any = field(default_factory=lambda: np.random.default_rng(0))
     stash: dict | None = None
+    out: Any = None  # the destination of a writes_into kernel, or None: return a fresh array
 
 
 @dataclass
@@ -63,13 +69,15 @@ class BackwardKernel:
     keeps: tuple[str, ...]
 
 
-def kernel(op_name: str) -> Callable[[Kernel], Kernel]:
-    """Decorator registering the forward kernel of ``op_name``."""
+def kernel(op_name: str, writes_into: bool = False) -> Callable[[Kernel], Kernel]:
+    """Decorator registering the forward kernel of ``op_name`` (``writes_into``: it honours ``ctx.out``)."""
 
     def wrap(fn: Kernel) -> Kernel:
         if op_name in _KERNELS:
             raise RuntimeError(f"kernel for {op_name} registered twice")
         _KERNELS[op_name] = fn
+        if writes_into:
+            _WRITERS.add(op_name)
         return fn
 
     return wrap
@@ -95,6 +103,19 @@ def get_kernel(op_name: str) -> Kernel:
         return _KERNELS[op_name]
     except KeyError:
         raise NotImplementedError(f"no kernel for op '{op_name}'") from None
+
+
+def writes_into(op_name: str) -> bool:
+    """Whether the kernel of ``op_name`` can write its result into a destination it is given."""
+    return op_name in _WRITERS
+
+
+def into(ctx: RunContext, result: Any) -> Any:
+    """``result``, or its copy in ``ctx.out`` when a destination is set: for paths that compute elsewhere."""
+    if ctx.out is None or result is ctx.out:
+        return result
+    ctx.out[...] = result
+    return ctx.out
 
 
 def get_backward(op_name: str) -> BackwardKernel:

@@ -1,8 +1,12 @@
-"""Fused conv/linear kernels: the GEMM's fresh output is finished in place (bias, residual, activation)."""
+"""Fused conv/linear kernels: the GEMM's fresh output is finished in place (bias, residual, activation).
+
+FusedConv2d writes into ``ctx.out`` (a slice of an elided Concat's buffer) when given: the bias add
+lands there, and the epilogue finishes it in place, so the slice is the only output buffer.
+"""
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import get_kernel, kernel
+from cnngraph.backends.kernels import get_kernel, into, kernel
 from cnngraph.backends.kernels.conv import conv2d_forward
 
 
@@ -16,14 +20,14 @@ def _epilogue(xp, out, inputs, attrs, ctx):
     if act == "Clip":
         return xp.clip(out, attrs["activation_attrs"]["min"], attrs["activation_attrs"]["max"], out=out)
     if act is not None:
-        return get_kernel(act)(xp, [out], {}, attrs["activation_attrs"], ctx)
+        return into(ctx, get_kernel(act)(xp, [out], {}, attrs["activation_attrs"], ctx))
     return out
 
 
-@kernel("FusedConv2d")
+@kernel("FusedConv2d", writes_into=True)
 def fused_conv2d(xp, inputs, params, attrs, ctx):
     out = conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), attrs["stride"], attrs["padding"],
-                         attrs["dilation"], attrs["groups"])
+                         attrs["dilation"], attrs["groups"], out=ctx.out)
     return _epilogue(xp, out, inputs, attrs, ctx)
 
 

@@ -54,14 +54,23 @@ class Reshape(Op):
 
 @register
 class Concat(Op):
-    """Join along a per-sample axis (channels by default); every other dimension must match."""
+    """Join along a per-sample axis (channels by default); every other dimension must match.
+
+    ``elide`` (set by the concat_elision pass) lets the executor have producers write straight into
+    their slice of the output; it changes no numbers, so the ONNX export leaves it out.
+    """
 
     name = "Concat"
     arity = (1, 64)
-    defaults = {"axis": 1}
+    defaults = {"axis": 1, "elide": False}
 
     def check(self, node, attrs, inputs):
-        return {**attrs, "axis": self.sample_axis(node, "axis", attrs["axis"], inputs[0].rank)}
+        if not isinstance(attrs["elide"], bool):
+            raise self.attr_error(node, f"elide must be True or False, got {attrs['elide']!r}")
+        axis = self.sample_axis(node, "axis", attrs["axis"], inputs[0].rank)
+        if attrs["elide"] and axis != 1:
+            raise self.attr_error(node, f"elide needs the channel axis 1, got axis={axis}")
+        return {**attrs, "axis": axis}
 
     def infer(self, node, attrs, inputs):
         axis, first = attrs["axis"], inputs[0].shape

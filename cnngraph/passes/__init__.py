@@ -44,6 +44,7 @@ DEFAULT = [
     "residual_fusion",
     "activation_fusion",
     "cse",
+    "concat_elision",
     "dead_code",
 ]
 TRAINING = ["dead_code", "cse"]
