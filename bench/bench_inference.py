@@ -1,4 +1,5 @@
-"""Inference throughput, in one run: cnngraph's NumPy executor, onnxruntime and PyTorch eager.
+"""Inference throughput, in one run: cnngraph's NumPy executor (without and with the default pass
+pipeline), onnxruntime and PyTorch eager.
 
     python bench/bench_inference.py [--models resnet18 resnet50] [--batches 1 8] [--repeat 5]
 
@@ -88,15 +89,15 @@ def main() -> None:
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
     console.print(f"cnngraph {cnngraph.__version__}, numpy {np.__version__}, {_versions()}, "
                   f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    table = Table("model", "batch", "cnngraph img/s", "GFLOP/s", "onnxruntime img/s", "PyTorch img/s",
-                  "cnngraph / onnxruntime", "cnngraph / PyTorch", "max rel diff",
-                  title="inference, float32, 224x224, CPU")
+    table = Table("model", "batch", "no passes img/s", "cnngraph img/s", "GFLOP/s", "onnxruntime img/s",
+                  "PyTorch img/s", "no passes / onnxruntime", "cnngraph / onnxruntime", "cnngraph / PyTorch",
+                  "max rel diff", title="inference, float32, 224x224, CPU (cnngraph = default passes)")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             graph = models.build(name)
             macs = total_macs(graph)
-            runners = {"cnngraph": cnngraph.compile(graph), "onnxruntime": onnxruntime_runner(graph, folder),
-                       "torch": torch_runner(graph)}
+            runners = {"cnngraph": cnngraph.compile(graph), "no passes": cnngraph.compile(graph, passes="none"),
+                       "onnxruntime": onnxruntime_runner(graph, folder), "torch": torch_runner(graph)}
             for batch in args.batches:
                 x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
                 rates, outputs = {}, {}
@@ -104,8 +105,10 @@ def main() -> None:
                     if run is not None:
                         outputs[side] = run(x)
                         rates[side] = batch / time_call(lambda run=run: run(x), args.repeat)
-                table.add_row(name, str(batch), f"{rates['cnngraph']:.1f}", f"{2 * macs * rates['cnngraph'] / 1e9:.1f}",
+                table.add_row(name, str(batch), f"{rates['no passes']:.1f}", f"{rates['cnngraph']:.1f}",
+                              f"{2 * macs * rates['cnngraph'] / 1e9:.1f}",
                               *(_rate(rates, s) for s in ("onnxruntime", "torch")),
+                              _ratio(rates, "onnxruntime", "no passes"),
                               *(_ratio(rates, s) for s in ("onnxruntime", "torch")), _difference(outputs))
     console.print(table)
 
@@ -124,8 +127,8 @@ def _rate(rates: dict, side: str) -> str:
     return f"{rates[side]:.1f}" if side in rates else "-"
 
 
-def _ratio(rates: dict, side: str) -> str:
-    return f"{rates['cnngraph'] / rates[side]:.2f}x" if side in rates else "-"
+def _ratio(rates: dict, side: str, ours: str = "cnngraph") -> str:
+    return f"{rates[ours] / rates[side]:.2f}x" if side in rates else "-"
 
 
 def _difference(outputs: dict) -> str:
