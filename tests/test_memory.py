@@ -37,7 +37,7 @@ def test_compile_cli_reports_passes_and_memory(capsys, tmp_path):
     assert main(["compile", "resnet18", "--input-size", "64", "--report", "--check", "-o", str(path)]) == 0
     out = capsys.readouterr().out
     assert "bn_folding: nodes 69 -> 49" in out and "folded layer1.0.bn1 into layer1.0.conv1" in out
-    assert "peak activation memory at batch 8" in out and "69 nodes -> 24 nodes" in out
+    assert "activation memory at batch 8, optimised graph" in out and "69 nodes -> 24 nodes" in out
     assert main(["run", str(path), "--batch", "2"]) == 0
     assert main(["compile", "lenet5", "--passes", "bogus"]) == 1
     assert "unknown pass 'bogus'" in capsys.readouterr().err
