@@ -100,7 +100,8 @@ class TrainingExecutor(Executor):
         return [k for k in self._all_trainable if k not in self._frozen]
 
     def freeze(self, keys: str | list[str]) -> None:
-        """Stop training these parameter keys (transfer learning); backward skips what only they need."""
+        """Stop training these parameter keys (transfer learning); backward skips what only they need, and
+        a BatchNorm with both its scale and shift frozen switches to its running statistics."""
         self._frozen.update(self._checked_keys(keys))
 
     def unfreeze(self, keys: str | list[str]) -> None:
@@ -131,7 +132,8 @@ class TrainingExecutor(Executor):
         tape: dict[str, Saved] = {}
         for i, (node, fn, params) in enumerate(self._steps):
             args = [values[v] for v in node.inputs]
-            ctx = RunContext(training, self.ctx.rng, {} if reaches[node.name] else None)
+            ctx = RunContext(training and not self._frozen_norm(node), self.ctx.rng,
+                             {} if reaches[node.name] else None)
             with _naming(node):
                 out = values[node.name] = fn(self.xp, args, params, node.attrs, ctx)
             if reaches[node.name]:
@@ -142,6 +144,13 @@ class TrainingExecutor(Executor):
         outputs = {name: values[name] for name in self.graph.outputs}
         self._tape, self._reach, self._out_shapes = tape, reaches, {k: v.shape for k, v in outputs.items()}
         return outputs
+
+    def _frozen_norm(self, node: Node) -> bool:
+        """A BatchNorm whose scale and shift are frozen runs on its running statistics and leaves them
+        alone, as Keras does for a non-trainable BatchNormalization: a frozen feature extractor stays
+        the network it was trained as, whatever the fine-tuning batches look like."""
+        keys = self._trainable_keys(node)
+        return node.op == "BatchNorm2d" and bool(keys) and all(k in self._frozen for k in keys)
 
     def _reaches(self, input_grads: bool) -> dict[str, bool]:
         """Per value: whether a gradient w.r.t. it is useful, i.e. a trainable parameter (or an input whose
