@@ -6,14 +6,12 @@ state_dict keys and parameter counts match.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
 from cnngraph.errors import UnknownModelError
 from cnngraph.ir import Graph
+from cnngraph.registry import Registry, import_modules
 
 
 @dataclass(frozen=True)
@@ -24,16 +22,14 @@ class ZooEntry:
     summary: str
 
 
-_ZOO: dict[str, ZooEntry] = {}
+_ZOO: Registry[ZooEntry] = Registry("model", UnknownModelError)
 
 
 def register(name: str, family: str, summary: str):
     """Decorator: add a builder to the zoo under ``name``."""
 
     def wrap(fn: Callable[..., Graph]) -> Callable[..., Graph]:
-        if name in _ZOO:
-            raise RuntimeError(f"model {name} registered twice")
-        _ZOO[name] = ZooEntry(name, fn, family, summary)
+        _ZOO.add(name, ZooEntry(name, fn, family, summary))
         return fn
 
     return wrap
@@ -47,24 +43,13 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def _load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
 def zoo() -> dict[str, ZooEntry]:
     return dict(sorted(_ZOO.items()))
 
 
 def build(name: str, **kwargs) -> Graph:
     """Build zoo model ``name``; an unknown name raises with the closest matches."""
-    try:
-        entry = _ZOO[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_ZOO), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_ZOO))}"
-        raise UnknownModelError(f"unknown model '{name}'{hint}") from None
-    return entry.builder(**kwargs)
+    return _ZOO.find(name).builder(**kwargs)
 
 
-_load_all()
+import_modules(__name__, __path__)

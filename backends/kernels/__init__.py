@@ -21,16 +21,16 @@ the executor sets it only for such kernels, so every other kernel can ignore it.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from cnngraph.registry import Registry, import_modules
+
 Kernel = Callable[..., Any]
-_KERNELS: dict[str, Kernel] = {}
-_BACKWARDS: dict[str, "BackwardKernel"] = {}
+_KERNELS: Registry[Kernel] = Registry("kernel for op", NotImplementedError, suggest=False)
+_BACKWARDS: Registry["BackwardKernel"] = Registry("backward kernel for op", NotImplementedError, suggest=False)
 _WRITERS: set[str] = set()
 KEEPABLE = ("inputs", "output")
 
@@ -73,9 +73,7 @@ def kernel(op_name: str, writes_into: bool = False) -> Callable[[Kernel], Kernel
     """Decorator registering the forward kernel of ``op_name`` (``writes_into``: it honours ``ctx.out``)."""
 
     def wrap(fn: Kernel) -> Kernel:
-        if op_name in _KERNELS:
-            raise RuntimeError(f"kernel for {op_name} registered twice")
-        _KERNELS[op_name] = fn
+        _KERNELS.add(op_name, fn)
         if writes_into:
             _WRITERS.add(op_name)
         return fn
@@ -90,19 +88,14 @@ def backward(op_name: str, keeps: tuple[str, ...] = ()) -> Callable[[Kernel], Ke
         raise RuntimeError(f"backward of {op_name}: cannot keep {sorted(unknown)}; choose from {KEEPABLE}")
 
     def wrap(fn: Kernel) -> Kernel:
-        if op_name in _BACKWARDS:
-            raise RuntimeError(f"backward kernel for {op_name} registered twice")
-        _BACKWARDS[op_name] = BackwardKernel(fn, tuple(keeps))
+        _BACKWARDS.add(op_name, BackwardKernel(fn, tuple(keeps)))
         return fn
 
     return wrap
 
 
 def get_kernel(op_name: str) -> Kernel:
-    try:
-        return _KERNELS[op_name]
-    except KeyError:
-        raise NotImplementedError(f"no kernel for op '{op_name}'") from None
+    return _KERNELS.find(op_name)
 
 
 def writes_into(op_name: str) -> bool:
@@ -119,15 +112,7 @@ def into(ctx: RunContext, result: Any) -> Any:
 
 
 def get_backward(op_name: str) -> BackwardKernel:
-    try:
-        return _BACKWARDS[op_name]
-    except KeyError:
-        raise NotImplementedError(f"no backward kernel for op '{op_name}'") from None
+    return _BACKWARDS.find(op_name)
 
 
-def _load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
-_load_all()
+import_modules(__name__, __path__)

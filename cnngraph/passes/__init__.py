@@ -8,12 +8,12 @@ graph after each pass and reports what every pass did.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
+from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
+from cnngraph.registry import Registry, import_modules
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Outcome:
 
 
 Pass = Callable[[Graph], Outcome]
-_PASSES: dict[str, Pass] = {}
+_PASSES: Registry[Pass] = Registry("pass", CnnGraphError)
 
 # The default inference pipeline, in order. Training compiles run TRAINING instead: passes that
 # change numerics (BN folding, dropout removal) would be wrong there.
@@ -51,32 +51,15 @@ TRAINING = ["dead_code", "cse"]
 
 
 def graph_pass(name: str) -> Callable[[Pass], Pass]:
-    def wrap(fn: Pass) -> Pass:
-        if name in _PASSES:
-            raise RuntimeError(f"pass {name} registered twice")
-        _PASSES[name] = fn
-        return fn
-
-    return wrap
+    return lambda fn: _PASSES.add(name, fn)
 
 
 def get_pass(name: str) -> Pass:
-    from cnngraph.errors import CnnGraphError
-
-    try:
-        return _PASSES[name]
-    except KeyError:
-        raise CnnGraphError(f"unknown pass '{name}'; available: {', '.join(sorted(_PASSES))}") from None
+    return _PASSES.find(name)
 
 
 def all_passes() -> list[str]:
     return sorted(_PASSES)
 
 
-def _load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name not in ("manager", "util"):
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_load_all()
+import_modules(__name__, __path__, skip=("manager", "util"))

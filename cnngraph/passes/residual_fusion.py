@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cnngraph.ir import Graph, Node
 from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.activation_fusion import FUSED, to_fused
+from cnngraph.passes.activation_fusion import to_fused
 from cnngraph.passes.util import sole_consumer, take_over
 
 
