@@ -10,7 +10,6 @@ from cnngraph.analysis import receptive_fields
 from cnngraph.cli import main
 from cnngraph.errors import CnnGraphError
 from cnngraph.frontends import dsl
-from tests.zoo_builds import zero_params  # noqa: F401 - fixture
 
 
 def test_context_module_fields_are_the_papers_table_1(zero_params):

@@ -9,7 +9,7 @@ from cnngraph import models
 from cnngraph.alignment import joins
 from cnngraph.analysis import node_stats, receptive_fields
 from cnngraph.errors import GraphError, UnknownModelError
-from tests.zoo_builds import REDUCED, quick_params, reduced, run_batch, zero_params  # noqa: F401 - fixtures
+from tests.zoo_builds import REDUCED, reduced, run_batch
 
 TORCHVISION = {  # sum(p.numel() for p in torchvision.models.<name>().parameters())
     "alexnet": 61_100_840,

@@ -12,7 +12,6 @@ from cnngraph.cli import main
 from cnngraph.errors import OnnxExportError, OnnxVerifyError
 from cnngraph.frontends import dsl
 from tests.onnx_models import onnxruntime_run
-from tests.zoo_builds import quick_params  # noqa: F401 - fixture: cheap random weights for the VGGs
 
 ZOO = {  # full width, input sizes as small as each architecture allows
     "lenet5": {}, "alexnet": dict(input_size=64), "vgg16": dict(input_size=32), "vgg16_bn": dict(input_size=32),

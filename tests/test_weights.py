@@ -9,7 +9,7 @@ from cnngraph import models
 from cnngraph.cli import main
 from cnngraph.errors import ModelFileError
 from cnngraph.weights import load_weights
-from tests.zoo_builds import execute, zero_params  # noqa: F401 - fixture
+from tests.zoo_builds import execute
 
 
 def torch_vgg11(nn, num_classes):

@@ -6,7 +6,7 @@ import pytest
 
 from cnngraph.backends.onnx_export import check, to_onnx
 from cnngraph.backends.onnx_verify import TOLERANCE, verify
-from tests.zoo_builds import REDUCED, quick_params, reduced  # noqa: F401 - fixture
+from tests.zoo_builds import REDUCED, reduced
 
 FOUNDATION = {"lenet5", "alexnet", "vgg16", "vgg16_bn", "resnet18", "resnet50"}
 
