@@ -46,6 +46,9 @@ def run(args) -> None:
     t2 = time.perf_counter()
     batch = next(iter(feeds.values())).shape[0]
     console.print(f"{graph.name}: compiled in {1e3 * (t1 - t0):.1f} ms, ran batch {batch} in {1e3 * (t2 - t1):.1f} ms")
+    if args.weights is None and _is_zoo_name(args.model):
+        console.print("weights: random initialisation, so the classes below mean nothing; "
+                      "--weights FILE loads trained ones")
     for name, out in outputs.items():
         console.print(f"output '{name}': shape {tuple(out.shape)}")
         if out.ndim == 2 and out.shape[1] >= 5:
@@ -56,6 +59,10 @@ def run(args) -> None:
         _write_masks(masks[0], mask_path)
     if args.output:
         _save_outputs(args.output, outputs)
+
+
+def _is_zoo_name(model: str) -> bool:
+    return ".py:" not in model and Path(model).suffix not in (".cng", ".onnx")
 
 
 def _exit(graph, k: int):
