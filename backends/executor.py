@@ -47,7 +47,8 @@ class Executor:
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
 
     def run(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
-        values = self._bind_inputs(inputs)
+        feeds = self._bind_inputs(inputs)
+        values = dict(feeds)
         batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
         buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
         for i, (node, fn, params) in enumerate(self._steps):
@@ -61,7 +62,13 @@ class Executor:
             for v in set(node.inputs):
                 if self._last_use.get(v) == i:
                     del values[v]
-        return {name: values[name] for name in self.graph.outputs}
+        return self._detached({name: values[name] for name in self.graph.outputs}, feeds)
+
+    def _detached(self, outputs: dict[str, Any], feeds: dict[str, Any]) -> dict[str, Any]:
+        """Outputs the caller may write to: never its own input arrays or the model's parameters, which an
+        Identity, a Reshape or a Constant returns as they are (or as views)."""
+        shared = [*feeds.values(), *self.params.values()]
+        return {k: v.copy() if any(self.xp.may_share_memory(v, s) for s in shared) else v for k, v in outputs.items()}
 
     def _step(self, node, fn, args: list, params: dict, buffers: ConcatBuffers) -> Any:
         """One node: an elided Concat is a view of its buffer; a placed producer writes into its slice."""
@@ -95,7 +102,11 @@ class Executor:
             raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
         values, batch = {}, None
         for name in names:
-            arr = self.xp.asarray(inputs[name], dtype=self.dtype)
+            raw = inputs[name]
+            dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
+            if dtype.kind not in "biuf":
+                raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
+            arr = self.xp.asarray(raw, dtype=self.dtype)
             want = self.graph.inputs[name].shape
             ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
             if not ok:

@@ -22,6 +22,7 @@ from cnngraph.ir import Graph
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}  # max |onnxruntime - numpy| / max |numpy|
 ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
 DEFAULT_BATCHES = (1, 3)
+TRAINING_BATCHES = (4, 5)  # BatchNorm on batch statistics: a few values per channel, not ill-conditioned pairs
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,17 @@ class Verification:
                          for d in self.differences) + f" (tolerance {self.tolerance:.0e}, {self.dtype})"
 
 
-def verify(graph: Graph, model: onnx.ModelProto | bytes | str | os.PathLike, batches=DEFAULT_BATCHES,
+def verify(graph: Graph, model: onnx.ModelProto | bytes | str | os.PathLike, batches=None,
            training: bool = False, seed: int = 0) -> Verification:
     """Run both on random inputs at each batch size; OnnxVerifyError past the tolerance.
 
     ``model`` is the exported file's path, its bytes, or the ModelProto.
 
     ``training`` compares a training export: BatchNorm on batch statistics on both sides, and
-    Dropout at ratio 0, since two random masks cannot agree.
+    Dropout at ratio 0, since two random masks cannot agree. ``batches`` defaults to (1, 3), or
+    (4, 5) for a training export.
     """
+    batches = batches or (TRAINING_BATCHES if training else DEFAULT_BATCHES)
     ort = _onnxruntime()
     if training:
         model = _for_onnxruntime_training(_loaded(model))

@@ -41,7 +41,13 @@ def _from_python_file(spec: str, kwargs: dict) -> Graph:
     fn = getattr(module, func, None)
     if not callable(fn):
         raise ModelFileError(f"{path}: has no function '{func}'")
-    graph = fn(**kwargs)
+    try:
+        graph = fn(**kwargs)
+    except CnnGraphError:
+        raise
+    except Exception as e:  # the user's builder: report what it raised, and with which arguments
+        given = f" with {kwargs}" if kwargs else ""
+        raise ModelFileError(f"{spec}: the builder failed{given} ({type(e).__name__}: {e})") from None
     if not isinstance(graph, Graph):
         raise CnnGraphError(f"{spec}: returned {type(graph).__name__}, expected a Graph (use dsl.Model)")
     return graph

@@ -66,7 +66,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ModelFileError, match="m.cng: cannot write \\(disk full\\)"):
         io.save(model(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.cng"]
@@ -79,3 +79,8 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.cng").stat().st_mode & 0o777 == 0o644
+
+
+def test_unwritable_destination_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot write"):
+        io.save(model(), tmp_path / "missing-folder" / "m.cng")

@@ -126,3 +126,17 @@ def test_cli_export_errors_are_one_line(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "export", "lenet5", "-o", str(path), *argv)
     assert code == 1 and message in err and err.strip().count("\n") == 0
     assert not path.exists()
+
+
+def test_cli_removes_a_file_that_fails_verification(tmp_path, capsys, monkeypatch):
+    import cnngraph.backends.onnx_verify as onnx_verify
+
+    def disagree(*args, **kwargs):
+        raise OnnxVerifyError("onnxruntime and the NumPy executor disagree")
+
+    monkeypatch.setattr(onnx_verify, "verify", disagree)
+    path = tmp_path / "m.onnx"
+    assert main(["export", "lenet5", "-o", str(path), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "disagree" in err and f"(removed {path})" in err
+    assert not path.exists()

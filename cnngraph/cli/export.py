@@ -1,6 +1,9 @@
 """`cnngraph export MODEL -o model.onnx`: write standard ONNX, checked by onnx.checker, optionally verified."""
 
+from pathlib import Path
+
 from cnngraph.cli.common import add_model_args, console, load
+from cnngraph.errors import CnnGraphError
 
 HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
 
@@ -28,4 +31,11 @@ def run(args) -> None:
     console.print(f"wrote {args.output}: {graph.name}, opset {args.opset}, {mode}, {len(model.graph.node)} nodes, "
                   f"{graph.param_count():,} parameters")
     if args.verify:
-        console.print(f"verified against onnxruntime: {verify(graph, args.output, training=args.training)}")
+        try:
+            result = verify(graph, args.output, training=args.training)
+        except CnnGraphError as e:  # a file that failed its check must not look like a good one
+            removed = [p for p in (Path(args.output), Path(f"{args.output}.data")) if p.exists()]
+            for path in removed:
+                path.unlink()
+            raise CnnGraphError(f"{e} (removed {', '.join(map(str, removed))})") from None
+        console.print(f"verified against onnxruntime: {result}")

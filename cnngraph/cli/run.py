@@ -100,9 +100,16 @@ def _photo(path: str, t):
 
 def _array(path: str):
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise CnnGraphError(f"--input {path}: cannot read as .npy ({e})") from None
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CnnGraphError(f"--input {path}: no such file") from None
+    except (OSError, ValueError):  # numpy's message would suggest allow_pickle: never for user files
+        raise CnnGraphError(f"--input {path}: neither a .npy array nor a photo") from None
+    if not isinstance(arr, np.ndarray):
+        names = list(arr.files)
+        arr.close()
+        raise CnnGraphError(f"--input {path}: an .npz archive of {names}; give one array as .npy")
+    return arr
 
 
 def _write_masks(scores, path: str) -> None:
