@@ -170,6 +170,9 @@ class Graph:
         """Re-infer every shape and check names, arity, order, cycles and parameters."""
         from cnngraph.ops import get_op
 
+        for name, t in self.inputs.items():
+            if not t.shape or t.shape[0] != BATCH or any(not isinstance(d, int) or d < 1 for d in t.shape[1:]):
+                raise GraphError(f"input '{name}': shape {t.shape} must be (N, positive sizes...)")
         seen = set(self.inputs)
         names: set[str] = set(self.inputs)
         defined_later = {n.name for n in self.nodes}

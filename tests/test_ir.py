@@ -79,3 +79,10 @@ def test_toposort_orders_nodes_and_reports_cycles():
     g.node("a").inputs = ["b"]
     with pytest.raises(GraphError, match="cycle"):
         g.toposort()
+
+
+def test_inputs_need_a_symbolic_batch_and_positive_sizes():
+    g = small_graph()
+    g.inputs["x"] = TensorType(("N", 3, -8, 8))
+    with pytest.raises(GraphError, match=r"input 'x': shape \('N', 3, -8, 8\) must be"):
+        g.verify()

@@ -151,16 +151,23 @@ class Trainer:
         task = progress.add_task("train", total=len(batches), completed=batches.position,
                                  epoch=f"{self.epoch + 1}/{self.config.epochs}", loss=math.nan, rate=0.0)
         watched = _WatchedLoss(self.loss)
+        trainable = set(self.model.trainable)
+        buffers = [k for k in self.model.params if k not in trainable]  # BN running statistics, frozen weights
         for x, y in batches:
             self.optimizer.lr = self.base_lr * self.schedule(self.step)
             start, watched.correct = time.perf_counter(), 0
+            before = {k: self.model.params[k].copy() for k in buffers}  # the forward updates BN statistics
             try:
                 value = self.model.train_step(x, y, watched, self.optimizer)
             except _NonFinite as e:
+                for k, v in before.items():
+                    self.model.params[k][...] = v
+                checkpoint = self.rundir / CHECKPOINT
+                last = f"the last checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was saved yet"
                 raise TrainingError(
                     f"loss became {e.value} at step {self.step + 1} (epoch {self.epoch + 1}, batch {batches.position} "
-                    f"of {len(batches)}); stopped before updating the parameters. Try a lower --lr; the last "
-                    f"checkpoint is {self.rundir / CHECKPOINT}") from None
+                    f"of {len(batches)}); stopped before updating the parameters or BatchNorm statistics. Try a "
+                    f"lower --lr; {last}") from None
             self.step += 1
             self.step_losses.append(value)
             s = self.sums

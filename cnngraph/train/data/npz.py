@@ -41,6 +41,9 @@ def load(path: Path) -> Splits:
         if not {"x", "y"} <= keys:
             raise DataError(f"{path}: expected arrays 'x' and 'y', found {sorted(keys) or 'none'}")
         data = _pair(archive, path, "x", "y")
+        if len({"x_test", "y_test"} & keys) == 1:
+            have, lack = sorted({"x_test", "y_test"} & keys)[0], sorted({"x_test", "y_test"} - keys)[0]
+            raise DataError(f"{path}: has '{have}' but no '{lack}'; give both for a test split, or neither")
         if {"x_test", "y_test"} <= keys:
             return Splits(data, _pair(archive, path, "x_test", "y_test"), f"{path}")
         return split_off(data, str(path))
