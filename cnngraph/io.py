@@ -37,12 +37,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
             raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable: fsync the folder that holds the new name (POSIX)."""
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
