@@ -19,6 +19,8 @@ CASES = [
                                     groups=2)),
     ("Conv2d", [(2, 4, 7, 7)], dict(out_channels=4, kernel_size=3, padding=2, dilation=2, groups=4)),  # depthwise
     ("Conv2d", [(2, 4, 5, 5)], dict(out_channels=3, kernel_size=1)),  # the 1x1 fast path
+    ("Conv2d", [(2, 4, 6, 5)], dict(out_channels=6, kernel_size=3, padding=(1, 0, 2, 1), groups=2)),  # grouped, asym.
+    ("Conv2d", [(2, 3, 4, 4)], dict(out_channels=2, kernel_size=1, padding=1)),  # p > d(k-1): the col2im path
     ("Conv2d", [(2, 2, 7, 8)], dict(out_channels=3, kernel_size=3, stride=2, padding="same")),
     ("Conv2d", [(2, 2, 9, 9)], dict(out_channels=2, kernel_size=(2, 3), stride=(3, 2), padding=(1, 2, 0, 1),
                                     dilation=(1, 2))),

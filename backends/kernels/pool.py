@@ -68,15 +68,21 @@ def _divisor(xp, attrs, hw, out_hw):
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
     """In inference a plain max over the window view; for backward, the argmax tap of each window
-    (a small integer) is stashed, which costs one copy of the windows."""
+    (a small integer) is stashed as well, tracked tap by tap like the max itself. The first maximum
+    wins, as in PyTorch, and a NaN counts as the maximum, as in ``argmax``."""
     view = pool_windows(xp, inputs[0], attrs, float("-inf"))
     if ctx.stash is None:
         return _reduce_taps(view, xp.maximum)
-    n, c, kh, kw, oh, ow = view.shape
-    taps = view.reshape(n, c, kh * kw, oh, ow)
-    argmax = taps.argmax(axis=2)
-    ctx.stash["argmax"] = argmax.astype(xp.uint8 if kh * kw <= 256 else xp.int32)
-    return xp.take_along_axis(taps, argmax[:, :, None], axis=2)[:, :, 0]
+    kh, kw = view.shape[2:4]
+    best = view[:, :, 0, 0].copy()
+    argmax = xp.zeros(best.shape, dtype=xp.uint8 if kh * kw <= 256 else xp.int32)
+    for t in range(1, kh * kw):
+        tap = view[:, :, t // kw, t % kw]
+        better = (tap > best) | (xp.isnan(tap) & ~xp.isnan(best))
+        xp.maximum(best, tap, out=best)  # propagates NaN, as the argmax above counts it
+        xp.copyto(argmax, t, where=better)
+    ctx.stash["argmax"] = argmax
+    return best
 
 
 @backward("MaxPool2d")
