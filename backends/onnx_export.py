@@ -117,7 +117,8 @@ class Exporter:
     def _value_info(self, value: str) -> onnx.ValueInfoProto:
         t = self.types[value]
         dims = [d if isinstance(d, int) else BATCH for d in t.shape]
-        return helper.make_tensor_value_info(value, helper.np_dtype_to_tensor_dtype(np.dtype(self.dtype)), dims)
+        dtype = t.dtype if np.dtype(t.dtype).kind in "iu" else self.dtype  # indices stay int64
+        return helper.make_tensor_value_info(value, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
 
     # -- the toolkit ------------------------------------------------------------------------------
     def type(self, value: str) -> TensorType:

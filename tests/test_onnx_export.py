@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
+import cnngraph
 from cnngraph import models
 from cnngraph.backends.onnx_export import DEFAULT_OPSET, check, export, to_onnx
 from cnngraph.backends.onnx_verify import TOLERANCE, verify
@@ -140,3 +141,19 @@ def test_cli_removes_a_file_that_fails_verification(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "disagree" in err and f"(removed {path})" in err
     assert not path.exists()
+
+
+def test_integer_outputs_keep_their_type():
+    """MaxPool2dIndices as a graph output exports as int64, and onnxruntime returns torch's indices."""
+    x = dsl.input("x", (2, 6, 6))
+    idx = dsl.layer("MaxPool2dIndices", [x], name="idx", kernel_size=2)
+    graph = dsl.Model(x, [dsl.max_pool2d(x, 2, name="pool"), idx])
+    model = to_onnx(graph)
+    check(model.SerializeToString())
+    assert [o.type.tensor_type.elem_type for o in model.graph.output] == [onnx.TensorProto.FLOAT,
+                                                                          onnx.TensorProto.INT64]
+    feed = np.random.default_rng(0).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    got = onnxruntime_run(model, {"x": feed})
+    want = cnngraph.compile(graph).run(feed)
+    np.testing.assert_array_equal(got[1], want["idx"])
+    np.testing.assert_array_equal(got[0], want["pool"])
