@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import networkx as nx
 import numpy as np
@@ -56,8 +55,6 @@ class Node:
     params: dict[str, str] = field(default_factory=dict)
     type: TensorType | None = None
 
-    def param_name(self, role: str) -> str:
-        return self.params[role]
 
 
 class Graph:
@@ -260,9 +257,3 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
-
-def topological_values(graph: Graph) -> Iterable[str]:
-    """Every value in definition order: inputs first, then node outputs."""
-    yield from graph.inputs
-    for node in graph.nodes:
-        yield node.name

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
-from cnngraph.ir import BATCH, TensorType
+from cnngraph.ir import TensorType
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,3 @@ def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int 
     if ceil:
         return -(-span // stride) + 1
     return span // stride + 1
-
-
-def batch_dim(t: TensorType) -> Any:
-    return t.shape[0] if t.shape else BATCH

@@ -22,8 +22,6 @@ FUSED_DEFAULTS = {"activation": None, "activation_attrs": {}, "residual": False}
 class _Fused:
     """Mixin: an optional residual input (added before the activation) and an optional activation."""
 
-    base_name: str
-
     def check(self, node, attrs, inputs):
         a = super().check(node, {k: v for k, v in attrs.items() if k not in FUSED_DEFAULTS}, inputs[:1])
         a["residual"] = bool(attrs["residual"])

@@ -58,8 +58,5 @@ def get_pass(name: str) -> Pass:
     return _PASSES.find(name)
 
 
-def all_passes() -> list[str]:
-    return sorted(_PASSES)
-
 
 import_modules(__name__, __path__, skip=("manager", "util"))
