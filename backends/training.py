@@ -21,7 +21,6 @@ from cnngraph.backends.executor import Executor
 from cnngraph.backends.kernels import RunContext, Saved, get_backward
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
-from cnngraph.ops import get_op
 from cnngraph.ops.base import fmt_shape
 
 
@@ -90,8 +89,7 @@ class TrainingExecutor(Executor):
                                 ) from None
 
     def _trainable_keys(self, node: Node) -> list[str]:
-        specs = get_op(node.op).param_specs(node.attrs, [self.graph.type_of(v) for v in node.inputs])
-        return [node.params[s.role] for s in specs if s.trainable]
+        return [node.params[role] for role, spec in self.graph.param_specs(node).items() if spec.trainable]
 
     # -- which parameters train --------------------------------------------------------
     @property

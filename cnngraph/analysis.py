@@ -106,7 +106,7 @@ def node_stats(graph: Graph) -> list[NodeStats]:
     for node in graph.nodes:
         op = get_op(node.op)
         in_types = [graph.type_of(v) for v in node.inputs]
-        specs = {s.role: s for s in op.param_specs(node.attrs, in_types)}
+        specs = graph.param_specs(node)
         params = sum(graph.params[k].size for r, k in node.params.items() if specs[r].trainable)
         buffers = sum(graph.params[k].size for r, k in node.params.items() if not specs[r].trainable)
         rows.append(NodeStats(node, int(params), int(buffers), int(op.macs(node.attrs, in_types, node.type)),

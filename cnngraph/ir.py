@@ -127,18 +127,19 @@ class Graph:
 
     def param_count(self, trainable_only: bool = True) -> int:
         """Number of parameters; buffers (BN running stats) count only when asked."""
-        from cnngraph.ops import get_op
-
         total = 0
         for node in self.nodes:
-            specs = {s.role: s for s in get_op(node.op).param_specs(node.attrs, self._in_types(node))}
+            specs = self.param_specs(node)
             for role, key in node.params.items():
                 if not trainable_only or specs[role].trainable:
                     total += int(self.params[key].size)
         return total
 
-    def _in_types(self, node: Node) -> list[TensorType]:
-        return [self.type_of(v) for v in node.inputs]
+    def param_specs(self, node: Node) -> dict:
+        """What ``node``'s op declares for each parameter role (shape, initialiser, trainable)."""
+        from cnngraph.ops import get_op
+
+        return {s.role: s for s in get_op(node.op).param_specs(node.attrs, [self.type_of(v) for v in node.inputs])}
 
     def to_networkx(self) -> nx.DiGraph:
         g = nx.DiGraph()
@@ -191,7 +192,7 @@ class Graph:
             if node.type is not None and node.type != out:
                 raise GraphError(f"layer '{node.name}' ({node.op}) records type {node.type} but its inputs give {out}")
             node.attrs, node.type = attrs, out
-            self._verify_params(node, op, in_types)
+            self._verify_params(node)
             seen.add(node.name)
         if not self.outputs:
             raise GraphError(f"graph '{self.name}' has no outputs")
@@ -209,8 +210,8 @@ class Graph:
         except nx.NetworkXNoCycle:
             return f"layer '{node.name}' reads '{value}' before it is computed: nodes are not in topological order"
 
-    def _verify_params(self, node: Node, op, in_types: list[TensorType]) -> None:
-        specs = {s.role: s for s in op.param_specs(node.attrs, in_types)}
+    def _verify_params(self, node: Node) -> None:
+        specs = self.param_specs(node)
         if set(specs) != set(node.params):
             raise GraphError(
                 f"layer '{node.name}' ({node.op}) has parameters {sorted(node.params)}, expected {sorted(specs)}"

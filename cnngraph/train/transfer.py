@@ -15,12 +15,6 @@ import networkx as nx
 from cnngraph.errors import GraphError
 from cnngraph.init import initialize
 from cnngraph.ir import Graph, Node
-from cnngraph.ops import get_op
-
-
-def _specs(graph: Graph, node: Node) -> dict:
-    op = get_op(node.op)
-    return {s.role: s for s in op.param_specs(node.attrs, [graph.type_of(v) for v in node.inputs])}
 
 
 def _node(graph: Graph, name: str) -> Node:
@@ -41,7 +35,7 @@ def frozen_keys(graph: Graph, upto: str) -> list[str]:
     last = _node(graph, upto).name
     upstream = nx.ancestors(graph.to_networkx(), last) | {last}
     return [key for node in graph.nodes if node.name in upstream
-            for role, key in node.params.items() if _specs(graph, node)[role].trainable]
+            for role, key in node.params.items() if graph.param_specs(node)[role].trainable]
 
 
 def freeze_upto(model, graph: Graph, upto: str) -> list[str]:
@@ -61,7 +55,7 @@ def replace_head(graph: Graph, num_classes: int, seed: int = 0) -> Graph:
     new = graph.copy()
     head = new.node(heads[-1].name)
     head.attrs = {**head.attrs, "out_features": num_classes}
-    for role, spec in _specs(new, head).items():
+    for role, spec in new.param_specs(head).items():
         new.params[head.params[role]] = initialize(spec, head.params[role], seed)
     for node in new.nodes:  # types downstream of the head change; verify re-infers them all
         node.type = None
