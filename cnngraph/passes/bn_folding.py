@@ -11,7 +11,14 @@ import numpy as np
 
 from cnngraph.ir import Graph, Node
 from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.util import owns_params, param_users, sole_consumer
+from cnngraph.passes.util import (
+    bias_of,
+    owns_params,
+    param_users,
+    scale_output_channels,
+    set_bias,
+    sole_consumer,
+)
 
 FOLDABLE = ("Conv2d", "ConvTranspose2d", "Linear")
 
@@ -58,19 +65,6 @@ def _why_not(graph: Graph, bn: Node) -> str | None:
 def _fold(graph: Graph, producer: Node, bn: Node) -> None:
     p = {role: graph.params[key].astype(np.float64) for role, key in bn.params.items()}
     scale = p["weight"] / np.sqrt(p["running_var"] + bn.attrs["eps"])
-    w_key = producer.params["weight"]
-    weight = graph.params[w_key].astype(np.float64)
-    out_channels = scale.size
-    if producer.op == "ConvTranspose2d":  # (C_in, O/g, kh, kw): output channels sit in dim 1, per group
-        g = producer.attrs["groups"]
-        shaped = weight.reshape(g, weight.shape[0] // g, out_channels // g, *weight.shape[2:])
-        folded = (shaped * scale.reshape(g, 1, out_channels // g, *[1] * (weight.ndim - 2))).reshape(weight.shape)
-    else:  # Conv2d (O, C/g, kh, kw) and Linear (O, I): output channels lead
-        folded = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
-    dtype = graph.params[w_key].dtype
-    graph.params[w_key] = folded.astype(dtype)
-    bias = graph.params[producer.params["bias"]].astype(np.float64) if "bias" in producer.params else 0.0
-    b_key = producer.params.get("bias", f"{producer.name}.bias")
-    graph.params[b_key] = ((bias - p["running_mean"]) * scale + p["bias"]).astype(dtype)
-    producer.params["bias"] = b_key
-    producer.attrs["bias"] = True
+    bias = bias_of(graph, producer, scale.size)
+    scale_output_channels(graph, producer, scale)
+    set_bias(graph, producer, (bias - p["running_mean"]) * scale + p["bias"])

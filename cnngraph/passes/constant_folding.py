@@ -12,8 +12,7 @@ import numpy as np
 from cnngraph.backends.kernels import RunContext, get_kernel
 from cnngraph.ir import BATCH, Graph, Node
 from cnngraph.passes import Outcome, graph_pass
-
-RANDOM_OPS = ("Dropout",)
+from cnngraph.passes.util import RANDOM_OPS
 
 
 @graph_pass("constant_folding")

@@ -14,8 +14,7 @@ import numpy as np
 
 from cnngraph.ir import Graph, Node
 from cnngraph.passes import Outcome, graph_pass
-
-RANDOM_OPS = ("Dropout",)  # two dropout nodes draw different masks in training
+from cnngraph.passes.util import RANDOM_OPS
 
 
 def _structure(node: Node) -> str:

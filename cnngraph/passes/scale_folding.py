@@ -13,7 +13,14 @@ import numpy as np
 
 from cnngraph.ir import Graph, Node
 from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.util import owns_params, param_users, sole_consumer
+from cnngraph.passes.util import (
+    bias_of,
+    owns_params,
+    param_users,
+    scale_output_channels,
+    set_bias,
+    sole_consumer,
+)
 
 TARGETS = ("Conv2d", "Linear")
 
@@ -66,16 +73,10 @@ def _per_channel(graph: Graph, producer: Node, const: Node) -> np.ndarray:
 
 
 def _fold(graph: Graph, producer: Node, op: str, c: np.ndarray) -> None:
-    w_key = producer.params["weight"]
-    dtype = graph.params[w_key].dtype
-    b_key = producer.params.get("bias", f"{producer.name}.bias")
-    bias = graph.params[b_key].astype(np.float64) if "bias" in producer.params else np.zeros(c.shape)
+    bias = bias_of(graph, producer, c.size)
     if op == "Mul":
-        weight = graph.params[w_key].astype(np.float64)
-        graph.params[w_key] = (weight * c.reshape(-1, *[1] * (weight.ndim - 1))).astype(dtype)
+        scale_output_channels(graph, producer, c)
         bias = bias * c
     else:
         bias = bias + c
-    graph.params[b_key] = bias.astype(dtype)
-    producer.params["bias"] = b_key
-    producer.attrs["bias"] = True
+    set_bias(graph, producer, bias)

@@ -1,8 +1,12 @@
-"""Preconditions shared by the rewriting passes."""
+"""Preconditions and parameter rewrites shared by the rewriting passes."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from cnngraph.ir import Graph, Node
+
+RANDOM_OPS = ("Dropout",)  # in training, each run (and each node) draws a new mask
 
 
 def param_users(graph: Graph) -> dict[str, int]:
@@ -41,3 +45,32 @@ def take_over(graph: Graph, keeper: Node, absorbed: Node) -> None:
     else:
         graph.replace_uses(absorbed.name, keeper.name)
     graph.reindex()
+
+
+def scale_output_channels(graph: Graph, node: Node, scale: np.ndarray) -> None:
+    """Multiply a Conv2d/ConvTranspose2d/Linear weight per output channel, in float64, stored back in
+    the weight's dtype (a new array: parameter arrays are shared with other graph copies)."""
+    key = node.params["weight"]
+    weight = graph.params[key].astype(np.float64)
+    if node.op == "ConvTranspose2d":  # (C_in, O/g, kh, kw): output channels sit in dim 1, per group
+        g, o = node.attrs["groups"], scale.size
+        shaped = weight.reshape(g, weight.shape[0] // g, o // g, *weight.shape[2:])
+        scaled = (shaped * scale.reshape(g, 1, o // g, *[1] * (weight.ndim - 2))).reshape(weight.shape)
+    else:  # Conv2d (O, C/g, kh, kw) and Linear (O, I): output channels lead
+        scaled = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
+    graph.params[key] = scaled.astype(graph.params[key].dtype)
+
+
+def bias_of(graph: Graph, node: Node, channels: int) -> np.ndarray:
+    """The node's bias in float64; zeros when it has none."""
+    if "bias" in node.params:
+        return graph.params[node.params["bias"]].astype(np.float64)
+    return np.zeros(channels)
+
+
+def set_bias(graph: Graph, node: Node, bias: np.ndarray) -> None:
+    """Store ``bias`` in the weight's dtype; a node without a bias gains ``<node>.bias``."""
+    key = node.params.get("bias", f"{node.name}.bias")
+    graph.params[key] = bias.astype(graph.params[node.params["weight"]].dtype)
+    node.params["bias"] = key
+    node.attrs["bias"] = True
