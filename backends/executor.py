@@ -1,89 +1,217 @@
-"""The executor: a schedule of kernels over an array module (``xp``), shared by NumPy and CuPy.
+"""The executor: one schedule loop over a backend's kernels, shared by inference and training.
 
-It owns the execution plan (schedule order, when each value dies, which producers write into their
-slice of an elided Concat's buffer) and checks the inputs a user hands it against the graph's types,
-so a wrong shape fails with the input's name, not deep in a GEMM.
+It owns the execution plan (schedule order, which implementation runs each node, when each value
+dies, which producers write into their slice of an elided Concat's buffer, per-shape kernel plans)
+and checks the inputs a user hands it against the graph's types, so a wrong shape fails with the
+input's name, not deep in a GEMM. Arrays stay on the backend's device: inputs are copied over
+once, outputs come back as the backend's arrays (``run(..., to_host=True)`` gives NumPy ones).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from cnngraph.backends.concat_buffers import ConcatBuffers
-from cnngraph.backends.kernels import RunContext, get_kernel
+from cnngraph.backends.devices import Backend, get_backend
+from cnngraph.backends.kernels import Choice, RunContext, Saved, resolve
+from cnngraph.backends.precision import FLOAT32, Precision
+from cnngraph.backends.randomness import Randomness
 from cnngraph.concat_layout import layout
-from cnngraph.errors import CnnGraphError
-from cnngraph.ir import BATCH, Graph
-from cnngraph.memory import last_uses
+from cnngraph.errors import CnnGraphError, DeviceMemoryError
+from cnngraph.ir import BATCH, Graph, Node
+from cnngraph.memory import last_uses, plan
 from cnngraph.ops.base import fmt_shape
 
-DTYPES = ("float32", "float64")
+Watch = Callable[[Node, Any], None]
+
+
+@dataclass
+class Step:
+    """One node of the schedule and the implementation it resolved to."""
+
+    index: int
+    node: Node
+    choice: Choice
+    widen: bool  # half-precision values are widened to float32 around this kernel
+    float32_params: bool  # a layer with statistics: its parameters stay float32 under half precision
+
+    @property
+    def impl(self):
+        return self.choice.impl
+
+
+@contextlib.contextmanager
+def naming(node: Node, direction: str = ""):
+    """Kernels do not know their node: errors get the layer's name on the way out."""
+    try:
+        yield
+    except DeviceMemoryError:
+        raise
+    except CnnGraphError as e:
+        raise CnnGraphError(f"layer '{node.name}' ({node.op}){direction}: {e}") from e
 
 
 class Executor:
     """Runs a verified graph. ``run`` takes a dict (or one array) and returns a dict of outputs."""
 
-    backend = "generic"
+    needs_backward = False  # the training executor resolves forward and backward as a pair
 
-    def __init__(self, graph: Graph, xp: Any, dtype: str = "float32", seed: int = 0):
-        if dtype not in DTYPES:
-            raise CnnGraphError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        self.graph = graph
-        self.xp = xp
-        self.dtype = np.dtype(dtype)
-        self.ctx = RunContext(training=graph.training, rng=np.random.default_rng(seed))
+    def __init__(self, graph: Graph, backend: str | Backend = "numpy", dtype: str = "float32", seed: int = 0):
+        self.backend = get_backend(backend).require()
+        self.backend.check_dtype(dtype)
+        self.graph, self.xp = graph, self.backend.xp
+        self.precision = Precision(dtype)
+        self.dtype = self.precision.storage
+        self.random = Randomness(self.backend, seed)
+        self.evaluates_training = graph.training  # what run() does: the graph's own mode
         # Private copies: training updates them in place, and the user's graph must not change.
-        self.params = {k: xp.array(v, dtype=self.dtype) for k, v in graph.params.items()}
-        self._steps = [
-            (node, get_kernel(node.op), {role: self.params[key] for role, key in node.params.items()})
-            for node in graph.nodes
-        ]
+        self.params = {k: self.backend.copy(v, self.precision.master) for k, v in graph.params.items()}
+        self.steps = [self._resolve(i, node) for i, node in enumerate(graph.nodes)]
         self._last_use = last_uses(graph)  # each value is freed after its last reader
         self._concats = layout(graph)
         # A shared Concat buffer is let go once the last Concat that reads it has run.
         last = {owner: i for i, node in enumerate(graph.nodes) if (owner := self._concats.owner.get(node.name))}
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
+        self._plans: dict[tuple, Any] = {}
+        self._compute = self._compute_params()
 
-    def run(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
+    def _resolve(self, index: int, node: Node) -> Step:
+        choice = resolve(self.backend.name, node, self.dtype.name, self.needs_backward)
+        return Step(index, node, choice, self.precision.widens(choice.impl.dtypes),
+                    self.precision.half and Precision.keeps_float32(self.graph, node))
+
+    def kernels(self) -> dict[str, str]:
+        """Which backend's implementation runs each node (``generic``: the kernels written over ``xp``)."""
+        return {s.node.name: s.impl.backend for s in self.steps}
+
+    def fallbacks(self) -> list[tuple[str, str, str]]:
+        """(node, implementation, why it declined) for every implementation passed over."""
+        return [(s.node.name, name, why) for s in self.steps for name, why in s.choice.declined]
+
+    # -- parameters as kernels see them ----------------------------------------------------
+    def _compute_params(self) -> list[dict[str, Any]]:
+        """Per step, the arrays its kernel computes with: the live masters, or (half precision) rounded copies."""
+        rounded: dict[tuple[str, Any], Any] = {}
+        table = []
+        for step in self.steps:
+            live = {role: self.params[key] for role, key in step.node.params.items()}
+            if not self.precision.half or step.float32_params:
+                table.append(live)
+                continue
+            compute = FLOAT32 if step.widen else self.dtype
+            for key in step.node.params.values():
+                if (key, compute) not in rounded:
+                    rounded[key, compute] = self.precision.rounded(self.params[key], compute)
+            table.append({role: rounded[key, compute] for role, key in step.node.params.items()})
+        return table
+
+    # -- the schedule loop -----------------------------------------------------------------
+    def run(self, inputs: Mapping[str, Any] | Any, to_host: bool = False, watch: Watch | None = None) -> dict[str, Any]:
+        """The outputs as the backend's arrays; ``to_host=True`` copies them back as NumPy arrays.
+        ``watch(node, value)`` sees every node's output as it is computed."""
         feeds = self._bind_inputs(inputs)
+        outputs, _ = self._forward(feeds, self.evaluates_training, watch=watch)
+        outputs = self._detached(outputs, feeds)
+        return {k: self.backend.to_host(v) for k, v in outputs.items()} if to_host else outputs
+
+    def _forward(self, feeds: dict[str, Any], training: bool, keep: Callable[[Node], bool] | None = None,
+                 watch: Watch | None = None) -> tuple[dict[str, Any], dict[str, Saved]]:
+        """Every node once, in schedule order, freeing each value after its last reader. Nodes that
+        ``keep`` selects get a stash and keep what their backward declares (the tape)."""
         values = dict(feeds)
         batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
         buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
-        for i, (node, fn, params) in enumerate(self._steps):
-            args = [values[v] for v in node.inputs]
-            try:
-                values[node.name] = self._step(node, fn, args, params, buffers)
-            except CnnGraphError as e:  # kernels do not know their node; say which layer failed
-                raise CnnGraphError(f"layer '{node.name}' ({node.op}): {e}") from e
-            for owner in self._release.get(i, ()):
-                buffers.release(owner)
-            for v in set(node.inputs):
-                if self._last_use.get(v) == i:
-                    del values[v]
-        return self._detached({name: values[name] for name in self.graph.outputs}, feeds)
+        tape: dict[str, Saved] = {}
+        step = None
+        try:
+            for step, params in zip(self.steps, self._compute):
+                node = step.node
+                args = [values[v] for v in node.inputs]
+                kept = keep is not None and keep(node)
+                with naming(node):
+                    ctx = RunContext(self._node_training(node, training), self.random.uniform,
+                                     {} if kept else None, plan=self._plan(step, args))
+                    out = values[node.name] = self._run_node(step, args, params, ctx, buffers)
+                if kept:
+                    tape[node.name] = self._saved(step, args, out, ctx)
+                if watch is not None:
+                    watch(node, out)
+                for owner in self._release.get(step.index, ()):
+                    buffers.release(owner)
+                for v in set(node.inputs):
+                    if self._last_use.get(v) == step.index:
+                        del values[v]
+        except Exception as e:
+            if isinstance(e, CnnGraphError) or step is None or not self.backend.is_out_of_memory(e):
+                raise
+            values.clear()
+            tape.clear()
+            raise self._out_of_memory(step.node, batch, keep is not None) from e
+        return {name: values[name] for name in self.graph.outputs}, tape
 
+    def _node_training(self, node: Node, training: bool) -> bool:
+        return training
+
+    def _plan(self, step: Step, args: list) -> Any:
+        """The implementation's plan for these input shapes, built once (per batch size)."""
+        prepare = step.impl.prepare
+        if prepare is None:
+            return None
+        key = (step.index, tuple(tuple(a.shape) for a in args))
+        if key not in self._plans:
+            self._plans[key] = prepare(self.xp, step.node, key[1], self.dtype.name)
+        return self._plans[key]
+
+    def _run_node(self, step: Step, args: list, params: dict, ctx: RunContext, buffers: ConcatBuffers) -> Any:
+        """One node: an elided Concat is a view of its buffer; a placed producer writes into its slice
+        (directly when its kernel can, else by a copy)."""
+        node = step.node
+        if node.name in self._concats.owner:
+            return buffers.concat(node.name, args)
+        dest = buffers.slot(node.name) if node.name in self._concats.placed else None
+        if step.widen:
+            args = [self.precision.wide(a) for a in args]
+        elif dest is not None and step.impl.writes_into:
+            ctx.out = dest
+        out = step.impl.forward(self.xp, args, params, node.attrs, ctx)
+        if step.widen:
+            out = self.precision.narrow(out)
+        if dest is not None and out is not dest:
+            dest[...] = out
+            out = dest
+        return out
+
+    def _saved(self, step: Step, args: list, out: Any, ctx: RunContext) -> Saved:
+        keeps = step.impl.backward.keeps
+        return Saved(shapes=tuple(a.shape for a in args), training=ctx.training, stash=ctx.stash,
+                     inputs=tuple(args) if "inputs" in keeps else None,
+                     output=out if "output" in keeps else None, plan=ctx.plan)
+
+    def _out_of_memory(self, node: Node, batch: int, training: bool) -> DeviceMemoryError:
+        """Say where memory ran out, and which batch would fit, from the memory plan's bytes per sample."""
+        per_batch = plan(self.graph, 1, self.dtype.name)
+        per_sample = per_batch.unplanned_bytes if training else per_batch.planned_bytes  # training keeps more
+        held = sum(int(p.nbytes) for p in self.params.values())
+        free = self.backend.free_bytes()
+        text = (f"layer '{node.name}' ({node.op}): out of {self.backend.name} memory at batch {batch} "
+                f"(about {_mib(per_sample)} of activations per sample{' kept for backward' if training else ''}, "
+                f"{_mib(held)} of parameters)")
+        if free is not None and per_sample:
+            fits = max(int(free // (per_sample * 1.25)), 0)  # a quarter spare for workspaces and fragmentation
+            text += f"; {_mib(free)} is free now: try a batch of about {fits}" if fits else \
+                f"; {_mib(free)} is free now: not even batch 1 fits"
+        return DeviceMemoryError(text)
+
+    # -- what goes in and out ----------------------------------------------------------------
     def _detached(self, outputs: dict[str, Any], feeds: dict[str, Any]) -> dict[str, Any]:
         """Outputs the caller may write to: never its own input arrays or the model's parameters, which an
         Identity, a Reshape or a Constant returns as they are (or as views)."""
         shared = [*feeds.values(), *self.params.values()]
         return {k: v.copy() if any(self.xp.may_share_memory(v, s) for s in shared) else v for k, v in outputs.items()}
-
-    def _step(self, node, fn, args: list, params: dict, buffers: ConcatBuffers) -> Any:
-        """One node: an elided Concat is a view of its buffer; a placed producer writes into its slice."""
-        if node.name in self._concats.owner:
-            return buffers.concat(node.name, args)
-        if node.name not in self._concats.placed:
-            return fn(self.xp, args, params, node.attrs, self.ctx)
-        self.ctx.out = dest = buffers.slot(node.name)
-        try:
-            out = fn(self.xp, args, params, node.attrs, self.ctx)
-        finally:
-            self.ctx.out = None
-        if out is not dest:
-            raise CnnGraphError("kernel declared writes_into but did not return its destination")
-        return out
 
     def __call__(self, *arrays: Any) -> Any:
         """Positional inputs in graph order; one output comes back bare, several as a tuple."""
@@ -106,7 +234,7 @@ class Executor:
             dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
             if dtype.kind not in "biuf":
                 raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            arr = self.xp.asarray(raw, dtype=self.dtype)
+            arr = self.backend.asarray(raw, dtype=self.dtype)
             want = self.graph.inputs[name].shape
             ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
             if not ok:
@@ -118,10 +246,12 @@ class Executor:
         return values
 
 
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
 class NumpyExecutor(Executor):
     """The CPU executor: reference semantics, and fast through BLAS GEMMs."""
 
-    backend = "numpy"
-
     def __init__(self, graph: Graph, dtype: str = "float32", seed: int = 0):
-        super().__init__(graph, np, dtype, seed)
+        super().__init__(graph, "numpy", dtype, seed)

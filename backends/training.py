@@ -8,29 +8,20 @@ parameter at or before them, and no input gradient asked for) keep nothing and a
 backward: a frozen feature extractor costs a forward pass only.
 
 ``run`` / ``__call__`` evaluate in inference mode (running statistics, no dropout) and keep nothing.
+Forward runs the executor's one schedule loop; under half precision ``train_step`` scales the
+loss (``cnngraph.train.scaler``) and skips steps whose gradients overflow.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
-from cnngraph.backends.executor import Executor
-from cnngraph.backends.kernels import RunContext, Saved, get_backward
+from cnngraph.backends.devices import Backend
+from cnngraph.backends.executor import Executor, Step, naming
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
 from cnngraph.ops.base import fmt_shape
-
-
-@contextlib.contextmanager
-def _naming(node: Node, direction: str = ""):
-    """Kernels do not know their node: errors get the layer's name on the way out."""
-    try:
-        yield
-    except CnnGraphError as e:
-        raise CnnGraphError(f"layer '{node.name}' ({node.op}){direction}: {e}") from e
+from cnngraph.train.scaler import LossScaler
 
 
 class _Sums:
@@ -67,26 +58,18 @@ class TrainingExecutor(Executor):
     by each call, not accumulated across calls.
     """
 
-    def __init__(self, graph: Graph, xp: Any = np, dtype: str = "float32", seed: int = 0):
-        super().__init__(graph, xp, dtype, seed)
-        self.backend = getattr(xp, "__name__", self.backend)
-        self.ctx.training = False  # run() evaluates; forward() trains
-        self._backward = {node.name: self._backward_of(node) for node in graph.nodes}
+    needs_backward = True
+
+    def __init__(self, graph: Graph, backend: str | Backend = "numpy", dtype: str = "float32", seed: int = 0):
+        super().__init__(graph, backend, dtype, seed)
+        self.evaluates_training = False  # run() evaluates; forward() trains
         self._all_trainable = list(dict.fromkeys(k for node in graph.nodes for k in self._trainable_keys(node)))
         self._frozen: set[str] = set()
         self.grads: dict[str, Any] = {}
         self.input_grads: dict[str, Any] = {}
-        self._tape: dict[str, Saved] | None = None
+        self._tape: dict | None = None
         self._training_keys: list[str] = []
-
-    @staticmethod
-    def _backward_of(node: Node):
-        try:
-            return get_backward(node.op)
-        except NotImplementedError:
-            raise CnnGraphError(f"layer '{node.name}' ({node.op}) cannot be trained: the op has no backward kernel "
-                                f"(fused ops come from inference passes; train=True's default passes never fuse)"
-                                ) from None
+        self.scaler = LossScaler() if self.precision.half else None
 
     def _trainable_keys(self, node: Node) -> list[str]:
         return [node.params[role] for role, spec in self.graph.param_specs(node).items() if spec.trainable]
@@ -124,24 +107,16 @@ class TrainingExecutor(Executor):
         BatchNorm, saliency maps). ``input_grads=True`` makes the next backward fill ``input_grads``.
         The outputs (and the inputs) may be among what is kept: do not modify them in place before backward.
         """
-        values = self._bind_inputs(inputs)
+        feeds = self._bind_inputs(inputs)
         self._training_keys = self.trainable
         reaches = self._reaches(input_grads)
-        tape: dict[str, Saved] = {}
-        for i, (node, fn, params) in enumerate(self._steps):
-            args = [values[v] for v in node.inputs]
-            ctx = RunContext(training and not self._frozen_norm(node), self.ctx.rng,
-                             {} if reaches[node.name] else None)
-            with _naming(node):
-                out = values[node.name] = fn(self.xp, args, params, node.attrs, ctx)
-            if reaches[node.name]:
-                tape[node.name] = self._saved(node, args, out, ctx)
-            for v in set(node.inputs):
-                if self._last_use.get(v) == i:
-                    del values[v]
-        outputs = {name: values[name] for name in self.graph.outputs}
+        self._compute = self._compute_params()  # the optimizer moved the masters since the last forward
+        outputs, tape = self._forward(feeds, training, keep=lambda node: reaches[node.name])
         self._tape, self._reach, self._out_shapes = tape, reaches, {k: v.shape for k, v in outputs.items()}
         return outputs
+
+    def _node_training(self, node: Node, training: bool) -> bool:
+        return training and not self._frozen_norm(node)
 
     def _frozen_norm(self, node: Node) -> bool:
         """A BatchNorm whose scale and shift are frozen runs on its running statistics and leaves them
@@ -160,13 +135,6 @@ class TrainingExecutor(Executor):
                 key in trainable for key in node.params.values()
             )
         return reach
-
-    def _saved(self, node: Node, args: list, out: Any, ctx: RunContext) -> Saved:
-        keeps = self._backward[node.name].keeps
-        return Saved(
-            shapes=tuple(a.shape for a in args), training=ctx.training, stash=ctx.stash,
-            inputs=tuple(args) if "inputs" in keeps else None, output=out if "output" in keeps else None,
-        )
 
     def kept(self) -> dict[str, list[str]]:
         """What the last forward keeps for backward, per node: "inputs", "output" and stash entries."""
@@ -191,14 +159,15 @@ class TrainingExecutor(Executor):
         for name, grad in grad_outputs.items():
             values.add(name, self._seed(name, grad))
         trainable = set(self._training_keys)
-        for node, _, params in reversed(self._steps):
+        for step, params in zip(reversed(self.steps), reversed(self._compute)):
+            node = step.node
             saved, grad = tape.pop(node.name, None), values.pop(node.name)
             if saved is None or grad is None:
                 continue
             saved.need_inputs = tuple(self._reach[v] for v in node.inputs)
             saved.need_params = frozenset(r for r, k in node.params.items() if k in trainable)
-            with _naming(node, " backward"):
-                dins, dparams = self._backward[node.name].fn(self.xp, grad, saved, params, node.attrs)
+            with naming(node, " backward"):
+                dins, dparams = self._backward_step(step, grad, saved, params)
             for v, need, d, shape in zip(node.inputs, saved.need_inputs, dins, saved.shapes):
                 if need and d is not None:  # None: nothing flows back (integer indices)
                     values.add(v, self._checked(node, v, d, shape))
@@ -208,11 +177,21 @@ class TrainingExecutor(Executor):
         self.grads = {k: self._grad_or_zeros(by_key.total.get(k), k) for k in self._training_keys}
         return self.grads
 
+    def _backward_step(self, step: Step, grad: Any, saved, params: dict) -> tuple[list, dict]:
+        """One node's backward; around a float32 kernel, half-precision gradients are widened and the
+        results rounded back (parameter gradients through the storage dtype, into float32 masters)."""
+        if not step.widen:
+            return step.impl.backward.fn(self.xp, grad, saved, params, step.node.attrs)
+        p = self.precision
+        dins, dparams = step.impl.backward.fn(self.xp, p.wide(grad), saved.mapped(p.wide), params, step.node.attrs)
+        rounded = (lambda d: d) if step.float32_params else (lambda d: p.rounded(d, p.master))
+        return [None if d is None else p.narrow(d) for d in dins], {r: rounded(d) for r, d in dparams.items()}
+
     def _seed(self, name: str, grad: Any) -> Any:
         if name not in self._out_shapes:
             raise CnnGraphError(f"gradient given for '{name}', which is not an output of '{self.graph.name}'; "
                                 f"outputs: {list(self._out_shapes)}")
-        grad = self.xp.asarray(grad, dtype=self.dtype)
+        grad = self.backend.asarray(grad, dtype=self.dtype)
         if grad.shape != self._out_shapes[name]:
             raise CnnGraphError(f"gradient for output '{name}' has shape {fmt_shape(grad.shape)}, "
                                 f"the output has {fmt_shape(self._out_shapes[name])}")
@@ -239,7 +218,16 @@ class TrainingExecutor(Executor):
         """
         outputs = self.forward(x)
         single = len(outputs) == 1
-        value, grad = loss(next(iter(outputs.values())) if single else outputs, y)
-        self.backward({self.graph.outputs[0]: grad} if single else grad)
+        wide = {k: self.precision.wide(v) for k, v in outputs.items()}  # losses compute in float32
+        value, grad = loss(next(iter(wide.values())) if single else wide, y)
+        grads = {self.graph.outputs[0]: grad} if single else grad
+        if self.scaler is not None:
+            grads = {k: g * self.scaler.scale for k, g in grads.items()}
+        self.backward(grads)
+        if self.scaler is not None:
+            finite = self.scaler.unscale(self.grads)
+            self.scaler.update(finite)
+            if not finite:  # an overflow at this scale: no update, a smaller scale next step
+                return float(value)
         optimizer.step(self.params, self.grads)
         return float(value)

@@ -1,33 +1,45 @@
-"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to an executor."""
+"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to a backend's executor.
+
+This is the glue between the core (IR, ops, passes) and the backends: the one module of the core
+that names them.
+"""
 
 from __future__ import annotations
 
-from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
-
-BACKENDS = ("numpy",)
 
 
 def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False,  # noqa: A001
             passes: str | list[str] | None = "default", check: bool = False, seed: int = 0):
-    """Return a compiled model with ``run(inputs) -> outputs`` for ``backend``.
+    """Return a compiled model with ``run(inputs) -> outputs`` on ``backend`` ("numpy", "cupy", "strict").
 
-    ``train`` selects training-mode semantics (BatchNorm batch statistics, active Dropout); its
-    default pipeline never folds BN or drops Dropout. ``passes`` is "default", "none" or a list of pass names (see
-    ``cnngraph.passes``); ``check=True`` runs the graph before and after every pass and fails
-    naming the first pass that changes the numbers. The input graph is never modified; the
-    compiled model keeps the optimised graph (``.graph``) and the per-pass reports (``.report``).
+    ``dtype`` is what activations are stored in: "float32", "float64" or "float16" (float32 master
+    weights and BatchNorm statistics, and in training dynamic loss scaling). ``train`` selects
+    training-mode semantics (BatchNorm batch statistics, active Dropout) and gives a model with
+    ``forward`` / ``backward`` / ``train_step``; its default pipeline never folds BN or drops Dropout.
+    ``passes`` is "default", "none" or a list of pass names (see ``cnngraph.passes``). ``check=True``
+    runs the graph before and after every pass, then the compiled model against the NumPy float64
+    reference node by node, and fails naming the first pass or layer that changes the numbers past
+    tolerance. The input graph is never modified; the model keeps the optimised graph (``.graph``),
+    the per-pass reports (``.report``) and, after a check, the per-node errors (``.check_errors``).
     """
+    from cnngraph.backends import check as backend_check
+    from cnngraph.backends.devices import get_backend
+    from cnngraph.backends.executor import Executor
+    from cnngraph.backends.training import TrainingExecutor
     from cnngraph.passes.manager import optimize
 
-    if backend not in BACKENDS:
-        raise CnnGraphError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    target = get_backend(backend).require()
+    target.check_dtype(dtype)
     graph = graph.copy()
     graph.training = train
-    graph, report = optimize(graph, passes, check=check, seed=seed)
-    from cnngraph.backends.executor import NumpyExecutor
-    from cnngraph.backends.training import TrainingExecutor
+    names = passes
+    if target.lowering and passes not in (None, "none"):
+        from cnngraph.passes.manager import resolve
 
-    model = (TrainingExecutor if train else NumpyExecutor)(graph, dtype=dtype, seed=seed)
+        names = resolve(passes, train) + list(target.lowering)
+    graph, report = optimize(graph, names, check=check, seed=seed)
+    model = (TrainingExecutor if train else Executor)(graph, target, dtype, seed)
     model.report = report
+    model.check_errors = backend_check.compare(model, seed) if check else None
     return model

@@ -53,3 +53,15 @@ class OnnxExportError(CnnGraphError):
 
 class OnnxVerifyError(OnnxExportError):
     """An exported model whose onnxruntime output differs from the NumPy executor's past the tolerance."""
+
+
+class BackendError(CnnGraphError):
+    """A backend that cannot run here (not installed, no device) or cannot run what was asked (a dtype)."""
+
+
+class DeviceMemoryError(CnnGraphError):
+    """A run that ran out of the backend's memory; names the layer, the batch and a batch that would fit."""
+
+
+class BackendCheckError(CnnGraphError):
+    """A backend (or precision) whose result differs from the NumPy float64 reference past the dtype's tolerance."""

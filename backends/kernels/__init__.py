@@ -17,32 +17,37 @@ differentiated (``ctx.stash is None`` otherwise, so inference kernels do no extr
 A kernel registered with ``writes_into=True`` puts its result into ``ctx.out`` when the executor sets
 it (its slice of an elided Concat's buffer, see ``cnngraph.concat_layout``) and returns that array;
 the executor sets it only for such kernels, so every other kernel can ignore it.
+
+Kernels are registered per backend: ``@kernel(op)`` is the generic implementation every backend
+falls back to, ``@kernel(op, backend="cupy", ...)`` one that only that backend uses, with what it
+``supports`` (a node and dtype it declines gets a reason), the dtypes it computes in natively, and
+an optional ``prepare(xp, node, shapes, dtype) -> plan`` run once per node and input shapes (the
+executor caches it per batch size and hands it over as ``ctx.plan``). A backward registers beside
+its forward under the same backend: ``resolve`` picks forward and backward as one pair.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-import numpy as np
-
-from cnngraph.registry import Registry, import_modules
+from cnngraph.errors import CnnGraphError
+from cnngraph.registry import import_modules
 
 Kernel = Callable[..., Any]
-_KERNELS: Registry[Kernel] = Registry("kernel for op", NotImplementedError, suggest=False)
-_BACKWARDS: Registry["BackwardKernel"] = Registry("backward kernel for op", NotImplementedError, suggest=False)
-_WRITERS: set[str] = set()
+GENERIC = "generic"  # the implementations written once over ``xp``: every backend's fallback
 KEEPABLE = ("inputs", "output")
 
 
 @dataclass
 class RunContext:
-    """What a kernel may need beyond its inputs: the mode, randomness for dropout, and the node's stash."""
+    """What a kernel may need beyond its inputs: the mode, device randomness, the node's stash and plan."""
 
     training: bool = False
-    rng: Any = field(default_factory=lambda: np.random.default_rng(0))
+    random: Callable[[tuple[int, ...]], Any] | None = None  # uniform [0, 1) float32 on the device, per shape
     stash: dict | None = None
     out: Any = None  # the destination of a writes_into kernel, or None: return a fresh array
+    plan: Any = None  # what the implementation's prepare step built for this node and these shapes
 
 
 @dataclass
@@ -61,6 +66,12 @@ class Saved:
     output: Any = None
     need_inputs: tuple[bool, ...] = ()
     need_params: frozenset[str] = frozenset()
+    plan: Any = None
+
+    def mapped(self, fn: Callable[[Any], Any]) -> Saved:
+        """A copy with ``fn`` applied to the kept arrays (widening half-precision ones for a float32 kernel)."""
+        return replace(self, inputs=None if self.inputs is None else tuple(fn(a) for a in self.inputs),
+                       output=None if self.output is None else fn(self.output))
 
 
 @dataclass(frozen=True)
@@ -69,38 +80,109 @@ class BackwardKernel:
     keeps: tuple[str, ...]
 
 
-def kernel(op_name: str, writes_into: bool = False) -> Callable[[Kernel], Kernel]:
-    """Decorator registering the forward kernel of ``op_name`` (``writes_into``: it honours ``ctx.out``)."""
+@dataclass
+class Implementation:
+    """One backend's kernels for one op: a forward, its backward if it has one, and what it supports."""
+
+    op: str
+    backend: str
+    forward: Kernel
+    backward: BackwardKernel | None = None
+    writes_into: bool = False
+    dtypes: tuple[str, ...] = ("float32", "float64")  # other float dtypes are widened to float32 around it
+    supports: Callable[[Any, str], str | None] | None = None  # (node, dtype) -> why not, or None
+    prepare: Callable[..., Any] | None = None  # (xp, node, input shapes, dtype) -> plan
+
+    def declines(self, node, dtype: str, training: bool) -> str | None:
+        """Why this implementation cannot run ``node`` (in training: forward and backward), or None."""
+        if training and self.backward is None:
+            return "it has no backward kernel"
+        return self.supports(node, dtype) if self.supports is not None else None
+
+
+@dataclass
+class Choice:
+    """The implementation a node resolved to, and each one tried first with why it declined."""
+
+    impl: Implementation
+    declined: list[tuple[str, str]] = field(default_factory=list)
+
+
+_IMPLS: dict[tuple[str, str], Implementation] = {}  # (backend, op) -> implementation
+_PENDING_BACKWARD: dict[tuple[str, str], BackwardKernel] = {}
+
+
+def kernel(op_name: str, writes_into: bool = False, *, backend: str = GENERIC,
+           dtypes: tuple[str, ...] = ("float32", "float64"), supports: Callable | None = None,
+           prepare: Callable | None = None) -> Callable[[Kernel], Kernel]:
+    """Decorator registering the forward kernel of ``op_name`` for ``backend`` (``writes_into``: it honours ``ctx.out``)."""
 
     def wrap(fn: Kernel) -> Kernel:
-        _KERNELS.add(op_name, fn)
-        if writes_into:
-            _WRITERS.add(op_name)
+        key = (backend, op_name)
+        if key in _IMPLS:
+            raise RuntimeError(f"kernel for op {op_name} registered twice for backend {backend}")
+        _IMPLS[key] = Implementation(op_name, backend, fn, _PENDING_BACKWARD.pop(key, None), writes_into,
+                                     tuple(dtypes), supports, prepare)
         return fn
 
     return wrap
 
 
-def backward(op_name: str, keeps: tuple[str, ...] = ()) -> Callable[[Kernel], Kernel]:
-    """Decorator registering the backward kernel of ``op_name`` and what it needs kept from the forward."""
+def backward(op_name: str, keeps: tuple[str, ...] = (), *, backend: str = GENERIC) -> Callable[[Kernel], Kernel]:
+    """Decorator registering the backward kernel of ``op_name`` beside its forward, and what it needs kept."""
     unknown = set(keeps) - set(KEEPABLE)
     if unknown:
         raise RuntimeError(f"backward of {op_name}: cannot keep {sorted(unknown)}; choose from {KEEPABLE}")
 
     def wrap(fn: Kernel) -> Kernel:
-        _BACKWARDS.add(op_name, BackwardKernel(fn, tuple(keeps)))
+        key, bwd = (backend, op_name), BackwardKernel(fn, tuple(keeps))
+        impl = _IMPLS.get(key)
+        if (impl is not None and impl.backward is not None) or key in _PENDING_BACKWARD:
+            raise RuntimeError(f"backward kernel for op {op_name} registered twice for backend {backend}")
+        if impl is None:
+            _PENDING_BACKWARD[key] = bwd  # the forward follows in the same module
+        else:
+            impl.backward = bwd
         return fn
 
     return wrap
 
 
+def implementations(backend: str, op_name: str) -> list[Implementation]:
+    """In resolution order: the backend's own, then the generic one."""
+    return [_IMPLS[k] for k in ((backend, op_name), (GENERIC, op_name)) if k in _IMPLS]
+
+
+def resolve(backend: str, node, dtype: str, training: bool) -> Choice:
+    """The first implementation that runs ``node`` on ``backend`` at ``dtype`` (with a backward, in training)."""
+    declined = []
+    for impl in implementations(backend, node.op):
+        why = impl.declines(node, dtype, training)
+        if why is None:
+            return Choice(impl, declined)
+        declined.append((impl.backend, why))
+    where = f"layer '{node.name}' ({node.op})"
+    if not declined:
+        raise CnnGraphError(f"{where}: no kernel for op '{node.op}'")
+    if training and all(why == "it has no backward kernel" for _, why in declined):
+        raise CnnGraphError(f"{where} cannot be trained: the op has no backward kernel (fused ops come from "
+                            f"inference passes; train=True's default passes never fuse)")
+    tried = "; ".join(f"{name}: {why}" for name, why in declined)
+    raise CnnGraphError(f"{where}: no kernel runs it on backend '{backend}' at {dtype} ({tried})")
+
+
 def get_kernel(op_name: str) -> Kernel:
-    return _KERNELS.find(op_name)
+    """The generic forward kernel of ``op_name`` (fused kernels call their parts through it)."""
+    impl = _IMPLS.get((GENERIC, op_name))
+    if impl is None:
+        raise NotImplementedError(f"no kernel for op '{op_name}'")
+    return impl.forward
 
 
 def writes_into(op_name: str) -> bool:
-    """Whether the kernel of ``op_name`` can write its result into a destination it is given."""
-    return op_name in _WRITERS
+    """Whether the generic kernel of ``op_name`` can write its result into a destination it is given."""
+    impl = _IMPLS.get((GENERIC, op_name))
+    return impl is not None and impl.writes_into
 
 
 def into(ctx: RunContext, result: Any) -> Any:
@@ -111,8 +193,6 @@ def into(ctx: RunContext, result: Any) -> Any:
     return ctx.out
 
 
-def get_backward(op_name: str) -> BackwardKernel:
-    return _BACKWARDS.find(op_name)
-
-
 import_modules(__name__, __path__)
+if _PENDING_BACKWARD:
+    raise RuntimeError(f"backward kernels without a forward: {sorted(_PENDING_BACKWARD)}")

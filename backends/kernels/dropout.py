@@ -15,7 +15,7 @@ def dropout(xp, inputs, params, attrs, ctx):
     x, p = inputs[0], attrs["p"]
     if not ctx.training:
         return x
-    keep = xp.asarray(ctx.rng.random(x.shape) >= p)  # the mask comes from numpy's generator on any backend
+    keep = ctx.random(x.shape) >= p  # drawn on the device: no mask crosses from the host
     if ctx.stash is not None:
         ctx.stash["keep"] = keep
     return _masked(x, keep, p)

@@ -232,7 +232,7 @@ class Trainer:
         loader_meta, loader_arrays = self.train_batches.state()
         state = {"config": self.config.to_json(), "epoch": self.epoch, "step": self.step, "sums": self.sums,
                  "history": self.history, "loader": loader_meta,
-                 "dropout_rng": self.model.ctx.rng.bit_generator.state, "optimizer": self.optimizer.hyper()}
+                 "dropout": self.model.random.state(), "optimizer": self.optimizer.hyper()}
         arrays = {"param": self._params(),
                   "optim": self.optimizer.state_dict(), "loader": loader_arrays}
         checkpoint.save(self.rundir / CHECKPOINT, self.graph, arrays, state)
@@ -255,7 +255,7 @@ class Trainer:
         trainer = cls(ckpt.graph, splits, config, rundir, loss, console)
         trainer.optimizer.load_state_dict(ckpt.arrays["optim"])
         trainer.train_batches.load_state(state["loader"], ckpt.arrays["loader"])
-        trainer.model.ctx.rng.bit_generator.state = state["dropout_rng"]
+        trainer.model.random.load_state(state["dropout"])
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer

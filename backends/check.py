@@ -1,0 +1,59 @@
+"""Node-by-node proof across backends and precisions: the first layer whose output strays, and by how much.
+
+The compiled model and the NumPy float64 reference run the same graph on the same inputs; every
+node's output is compared in schedule order, relative to the reference's largest magnitude, against
+the tolerance of the model's dtype. The first node past it is named with both values' statistics:
+errors that creep in layer by layer are told apart from one layer that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnngraph.backends.executor import Executor
+from cnngraph.errors import BackendCheckError
+
+# Relative to the reference's largest magnitude per node; measured on the zoo (README: float16 table).
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4, "float16": 3e-2, "bfloat16": 2e-1}
+
+
+def stats(value: np.ndarray) -> str:
+    v = value.astype(np.float64)
+    return f"mean {v.mean():.4g}, std {v.std():.4g}, min {v.min():.4g}, max {v.max():.4g}"
+
+
+def compare(model: Executor, seed: int = 0, batch: int = 2) -> list[tuple[str, float]]:
+    """Run ``model`` and the reference on the same random inputs; per node (schedule order) the relative
+    error. Raises BackendCheckError at the first node past the tolerance of the model's dtype."""
+    graph = model.graph
+    rng = np.random.default_rng(seed)
+    inputs = {k: rng.standard_normal(t.concrete(batch)) for k, t in graph.inputs.items()}
+    reference = Executor(graph, "numpy", "float64", seed)
+    want: dict[str, np.ndarray] = {}
+    reference.run(inputs, watch=lambda node, value: want.__setitem__(node.name, np.array(value)))
+    got: dict[str, Any] = {}
+    model.run({k: v.astype(model.dtype) for k, v in inputs.items()},
+              watch=lambda node, value: got.__setitem__(node.name, model.backend.to_host(value)))
+    tolerance = TOLERANCE[model.dtype.name]
+    errors = []
+    for node in graph.nodes:
+        ref, out = want[node.name], got[node.name]
+        if ref.dtype.kind != "f":  # indices: exact in float32 and float64; half precision may break ties
+            if model.dtype.itemsize >= 4 and not np.array_equal(ref, out):
+                raise BackendCheckError(f"{_where(model, node)}: integer output differs from the reference")
+            continue
+        scale = max(float(np.abs(ref).max(initial=0.0)), 1e-12)
+        err = float(np.abs(out.astype(np.float64) - ref).max(initial=0.0)) / scale
+        errors.append((node.name, err))
+        if not err <= tolerance:  # NaN fails too
+            raise BackendCheckError(
+                f"{_where(model, node)}: output differs from the NumPy float64 reference by {err:.3g} relative to "
+                f"its largest value (tolerance {tolerance:g} for {model.dtype.name}); reference: {stats(ref)}; "
+                f"{model.backend.name}: {stats(out)}")
+    return errors
+
+
+def _where(model: Executor, node) -> str:
+    return f"{model.backend.name}/{model.dtype.name}, layer '{node.name}' ({node.op})"

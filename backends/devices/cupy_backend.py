@@ -1,0 +1,73 @@
+"""The CuPy backend: parameters and activations on a CUDA device (``pip install -e ".[gpu]"``).
+
+CuPy is imported only when the backend is used, so everything else runs without it. Host data
+crosses only where a user hands it over or asks for it back (``asarray`` / ``to_host``); CuPy's
+own arrays refuse implicit conversion, and the strict backend checks the same discipline in CI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import numpy as np
+
+from cnngraph.backends.devices import Backend, register
+from cnngraph.errors import BackendError
+
+
+@register
+class CupyBackend(Backend):
+    name = "cupy"
+    summary = "CuPy on a CUDA GPU: device-resident parameters and activations, float16 with float32 masters"
+    dtypes = ("float32", "float64", "float16")
+
+    def _module(self) -> Any:
+        try:
+            return importlib.import_module("cupy")
+        except ImportError:
+            raise BackendError("backend 'cupy' cannot run here: cupy is not installed "
+                               "(pip install -e \".[gpu]\")") from None
+
+    def unavailable(self) -> str | None:
+        try:
+            cupy = self._module()
+        except BackendError:
+            return "cupy is not installed (pip install -e \".[gpu]\")"
+        except Exception as e:  # a broken CUDA install fails at import in many ways
+            return f"cupy does not import: {type(e).__name__}: {e}"
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # CUDARuntimeError without a driver or device
+            return f"no CUDA device ({type(e).__name__}: {e})"
+        return None if count > 0 else "no CUDA device"
+
+    @property
+    def xp(self) -> Any:
+        return self._module()
+
+    def copy(self, value: Any, dtype: Any = None) -> Any:
+        return self.xp.array(value, dtype=dtype, copy=True)
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return value.get() if self.is_array(value) else np.asarray(value)
+
+    def is_array(self, value: Any) -> bool:
+        cupy = sys.modules.get("cupy")  # never imported just to answer no
+        return cupy is not None and isinstance(value, cupy.ndarray)
+
+    def uniform(self, seed: int, shape: tuple[int, ...]) -> Any:
+        cupy = self.xp
+        return cupy.random.default_rng(seed).random(shape, dtype=cupy.float32)
+
+    def synchronize(self) -> None:
+        self.xp.cuda.get_current_stream().synchronize()
+
+    def is_out_of_memory(self, error: BaseException) -> bool:
+        return isinstance(error, self.xp.cuda.memory.OutOfMemoryError) or isinstance(error, MemoryError)
+
+    def free_bytes(self) -> int | None:
+        """Free device memory plus what CuPy's pool holds unused."""
+        cupy = self.xp
+        return int(cupy.cuda.runtime.memGetInfo()[0]) + int(cupy.get_default_memory_pool().free_bytes())
