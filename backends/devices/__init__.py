@@ -57,6 +57,11 @@ class Backend:
         """A private copy on the device (parameters an executor may update in place)."""
         return self.xp.array(value, dtype=dtype, copy=True)
 
+    def stage(self, host: np.ndarray, dtype: Any = None) -> Any:
+        """A host batch on its way to the device, called from the data loader's background thread: on a
+        GPU the copy runs on a side stream while the current step computes."""
+        return self.asarray(host, dtype=dtype)
+
     def to_host(self, value: Any) -> np.ndarray:
         """A NumPy array with the values of ``value``, copied back from the device if need be."""
         return np.asarray(value)
