@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
-from cnngraph.ir import TensorType
+from cnngraph.types import TensorType
 
 
 @dataclass(frozen=True)

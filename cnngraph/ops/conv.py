@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
+from cnngraph.types import TensorType
 
 INITS = ("he", "he_fan_out", "glorot", "lecun", "torch", "normal_0.01", "bilinear", "zeros")
 
