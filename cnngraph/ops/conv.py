@@ -40,6 +40,7 @@ class Conv2d(_ConvBase):
 
     name = "Conv2d"
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "weight_init": "he"}
+    writes_into = True  # inherited by FusedConv2d, whose kernels write into a destination too
 
     def check(self, node, attrs, inputs):
         a = self._common(node, attrs, inputs)

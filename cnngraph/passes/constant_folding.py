@@ -11,8 +11,8 @@ import numpy as np
 
 from cnngraph.backends.kernels import RunContext, get_kernel
 from cnngraph.ir import BATCH, Graph, Node
+from cnngraph.ops import get_op
 from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.util import RANDOM_OPS
 
 
 @graph_pass("constant_folding")
@@ -23,7 +23,7 @@ def constant_folding(graph: Graph) -> Outcome:
             continue
         if any(v in graph.inputs or graph.node(v).op != "Constant" for v in node.inputs):
             continue
-        if BATCH in node.type.shape or (node.op in RANDOM_OPS and graph.training):
+        if BATCH in node.type.shape or (get_op(node.op).random and graph.training):
             out.skip(node.name, "its result depends on the batch or on chance")
             continue
         value = _evaluate(graph, node)

@@ -13,8 +13,8 @@ import json
 import numpy as np
 
 from cnngraph.ir import Graph, Node
+from cnngraph.ops import get_op
 from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.util import RANDOM_OPS
 
 
 def _structure(node: Node) -> str:
@@ -30,7 +30,7 @@ def cse(graph: Graph) -> Outcome:
     out = Outcome()
     seen: dict[str, list[Node]] = {}
     for node in list(graph.nodes):
-        if graph.training and (node.op in RANDOM_OPS or node.params):
+        if graph.training and (get_op(node.op).random or node.params):
             continue  # random masks differ; parameters equal now will diverge as they train
         candidates = seen.setdefault(_structure(node), [])
         twin = next((c for c in candidates if _same_params(graph, c, node)), None)
