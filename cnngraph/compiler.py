@@ -1,4 +1,8 @@
-"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to an executor."""
+"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to an executor.
+
+This is the glue between the core and the backends: ``cnngraph.optimize`` hands the pass pipeline
+the NumPy reference evaluator, which the core itself never imports.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,16 @@ from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
 
 BACKENDS = ("numpy",)
+
+
+def optimize(graph: Graph, passes: str | list[str] | None = "default", check: bool = False, rtol: float = 1e-4,
+             seed: int = 0):
+    """Run a pass pipeline on a copy of ``graph`` (see ``cnngraph.passes.manager.optimize``), evaluating
+    on the host with the NumPy reference in float64; returns the optimised graph and the per-pass reports."""
+    from cnngraph.backends.reference import NumpyReference
+    from cnngraph.passes import manager
+
+    return manager.optimize(graph, passes, NumpyReference(), check=check, rtol=rtol, seed=seed)
 
 
 def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False,  # noqa: A001
@@ -18,8 +32,6 @@ def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train:
     naming the first pass that changes the numbers. The input graph is never modified; the
     compiled model keeps the optimised graph (``.graph``) and the per-pass reports (``.report``).
     """
-    from cnngraph.passes.manager import optimize
-
     if backend not in BACKENDS:
         raise CnnGraphError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     graph = graph.copy()

@@ -14,7 +14,7 @@ import numpy as np
 
 from cnngraph.ir import Graph, Node
 from cnngraph.ops import get_op
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 
 
 def _structure(node: Node) -> str:
@@ -26,7 +26,7 @@ def _same_params(graph: Graph, a: Node, b: Node) -> bool:
 
 
 @graph_pass("cse")
-def cse(graph: Graph) -> Outcome:
+def cse(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     seen: dict[str, list[Node]] = {}
     for node in list(graph.nodes):
