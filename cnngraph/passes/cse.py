@@ -2,8 +2,9 @@
 parameters compute the same value, so the later one is replaced by the earlier.
 
 Parameters are compared only when everything else already matches, so a VGG's 138M weights are
-never hashed. In a training graph, nodes with parameters are never merged: two layers that are
-equal at initialisation are still two layers.
+never hashed. In a training graph, random ops (the op's ``random`` trait: each draws its own mask)
+and nodes with parameters are never merged: two layers that are equal at initialisation are still
+two layers.
 """
 
 from __future__ import annotations
