@@ -19,7 +19,6 @@ import numpy as np
 import cnngraph
 from cnngraph import models
 from cnngraph.passes import DEFAULT
-from cnngraph.passes.manager import optimize
 
 
 def main() -> None:
@@ -33,7 +32,7 @@ def main() -> None:
     x = np.random.default_rng(0).standard_normal((args.batch, *graph.inputs["image"].concrete(1)[1:]))
     x = x.astype(np.float32)
     pipelines = {"without": [p for p in DEFAULT if p != "concat_elision"], "with": DEFAULT}
-    runners = {label: cnngraph.compile(optimize(graph, passes)[0], passes="none") for label, passes in pipelines.items()}
+    runners = {label: cnngraph.compile(cnngraph.optimize(graph, passes)[0], passes="none") for label, passes in pipelines.items()}
     outputs = {}
     for _ in range(args.rounds):
         for label, run in runners.items():

@@ -1,12 +1,22 @@
-"""``cnngraph.compile``: verify a graph, optimise it with passes, and lower it to a backend's executor.
+"""``cnngraph.compile`` and ``cnngraph.optimize``: verify a graph, optimise it, lower it to a backend.
 
-This is the glue between the core (IR, ops, passes) and the backends: the one module of the core
-that names them.
+This is the glue between the core (IR, ops, passes), which never imports a backend, and the
+backends: it hands the pass pipeline the NumPy reference evaluator and builds the executor.
 """
 
 from __future__ import annotations
 
 from cnngraph.ir import Graph
+
+
+def optimize(graph: Graph, passes: str | list[str] | None = "default", check: bool = False, rtol: float = 1e-4,
+             seed: int = 0):
+    """Run a pass pipeline on a copy of ``graph`` (see ``cnngraph.passes.manager.optimize``), evaluating
+    on the host with the NumPy reference in float64; returns the optimised graph and the per-pass reports."""
+    from cnngraph.backends.reference import NumpyReference
+    from cnngraph.passes import manager
+
+    return manager.optimize(graph, passes, NumpyReference(), check=check, rtol=rtol, seed=seed)
 
 
 def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False,  # noqa: A001
@@ -17,28 +27,24 @@ def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train:
     weights and BatchNorm statistics, and in training dynamic loss scaling). ``train`` selects
     training-mode semantics (BatchNorm batch statistics, active Dropout) and gives a model with
     ``forward`` / ``backward`` / ``train_step``; its default pipeline never folds BN or drops Dropout.
-    ``passes`` is "default", "none" or a list of pass names (see ``cnngraph.passes``). ``check=True``
-    runs the graph before and after every pass, then the compiled model against the NumPy float64
-    reference node by node, and fails naming the first pass or layer that changes the numbers past
-    tolerance. The input graph is never modified; the model keeps the optimised graph (``.graph``),
-    the per-pass reports (``.report``) and, after a check, the per-node errors (``.check_errors``).
+    ``passes`` is "default", "none" or a list of pass names (see ``cnngraph.passes``); a backend's
+    lowering passes follow them. ``check=True`` runs the graph before and after every pass, then the
+    compiled model against the NumPy float64 reference node by node, and fails naming the first pass
+    or layer that moves the numbers past tolerance. The input graph is never modified; the model
+    keeps the optimised graph (``.graph``), the per-pass reports (``.report``) and, after a check,
+    the per-node relative errors (``.check_errors``).
     """
     from cnngraph.backends import check as backend_check
     from cnngraph.backends.devices import get_backend
     from cnngraph.backends.executor import Executor
     from cnngraph.backends.training import TrainingExecutor
-    from cnngraph.passes.manager import optimize
+    from cnngraph.passes.manager import resolve
 
     target = get_backend(backend).require()
     target.check_dtype(dtype)
     graph = graph.copy()
     graph.training = train
-    names = passes
-    if target.lowering and passes not in (None, "none"):
-        from cnngraph.passes.manager import resolve
-
-        names = resolve(passes, train) + list(target.lowering)
-    graph, report = optimize(graph, names, check=check, seed=seed)
+    graph, report = optimize(graph, resolve(passes, train) + list(target.lowering), check=check, seed=seed)
     model = (TrainingExecutor if train else Executor)(graph, target, dtype, seed)
     model.report = report
     model.check_errors = backend_check.compare(model, seed) if check else None

@@ -4,10 +4,11 @@ Only Concats marked ``elide=True`` (by the concat_elision pass, channel axis 1) 
 Concat whose inputs begin another marked Concat's inputs is a channel prefix of that one's buffer:
 DenseNet's layer concats are all prefixes of their block's last one, so a block needs one buffer
 and every feature map is written once, instead of once per later layer. A value is *placed* (its
-producer writes straight into its slice) when the producer's kernel can write into a destination
-(or it is itself a buffer-owning Concat, placed into an outer one), it is no graph input or output,
-and no earlier slice holds it; every other input is copied into its slice once. Nothing writes into
-a value after producing it, so its other consumers may read the slice as it is.
+producer writes straight into its slice) when the producer's op has the ``writes_into`` trait (its
+kernels can write into a destination; or it is itself a buffer-owning Concat, placed into an outer
+one), it is no graph input or output, and no earlier slice holds it; every other input is copied
+into its slice once. Nothing writes into a value after producing it, so its other consumers may read
+the slice as it is.
 
 The pass and the executor both read this one function: what the pass reports is what runs.
 """
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnngraph.backends.kernels import writes_into
 from cnngraph.ir import Graph, Node
+from cnngraph.ops import get_op
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,6 @@ def _why_copied(graph: Graph, value: str, result: ConcatLayout) -> str | None:
     producer = graph.node(value)
     if result.owner.get(value) not in (None, value):
         return f"'{value}' is a prefix of '{result.owner[value]}'"
-    if value not in result.owner and not writes_into(producer.op):
+    if value not in result.owner and not get_op(producer.op).writes_into:
         return f"'{value}' ({producer.op}) cannot write into a slice"
     return None

@@ -15,34 +15,10 @@ import networkx as nx
 import numpy as np
 
 from cnngraph.errors import GraphError
+from cnngraph.ops import get_op
+from cnngraph.types import BATCH, Dim, TensorType
 
-BATCH = "N"
-Dim = int | str
-
-
-@dataclass(frozen=True)
-class TensorType:
-    """Shape and dtype of one value; ``shape[0]`` is the symbolic batch ``"N"``."""
-
-    shape: tuple[Dim, ...]
-    dtype: str = "float32"
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
-
-    def concrete(self, batch: int) -> tuple[int, ...]:
-        """The shape with the symbolic batch replaced by ``batch``."""
-        return tuple(batch if d == BATCH else d for d in self.shape)
-
-    def per_sample(self) -> int:
-        """Number of elements for one sample (the batch dimension counted as 1)."""
-        return int(np.prod([1 if d == BATCH else d for d in self.shape], dtype=np.int64))
-
-    def __str__(self) -> str:
-        short = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64"}
-        return f"{short.get(self.dtype, self.dtype)}[{','.join(str(d) for d in self.shape)}]"
-
+__all__ = ["BATCH", "Dim", "TensorType", "Node", "Graph"]  # the types stay importable from here
 
 @dataclass
 class Node:
@@ -137,8 +113,6 @@ class Graph:
 
     def param_specs(self, node: Node) -> dict:
         """What ``node``'s op declares for each parameter role (shape, initialiser, trainable)."""
-        from cnngraph.ops import get_op
-
         return {s.role: s for s in get_op(node.op).param_specs(node.attrs, [self.type_of(v) for v in node.inputs])}
 
     def to_networkx(self) -> nx.DiGraph:
@@ -166,8 +140,6 @@ class Graph:
     # -- checking ----------------------------------------------------------------
     def verify(self) -> "Graph":
         """Re-infer every shape and check names, arity, order, cycles and parameters."""
-        from cnngraph.ops import get_op
-
         for name, t in self.inputs.items():
             if not t.shape or t.shape[0] != BATCH or any(not isinstance(d, int) or d < 1 for d in t.shape[1:]):
                 raise GraphError(f"input '{name}': shape {t.shape} must be (N, positive sizes...)")
@@ -242,8 +214,6 @@ class Graph:
 
     # -- text form -----------------------------------------------------------------
     def __str__(self) -> str:
-        from cnngraph.ops import get_op
-
         lines = [f"graph {self.name}({', '.join(f'%{k}: {t}' for k, t in self.inputs.items())}) {{"]
         for node in self.nodes:
             args = [f"%{v}" for v in node.inputs]

@@ -2,8 +2,8 @@
 
 The plan assigns every node's output to a buffer. A value's buffer returns to the free pool after
 its last reader runs; a new value takes the smallest free buffer that fits (best fit), else a
-fresh one. Element-wise unary ops whose input dies at them write in place. Sizes are for a given
-batch size, since the batch dimension stays symbolic in the graph.
+fresh one. An op with the ``in_place`` trait (element-wise) whose input dies at it writes in place.
+Sizes are for a given batch size, since the batch dimension stays symbolic in the graph.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnngraph.ir import Graph
-
-# Ops whose output may overwrite their (dying) input element by element.
-IN_PLACE_OPS = ("ReLU", "LeakyReLU", "ELU", "Clip", "Sigmoid", "Tanh")
+from cnngraph.ops import get_op
 
 
 @dataclass
@@ -53,7 +51,7 @@ def plan(graph: Graph, batch: int = 1, dtype: str = "float32") -> MemoryPlan:
         size = node.type.per_sample() * batch * itemsize
         result.unplanned_bytes += size
         src = node.inputs[0] if node.inputs else None
-        if node.op in IN_PLACE_OPS and src in result.buffer_of and last.get(src) == i:
+        if get_op(node.op).in_place and src in result.buffer_of and last.get(src) == i:
             result.buffer_of[node.name] = result.buffer_of[src]
             result.in_place.add(node.name)
         else:

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import cnngraph
-from cnngraph import io, models
+from cnngraph import io, models, optimize
 from cnngraph.concat_layout import layout
 from cnngraph.frontends import dsl
 from cnngraph.passes import DEFAULT, TRAINING
-from cnngraph.passes.manager import optimize
 from tests.test_passes import randomize_bn, skipped
 
 WITHOUT = [p for p in DEFAULT if p != "concat_elision"]

@@ -7,8 +7,9 @@ import pytest
 import cnngraph
 from cnngraph import models
 from cnngraph.frontends import dsl
+from cnngraph import optimize
 from cnngraph.passes import DEFAULT, Outcome, _PASSES
-from cnngraph.passes.manager import PassCheckError, optimize
+from cnngraph.passes.manager import PassCheckError
 
 
 def randomize_bn(graph, seed=0):
@@ -155,7 +156,7 @@ def test_cse_dead_code_and_identity_removal():
 
 
 def test_check_names_the_first_pass_that_changes_numbers(monkeypatch):
-    def broken(graph):
+    def broken(graph, ctx):
         key = next(iter(graph.params))
         graph.params[key] = graph.params[key] * 1.5
         return Outcome(["scaled a weight"])

@@ -15,8 +15,9 @@ kernel writes into ``ctx.stash``, a per-node dict that exists only when the node
 differentiated (``ctx.stash is None`` otherwise, so inference kernels do no extra work).
 
 A kernel registered with ``writes_into=True`` puts its result into ``ctx.out`` when the executor sets
-it (its slice of an elided Concat's buffer, see ``cnngraph.concat_layout``) and returns that array;
-the executor sets it only for such kernels, so every other kernel can ignore it.
+it (its slice of an elided Concat's buffer, see ``cnngraph.concat_layout``; which producers get a
+slice is the op schema's ``writes_into`` trait) and returns that array; the executor sets it only
+for such kernels and copies any other implementation's result into the slice.
 
 Kernels are registered per backend: ``@kernel(op)`` is the generic implementation every backend
 falls back to, ``@kernel(op, backend="cupy", ...)`` one that only that backend uses, with what it
@@ -177,12 +178,6 @@ def get_kernel(op_name: str) -> Kernel:
     if impl is None:
         raise NotImplementedError(f"no kernel for op '{op_name}'")
     return impl.forward
-
-
-def writes_into(op_name: str) -> bool:
-    """Whether the generic kernel of ``op_name`` can write its result into a destination it is given."""
-    impl = _IMPLS.get((GENERIC, op_name))
-    return impl is not None and impl.writes_into
 
 
 def into(ctx: RunContext, result: Any) -> Any:

@@ -22,9 +22,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    from cnngraph import io
+    from cnngraph import io, optimize
     from cnngraph.memory import plan
-    from cnngraph.passes.manager import optimize
 
     graph = load(args)
     optimized, reports = optimize(graph, args.passes, check=args.check)

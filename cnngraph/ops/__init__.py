@@ -23,6 +23,11 @@ def all_ops() -> dict[str, Op]:
     return dict(_REGISTRY)
 
 
+def ops_with(trait: str) -> tuple[str, ...]:
+    """The names of the ops that have ``trait`` (an ``Op`` flag such as "activation"), in registration order."""
+    return tuple(name for name, op in _REGISTRY.items() if getattr(op, trait))
+
+
 import_modules(__name__, __path__, skip=("base", "onnx_mapping"))
 
-__all__ = ["Op", "ParamSpec", "Window", "register", "get_op", "all_ops"]
+__all__ = ["Op", "ParamSpec", "Window", "register", "get_op", "all_ops", "ops_with"]

@@ -12,14 +12,21 @@ from cnngraph.ops.base import Op
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_float, onnx_table
 
 
+class _Activation(Op):
+    """An element-wise activation: fusable into a conv/linear epilogue and safe to run in place."""
+
+    activation = True
+    in_place = True
+
+
 @register
-class ReLU(Op):
+class ReLU(_Activation):
     """max(x, 0)."""
 
     name = "ReLU"
 
 
-class _Alpha(Op):
+class _Alpha(_Activation):
     """An activation with one real ``alpha`` (the slope or scale of its negative side)."""
 
     def check(self, node, attrs, inputs):
@@ -43,7 +50,7 @@ class ELU(_Alpha):
 
 
 @register
-class Clip(Op):
+class Clip(_Activation):
     """Clamp into [min, max]; the defaults make it ReLU6 (MobileNet)."""
 
     name = "Clip"
@@ -57,14 +64,14 @@ class Clip(Op):
 
 
 @register
-class Sigmoid(Op):
+class Sigmoid(_Activation):
     """1 / (1 + exp(-x))."""
 
     name = "Sigmoid"
 
 
 @register
-class Tanh(Op):
+class Tanh(_Activation):
     name = "Tanh"
 
 

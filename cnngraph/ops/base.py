@@ -2,7 +2,9 @@
 
 An op is a stateless singleton. ``normalize`` validates the attributes and fills defaults (it is
 idempotent, so ``Graph.verify`` can run it again), ``infer`` gives the output type, and the rest
-feed analysis and initialisation. Kernels live in ``cnngraph.backends.kernels``.
+feed analysis and initialisation. Its traits (``activation``, ``in_place``, ``random``,
+``writes_into``) are what passes, the memory plan and the concat layout ask of an op, so the core
+needs no list of op names and no backend. Kernels live in ``cnngraph.backends.kernels``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
-from cnngraph.ir import TensorType
+from cnngraph.types import TensorType
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class Op:
     required: ClassVar[tuple[str, ...]] = ()
     short: ClassVar[dict[str, str]] = {}  # attribute abbreviations for the text form
     hidden: ClassVar[tuple[str, ...]] = ("weight_init",)  # attributes left out of the text form
+
+    # -- traits: what passes and planners may assume about the op ----------------------
+    activation: ClassVar[bool] = False
+    """An element-wise activation that conv/linear epilogues can fuse (FusedConv2d, FusedLinear)."""
+    in_place: ClassVar[bool] = False
+    """Element-wise: its output may overwrite its input when that input dies here (memory plan)."""
+    random: ClassVar[bool] = False
+    """Draws randomness in training: two such nodes never merge, and its result is never a constant."""
+    writes_into: ClassVar[bool] = False
+    """Its kernels can write the output into a destination the executor hands them (a slice of an
+    elided Concat's buffer, see ``cnngraph.concat_layout``)."""
 
     # -- errors ------------------------------------------------------------------
     def error(self, node: str, message: str) -> ShapeError:

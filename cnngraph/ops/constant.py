@@ -7,10 +7,10 @@ constant broadcasts against (N, 3, H, W).
 
 from __future__ import annotations
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
+from cnngraph.types import TensorType
 
 
 @register

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
+from cnngraph.types import TensorType
 
 INITS = ("he", "he_fan_out", "glorot", "lecun", "torch", "normal_0.01", "bilinear", "zeros")
 
@@ -40,6 +40,7 @@ class Conv2d(_ConvBase):
 
     name = "Conv2d"
     defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "weight_init": "he"}
+    writes_into = True  # inherited by FusedConv2d, whose kernels write into a destination too
 
     def check(self, node, attrs, inputs):
         a = self._common(node, attrs, inputs)

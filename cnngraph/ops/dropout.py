@@ -13,6 +13,7 @@ class Dropout(Op):
 
     name = "Dropout"
     defaults = {"p": 0.5}
+    random = True
 
     def check(self, node, attrs, inputs):
         return {**attrs, "p": self.real(node, "p", attrs["p"], lambda p: 0 <= p < 1, "in [0, 1)")}

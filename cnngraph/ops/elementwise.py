@@ -6,10 +6,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from cnngraph.ir import BATCH, TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
+from cnngraph.types import BATCH, TensorType
 
 
 def _broadcast(shapes: list[tuple]) -> tuple | None:

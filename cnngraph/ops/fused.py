@@ -2,20 +2,21 @@
 
 They never come from the DSL: ``passes/activation_fusion.py`` and ``passes/residual_fusion.py``
 build them from Conv2d/Linear, Add and an activation, and the executors run them in one pass
-over the output. The activation is stored by op name with its own attributes, so every
-activation op can be fused and its schema validates the fused attributes.
+over the output. The activation is stored by op name with its own attributes, so every op with
+the ``activation`` trait can be fused and its schema validates the fused attributes.
 """
 
 from __future__ import annotations
 
-from cnngraph.ir import Node, TensorType
-from cnngraph.ops import get_op, register
+from dataclasses import replace
+
+from cnngraph.ops import get_op, ops_with, register
 from cnngraph.ops.base import fmt_shape
 from cnngraph.ops.conv import Conv2d
 from cnngraph.ops.linear import Linear
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
+from cnngraph.types import TensorType
 
-FUSABLE_ACTIVATIONS = ("ReLU", "LeakyReLU", "ELU", "Clip", "Sigmoid", "Tanh")
 FUSED_DEFAULTS = {"activation": None, "activation_attrs": {}, "residual": False}
 
 
@@ -27,9 +28,9 @@ class _Fused:
         a["residual"] = bool(attrs["residual"])
         if len(inputs) != 1 + a["residual"]:
             raise self.error(node, f"residual={a['residual']} needs {1 + a['residual']} inputs, got {len(inputs)}")
-        act = attrs["activation"]
-        if act is not None and act not in FUSABLE_ACTIVATIONS:
-            raise self.attr_error(node, f"activation must be one of {FUSABLE_ACTIVATIONS} or None, got {act!r}")
+        act, fusable = attrs["activation"], ops_with("activation")
+        if act is not None and act not in fusable:
+            raise self.attr_error(node, f"activation must be one of {fusable} or None, got {act!r}")
         out = super().infer(node, a, inputs[:1])
         a["activation"] = act
         a["activation_attrs"] = get_op(act).normalize(node, dict(attrs["activation_attrs"]), [out]) if act else {}
@@ -82,7 +83,8 @@ class FusedLinear(_Fused, Linear):
 
 def _export(ex, node, spec):
     """Standard ONNX has no fused ops: the base op, then an Add of the residual, then the activation,
-    each exported through its own mapping; the last part writes the node's output."""
+    each exported through its own mapping; the last part writes the node's output. Each part is a copy of
+    ``node`` (``dataclasses.replace``), so this module needs no IR import (the IR imports the ops)."""
     a = node.attrs
     base = {k: v for k, v in a.items() if k not in FUSED_DEFAULTS}
     parts = [(node.op.removeprefix("Fused"), node.inputs[:1], base, node.params)]
@@ -93,7 +95,7 @@ def _export(ex, node, spec):
     value = []
     for i, (op, inputs, attrs, params) in enumerate(parts):
         name = node.name if i == len(parts) - 1 else f"{node.name}/{op.lower()}"
-        value = [ex.emit(Node(name, op, value + inputs, attrs, params, node.type))]
+        value = [ex.emit(replace(node, name=name, op=op, inputs=value + inputs, attrs=attrs, params=params))]
 
 
 ONNX = onnx_table(OnnxOp("FusedConv2d", None, export=_export), OnnxOp("FusedLinear", None, export=_export))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, ParamSpec, Window, fmt_shape
 from cnngraph.ops.conv import INITS as CONV_INITS
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
 from cnngraph.ops.pool import adaptive_pool_load
+from cnngraph.types import TensorType
 
 INITS = tuple(i for i in CONV_INITS if i != "bilinear")  # bilinear kernels are 4-D only
 

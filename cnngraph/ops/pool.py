@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, Window, conv_out, fmt_shape
 from cnngraph.ops.conv import onnx_auto_pads
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
+from cnngraph.types import TensorType
 
 
 def pool_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1,

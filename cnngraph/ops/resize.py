@@ -12,10 +12,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op, Window, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
+from cnngraph.types import TensorType
 
 MODES = ("nearest", "bilinear")
 

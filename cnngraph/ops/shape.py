@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import IDENTITY_WINDOW, Op, Window, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_float, as_list, onnx_table
+from cnngraph.types import TensorType
 
 
 

@@ -6,10 +6,10 @@ layout changes) need this op.
 
 from __future__ import annotations
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
+from cnngraph.types import TensorType
 
 
 @register

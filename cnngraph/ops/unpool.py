@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.ir import TensorType
 from cnngraph.ops import get_op, register
 from cnngraph.ops.base import Op, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxOp, export_spec, onnx_table
 from cnngraph.ops.pool import MaxPool2d
+from cnngraph.types import TensorType
 
 INDEX_DTYPE = "int64"
 

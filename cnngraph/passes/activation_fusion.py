@@ -1,10 +1,12 @@
-"""Fuse Conv2d/Linear (+ bias) with the activation that follows into one FusedConv2d/FusedLinear."""
+"""Fuse Conv2d/Linear (+ bias) with the activation that follows (an op with the ``activation`` trait)
+into one FusedConv2d/FusedLinear."""
 
 from __future__ import annotations
 
 from cnngraph.ir import Graph, Node
-from cnngraph.ops.fused import FUSABLE_ACTIVATIONS, FUSED_DEFAULTS
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.ops import get_op
+from cnngraph.ops.fused import FUSED_DEFAULTS
+from cnngraph.passes import Outcome, PassContext, graph_pass
 from cnngraph.passes.util import sole_consumer, take_over
 
 FUSED = {"Conv2d": "FusedConv2d", "Linear": "FusedLinear"}
@@ -18,9 +20,9 @@ def to_fused(node: Node) -> None:
 
 
 @graph_pass("activation_fusion")
-def activation_fusion(graph: Graph) -> Outcome:
+def activation_fusion(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
-    for act in [n for n in graph.nodes if n.op in FUSABLE_ACTIVATIONS]:
+    for act in [n for n in graph.nodes if get_op(n.op).activation]:
         src = act.inputs[0]
         if src in graph.inputs:
             continue

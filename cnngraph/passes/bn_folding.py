@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.ir import Graph, Node
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 from cnngraph.passes.util import (
     bias_of,
     owns_params,
@@ -24,7 +24,7 @@ FOLDABLE = ("Conv2d", "ConvTranspose2d", "Linear")
 
 
 @graph_pass("bn_folding")
-def bn_folding(graph: Graph) -> Outcome:
+def bn_folding(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     for bn in [n for n in graph.nodes if n.op == "BatchNorm2d"]:
         reason = _why_not(graph, bn)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from cnngraph.concat_layout import layout
 from cnngraph.ir import Graph
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 
 
 @graph_pass("concat_elision")
-def concat_elision(graph: Graph) -> Outcome:
+def concat_elision(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     concats = [n for n in graph.nodes if n.op == "Concat"]
     if graph.training:

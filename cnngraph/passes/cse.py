@@ -2,8 +2,9 @@
 parameters compute the same value, so the later one is replaced by the earlier.
 
 Parameters are compared only when everything else already matches, so a VGG's 138M weights are
-never hashed. In a training graph, nodes with parameters are never merged: two layers that are
-equal at initialisation are still two layers.
+never hashed. In a training graph, random ops (the op's ``random`` trait: each draws its own mask)
+and nodes with parameters are never merged: two layers that are equal at initialisation are still
+two layers.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import json
 import numpy as np
 
 from cnngraph.ir import Graph, Node
-from cnngraph.passes import Outcome, graph_pass
-from cnngraph.passes.util import RANDOM_OPS
+from cnngraph.ops import get_op
+from cnngraph.passes import Outcome, PassContext, graph_pass
 
 
 def _structure(node: Node) -> str:
@@ -26,11 +27,11 @@ def _same_params(graph: Graph, a: Node, b: Node) -> bool:
 
 
 @graph_pass("cse")
-def cse(graph: Graph) -> Outcome:
+def cse(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     seen: dict[str, list[Node]] = {}
     for node in list(graph.nodes):
-        if graph.training and (node.op in RANDOM_OPS or node.params):
+        if graph.training and (get_op(node.op).random or node.params):
             continue  # random masks differ; parameters equal now will diverge as they train
         candidates = seen.setdefault(_structure(node), [])
         twin = next((c for c in candidates if _same_params(graph, c, node)), None)

@@ -1,11 +1,11 @@
 """Dead-code elimination: nodes and parameters that no graph output depends on."""
 
 from cnngraph.ir import Graph
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 
 
 @graph_pass("dead_code")
-def dead_code(graph: Graph) -> Outcome:
+def dead_code(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     live = set(graph.outputs)
     for node in reversed(graph.nodes):

@@ -1,7 +1,7 @@
 """Remove ops that do nothing at inference: Identity, Dropout, zero Pad, same-shape Reshape, ..."""
 
 from cnngraph.ir import Graph, Node
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 
 
 def _is_noop(graph: Graph, node: Node) -> bool:
@@ -22,7 +22,7 @@ def _is_noop(graph: Graph, node: Node) -> bool:
 
 
 @graph_pass("identity_removal")
-def identity_removal(graph: Graph) -> Outcome:
+def identity_removal(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     for node in list(graph.nodes):
         if not _is_noop(graph, node):

@@ -2,7 +2,8 @@
 
 With ``check=True`` the graph runs on the same random inputs before and after every pass, and
 the first pass that moves the outputs past tolerance is named: bisection of a misbehaving
-pipeline comes for free.
+pipeline comes for free. The caller hands in the ``Evaluator`` that runs the graph for the check
+and that passes use (constant folding); ``cnngraph.optimize`` supplies the NumPy reference.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
-from cnngraph.passes import DEFAULT, TRAINING, Outcome, get_pass
+from cnngraph.passes import DEFAULT, TRAINING, Evaluator, Outcome, PassContext, get_pass
 
 
 class PassCheckError(CnnGraphError):
@@ -52,33 +53,28 @@ def resolve(passes: str | list[str] | None, training: bool) -> list[str]:
     return list(passes)
 
 
-def optimize(graph: Graph, passes: str | list[str] | None = "default", check: bool = False, rtol: float = 1e-4,
-             seed: int = 0) -> tuple[Graph, list[PassReport]]:
+def optimize(graph: Graph, passes: str | list[str] | None, evaluator: Evaluator, check: bool = False,
+             rtol: float = 1e-4, seed: int = 0) -> tuple[Graph, list[PassReport]]:
     """Run ``passes`` on a copy of ``graph``; returns the optimised graph and one report per pass."""
     graph = graph.copy().verify()
     names = resolve(passes, graph.training)
+    ctx = PassContext(evaluator)
     probe = _probe(graph, seed) if check else None
-    reference = _run(graph, probe) if check else None
+    reference = evaluator.graph(graph, probe) if check else None
     reports = []
     for name in names:
         before = (len(graph.nodes), len(graph.params))
-        outcome = get_pass(name)(graph)
+        outcome = get_pass(name)(graph, ctx)
         graph.verify()
         reports.append(PassReport(name, (before[0], len(graph.nodes)), (before[1], len(graph.params)), outcome))
         if check:
-            _compare(name, reference, _run(graph, probe), rtol)
+            _compare(name, reference, evaluator.graph(graph, probe), rtol)
     return graph, reports
 
 
 def _probe(graph: Graph, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {k: rng.standard_normal(t.concrete(2)) for k, t in graph.inputs.items()}
-
-
-def _run(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from cnngraph.backends.executor import NumpyExecutor
-
-    return NumpyExecutor(graph, dtype="float64").run(inputs)
 
 
 def _compare(name: str, want: dict, got: dict, rtol: float) -> None:

@@ -7,13 +7,13 @@ Add's place in the schedule, where both the conv's input and the skip are alread
 from __future__ import annotations
 
 from cnngraph.ir import Graph, Node
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 from cnngraph.passes.activation_fusion import to_fused
 from cnngraph.passes.util import sole_consumer, take_over
 
 
 @graph_pass("residual_fusion")
-def residual_fusion(graph: Graph) -> Outcome:
+def residual_fusion(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     for add in [n for n in graph.nodes if n.op == "Add" and len(n.inputs) == 2]:
         users = graph.users()

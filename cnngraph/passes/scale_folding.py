@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.ir import Graph, Node
-from cnngraph.passes import Outcome, graph_pass
+from cnngraph.passes import Outcome, PassContext, graph_pass
 from cnngraph.passes.util import (
     bias_of,
     owns_params,
@@ -26,7 +26,7 @@ TARGETS = ("Conv2d", "Linear")
 
 
 @graph_pass("scale_folding")
-def scale_folding(graph: Graph) -> Outcome:
+def scale_folding(graph: Graph, ctx: PassContext) -> Outcome:
     out = Outcome()
     for node in [n for n in graph.nodes if n.op in ("Mul", "Add") and len(n.inputs) == 2]:
         found = _split(graph, node)

@@ -6,8 +6,6 @@ import numpy as np
 
 from cnngraph.ir import Graph, Node
 
-RANDOM_OPS = ("Dropout",)  # in training, each run (and each node) draws a new mask
-
 
 def param_users(graph: Graph) -> dict[str, int]:
     """How many nodes reference each parameter key (shared weights have more than one)."""
