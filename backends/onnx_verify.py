@@ -1,4 +1,4 @@
-"""Check an exported model: onnxruntime on the file against the NumPy executor on the graph.
+"""Check an exported model: onnxruntime on the file against a cnngraph executor (NumPy by default) on the graph.
 
 Both run the same random inputs at two batch sizes (the symbolic batch must really be symbolic).
 The relative difference is taken against the largest reference magnitude, so outputs near zero do
@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from cnngraph.backends.executor import NumpyExecutor
+from cnngraph.backends.executor import Executor
 from cnngraph.errors import OnnxExportError, OnnxVerifyError
 from cnngraph.ir import Graph
 
@@ -35,7 +35,7 @@ class Difference:
 
 @dataclass(frozen=True)
 class Verification:
-    """Per output and batch size, how far onnxruntime is from the NumPy executor."""
+    """Per output and batch size, how far onnxruntime is from the cnngraph executor."""
 
     differences: tuple[Difference, ...]
     dtype: str
@@ -54,8 +54,8 @@ class Verification:
 
 
 def verify(graph: Graph, model: onnx.ModelProto | bytes | str | os.PathLike, batches=None,
-           training: bool = False, seed: int = 0) -> Verification:
-    """Run both on random inputs at each batch size; OnnxVerifyError past the tolerance.
+           training: bool = False, seed: int = 0, backend: str = "numpy") -> Verification:
+    """Run both (cnngraph on ``backend``) on random inputs at each batch size; OnnxVerifyError past the tolerance.
 
     ``model`` is the exported file's path, its bytes, or the ModelProto.
 
@@ -74,22 +74,22 @@ def verify(graph: Graph, model: onnx.ModelProto | bytes | str | os.PathLike, bat
     if dtype is None:
         raise OnnxExportError(f"cannot verify outputs of type {session.get_outputs()[0].type}; supported: "
                               f"{', '.join(ORT_TYPES)}")
-    executor = _reference(graph, dtype, training)
+    executor = _reference(graph, dtype, training, backend)
     rng = np.random.default_rng(seed)
     differences = []
     for batch in batches:
         feeds = {name: rng.standard_normal(t.concrete(batch)).astype(dtype) for name, t in graph.inputs.items()}
         got = dict(zip(graph.outputs, session.run(graph.outputs, feeds)))
-        for name, want in executor.run(feeds).items():
+        for name, want in executor.run(feeds, to_host=True).items():
             max_abs = float(np.max(np.abs(got[name] - want), initial=0.0))
             differences.append(Difference(name, batch, max_abs, max_abs / max(float(np.max(np.abs(want))), 1e-30)))
     result = Verification(tuple(differences), dtype)
     if not result.ok:
-        raise OnnxVerifyError(f"onnxruntime and the NumPy executor disagree: {result}")
+        raise OnnxVerifyError(f"onnxruntime and the {executor.backend.name} executor disagree: {result}")
     return result
 
 
-def _reference(graph: Graph, dtype: str, training: bool) -> NumpyExecutor:
+def _reference(graph: Graph, dtype: str, training: bool, backend: str) -> Executor:
     """The executor on the graph as it is (no optimisation passes): the reference semantics.
 
     Training runs on a copy with Dropout at ratio 0: BatchNorm updates its running statistics in place.
@@ -102,7 +102,7 @@ def _reference(graph: Graph, dtype: str, training: bool) -> NumpyExecutor:
     elif graph.training:
         graph = copy.copy(graph)  # shallow: inference writes nothing
     graph.training = training
-    return NumpyExecutor(graph, dtype=dtype)
+    return Executor(graph, backend, dtype)
 
 
 def _onnxruntime():

@@ -26,6 +26,7 @@ class Backend:
     summary: str = ""
     dtypes: tuple[str, ...] = ("float32", "float64")
     lowering: tuple[str, ...] = ()  # passes the backend appends to a compile's pipeline
+    rank: int = 0  # where `cnngraph backends` lists it: the reference first, test backends last
 
     # -- what this machine offers ----------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -102,7 +103,7 @@ def get_backend(name: str | Backend) -> Backend:
 
 
 def all_backends() -> list[Backend]:
-    return list(_BACKENDS.values())
+    return sorted(_BACKENDS.values(), key=lambda b: b.rank)
 
 
 def backend_of(array: Any) -> Backend:

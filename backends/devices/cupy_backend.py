@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,12 @@ from cnngraph.errors import BackendError
 @register
 class CupyBackend(Backend):
     name = "cupy"
+    rank = 1
     summary = "CuPy on a CUDA GPU: device-resident parameters and activations, float16 with float32 masters"
     dtypes = ("float32", "float64", "float16")
+
+    def __init__(self):
+        self._copy_streams: dict[int, Any] = {}  # one side stream per staging thread
 
     def _module(self) -> Any:
         try:
@@ -60,6 +65,20 @@ class CupyBackend(Backend):
     def uniform(self, seed: int, shape: tuple[int, ...]) -> Any:
         cupy = self.xp
         return cupy.random.default_rng(seed).random(shape, dtype=cupy.float32)
+
+    def stage(self, host: np.ndarray, dtype: Any = None) -> Any:
+        """Through pinned memory on a non-blocking side stream, from the loader's thread: the copy overlaps
+        the step computing on the main stream, and this thread (not the main one) waits for it to land."""
+        cupy = self.xp
+        host = np.ascontiguousarray(host, dtype=dtype)
+        pinned = np.frombuffer(cupy.cuda.alloc_pinned_memory(host.nbytes), host.dtype, host.size).reshape(host.shape)
+        pinned[...] = host
+        stream = self._copy_streams.setdefault(threading.get_ident(), cupy.cuda.Stream(non_blocking=True))
+        with stream:
+            device = cupy.empty(host.shape, host.dtype)
+            device.set(pinned, stream=stream)
+        stream.synchronize()
+        return device
 
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()

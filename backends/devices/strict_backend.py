@@ -18,6 +18,7 @@ from cnngraph.backends.devices.numpy_backend import NumpyBackend
 @register
 class StrictBackend(NumpyBackend):
     name = "strict"
+    rank = 2
     summary = "NumPy behind arrays that refuse implicit host conversion, as CuPy's do (for tests)"
 
     @property

@@ -13,7 +13,7 @@ import sys
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
-ORDER = ["models", "summary", "run", "compile", "export", "train", "bench"]
+ORDER = ["models", "summary", "run", "compile", "export", "train", "bench", "backends"]
 NOT_COMMANDS = {"common", "__main__"}
 
 

@@ -47,3 +47,17 @@ def apply_weights(graph, args):
 
         load_weights(graph, args.weights)
     return graph
+
+
+def add_backend_arg(p: argparse.ArgumentParser, what: str = "run on") -> None:
+    from cnngraph.backends.devices import all_backends
+
+    names = [b.name for b in all_backends()]
+    p.add_argument("--backend", choices=names, default="numpy",
+                   help=f"the backend to {what} (default numpy; `cnngraph backends` says which can run here)")
+
+
+def add_dtype_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", choices=["float32", "float64", "float16"], default="float32",
+                   help="activation dtype; float16 keeps float32 master weights and BatchNorm statistics "
+                        "(default float32)")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cnngraph.cli.common import add_model_args, console, load
+from cnngraph.cli.common import add_backend_arg, add_model_args, console, load
 from cnngraph.errors import CnnGraphError
 
 HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("--training", action="store_true",
                    help="keep BatchNorm in training mode and Dropout active, for fine-tuning elsewhere")
     p.add_argument("--verify", action="store_true",
-                   help="run the file in onnxruntime against the NumPy executor at two batch sizes")
+                   help="run the file in onnxruntime against the cnngraph executor at two batch sizes")
+    add_backend_arg(p, "verify against (with --verify)")
 
 
 def run(args) -> None:
@@ -32,10 +33,10 @@ def run(args) -> None:
                   f"{graph.param_count():,} parameters")
     if args.verify:
         try:
-            result = verify(graph, args.output, training=args.training)
+            result = verify(graph, args.output, training=args.training, backend=args.backend)
         except CnnGraphError as e:  # a file that failed its check must not look like a good one
             removed = [p for p in (Path(args.output), Path(f"{args.output}.data")) if p.exists()]
             for path in removed:
                 path.unlink()
             raise CnnGraphError(f"{e} (removed {', '.join(map(str, removed))})") from None
-        console.print(f"verified against onnxruntime: {result}")
+        console.print(f"verified against onnxruntime on {args.backend}: {result}")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
+from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_weights_arg, apply_weights,
+                                 console, load, positive)
 from cnngraph.errors import CnnGraphError
 from cnngraph.imagenet import is_image, preprocess, top5
 from cnngraph.ops.base import fmt_shape
@@ -24,7 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=positive, default=1, help="batch size for random input (default 1)")
     p.add_argument("--input", help="a .npy array shaped like the model input, or a photo (.jpg, .png, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random input (default 0)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    add_backend_arg(p)
+    add_dtype_arg(p)
+    p.add_argument("--check", action="store_true",
+                   help="prove the passes and the backend node by node against the NumPy float64 reference")
     p.add_argument("--exit", type=positive, metavar="K",
                    help="compute only output K (1-based): an any-time network's K-th exit")
     p.add_argument("--mask", metavar="PNG",
@@ -39,13 +43,18 @@ def run(args) -> None:
     if args.exit:
         graph = _exit(graph, args.exit)
     t0 = time.perf_counter()
-    model = cnngraph.compile(graph, backend="numpy", dtype=args.dtype)
+    model = cnngraph.compile(graph, backend=args.backend, dtype=args.dtype, check=args.check)
     t1 = time.perf_counter()
     feeds = _inputs(graph, args)
-    outputs = model.run(feeds)
+    outputs = model.run(feeds, to_host=True)
     t2 = time.perf_counter()
     batch = next(iter(feeds.values())).shape[0]
-    console.print(f"{graph.name}: compiled in {1e3 * (t1 - t0):.1f} ms, ran batch {batch} in {1e3 * (t2 - t1):.1f} ms")
+    console.print(f"{graph.name}: compiled in {1e3 * (t1 - t0):.1f} ms, ran batch {batch} in {1e3 * (t2 - t1):.1f} ms "
+                  f"on {args.backend} ({args.dtype})")
+    if args.check:
+        node, err = max(model.check_errors, key=lambda e: e[1], default=("-", 0.0))
+        console.print(f"check: every pass and every layer within tolerance of the NumPy float64 reference; "
+                      f"largest relative error {err:.2g} at '{node}'")
     if args.weights is None and _is_zoo_name(args.model):
         console.print("weights: random initialisation, so the classes below mean nothing; "
                       "--weights FILE loads trained ones")
@@ -88,7 +97,7 @@ def _inputs(graph, args) -> dict:
         name, t = next(iter(graph.inputs.items()))
         return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
     rng = np.random.default_rng(args.seed)
-    return {name: rng.standard_normal(t.concrete(args.batch)).astype(args.dtype) for name, t in graph.inputs.items()}
+    return {name: rng.standard_normal(t.concrete(args.batch), dtype=np.float32) for name, t in graph.inputs.items()}
 
 
 def _photo(path: str, t):
