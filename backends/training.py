@@ -14,6 +14,7 @@ loss (``cnngraph.train.scaler``) and skips steps whose gradients overflow.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Mapping
 
 from cnngraph.backends.devices import Backend
@@ -187,6 +188,11 @@ class TrainingExecutor(Executor):
         rounded = (lambda d: d) if step.float32_params else (lambda d: p.rounded(d, p.master))
         return [None if d is None else p.narrow(d) for d in dins], {r: rounded(d) for r, d in dparams.items()}
 
+    def _overflow_expected(self):
+        """Under loss scaling an overflow is an expected event the scaler handles: NumPy need not warn."""
+        return self.xp.errstate(over="ignore", invalid="ignore") if self.scaler is not None and \
+            hasattr(self.xp, "errstate") else contextlib.nullcontext()
+
     def _seed(self, name: str, grad: Any) -> Any:
         if name not in self._out_shapes:
             raise CnnGraphError(f"gradient given for '{name}', which is not an output of '{self.graph.name}'; "
@@ -223,7 +229,8 @@ class TrainingExecutor(Executor):
         grads = {self.graph.outputs[0]: grad} if single else grad
         if self.scaler is not None:
             grads = {k: g * self.scaler.scale for k, g in grads.items()}
-        self.backward(grads)
+        with self._overflow_expected():
+            self.backward(grads)
         if self.scaler is not None:
             finite = self.scaler.unscale(self.grads)
             self.scaler.update(finite)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 import cnngraph
+from cnngraph.arrays import to_numpy
 from cnngraph.ir import Graph
-from tests.oracle import random
+from tests.oracle import current_backend, random
 
 EPS = 1e-6
 
@@ -35,21 +36,21 @@ def check_gradients(graph: Graph, inputs: dict[str, np.ndarray], training: bool 
 
     Returns the compiled model, so callers can check more (running statistics, what was kept).
     """
-    model = cnngraph.compile(graph, dtype="float64", train=True)
+    model = cnngraph.compile(graph, backend=current_backend(), dtype="float64", train=True)
     outputs = model.forward(inputs, training=training, input_grads=True)
     seeds = {name: random(out.shape, 100 + i) for i, (name, out) in enumerate(outputs.items())}
     model.backward(seeds)
 
     def loss() -> float:
         out = model.forward(inputs, training=training)
-        return sum(float((out[name] * g).sum()) for name, g in seeds.items())
+        return sum(float((to_numpy(out[name]) * g).sum()) for name, g in seeds.items())
 
     assert sorted(model.input_grads) == sorted(inputs)
     assert sorted(model.grads) == sorted(model.trainable)
     for name, array in inputs.items():
-        np.testing.assert_allclose(model.input_grads[name], numeric_gradient(loss, array), rtol=rtol, atol=atol,
+        np.testing.assert_allclose(to_numpy(model.input_grads[name]), numeric_gradient(loss, array), rtol=rtol, atol=atol,
                                    err_msg=f"gradient w.r.t. input '{name}'")
     for key in model.trainable:
-        np.testing.assert_allclose(model.grads[key], numeric_gradient(loss, model.params[key]), rtol=rtol,
+        np.testing.assert_allclose(to_numpy(model.grads[key]), to_numpy(numeric_gradient(loss, model.params[key])), rtol=rtol,
                                    atol=atol, err_msg=f"gradient w.r.t. parameter '{key}'")
     return model

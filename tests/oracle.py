@@ -1,14 +1,36 @@
-"""Oracles for op tests: run one ONNX node in onnx.reference / onnxruntime, and one cnngraph op."""
+"""Oracles for op tests: run one ONNX node in onnx.reference / onnxruntime, and one cnngraph op.
+
+A test module that imports ``op_backend`` runs every test once per backend (``tests/backends.py``):
+``cnngraph_op`` and ``check_gradients`` then compile for that backend, so each op's forward and
+backward meet the same oracle on NumPy, on the strict (CuPy-like) backend and, with a GPU, on CuPy.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import cnngraph
+from cnngraph.arrays import to_numpy
 from cnngraph.frontends import dsl
+from tests.backends import BACKENDS
+
+_current = {"backend": "numpy"}
+
+
+@pytest.fixture(params=BACKENDS, autouse=True)
+def op_backend(request):
+    """Import into a test module to run each of its tests on every backend."""
+    _current["backend"] = request.param
+    yield request.param
+    _current["backend"] = "numpy"
+
+
+def current_backend() -> str:
+    return _current["backend"]
 
 
 def onnx_node_model(op_type: str, inputs: list[np.ndarray], attrs: dict, initializers: dict | None = None,
@@ -47,7 +69,7 @@ def onnxruntime_output(op_type: str, inputs: list[np.ndarray], attrs: dict | Non
 def cnngraph_op(op_name: str, inputs: list[np.ndarray], attrs: dict | None = None,
                 params: dict[str, np.ndarray] | None = None, dtype: str = "float64",
                 train: bool = False) -> np.ndarray:
-    """Run one cnngraph op through the DSL and the NumPy executor; ``params`` keyed by role.
+    """Run one cnngraph op through the DSL and the current backend's executor; ``params`` keyed by role.
 
     Also checks what every kernel owes its schema: the inferred output shape, and inputs left untouched.
     """
@@ -56,9 +78,9 @@ def cnngraph_op(op_name: str, inputs: list[np.ndarray], attrs: dict | None = Non
     graph = dsl.Model(tensors, out)
     for role, value in (params or {}).items():
         graph.params[graph.node("op").params[role]] = np.asarray(value)
-    model = cnngraph.compile(graph, dtype=dtype, train=train)
+    model = cnngraph.compile(graph, backend=current_backend(), dtype=dtype, train=train)
     before = [a.copy() for a in inputs]
-    out = (model.forward if train else model.run)({f"in{i}": a for i, a in enumerate(inputs)})["op"]
+    out = to_numpy((model.forward if train else model.run)({f"in{i}": a for i, a in enumerate(inputs)})["op"])
     assert out.shape == graph.node("op").type.concrete(len(inputs[0])), "kernel output disagrees with infer"
     for a, b in zip(inputs, before):
         np.testing.assert_array_equal(a, b, err_msg="the kernel modified its input")

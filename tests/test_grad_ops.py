@@ -10,6 +10,7 @@ import cnngraph
 from cnngraph.frontends import dsl
 from tests.gradcheck import check_gradients
 from tests.oracle import random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 # (op, input shapes with the batch, attributes[, training]) -- small shapes: every element is perturbed
 CASES = [

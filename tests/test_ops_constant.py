@@ -9,6 +9,7 @@ from cnngraph.frontends import dsl
 from cnngraph.ops import get_op
 from tests.gradcheck import check_gradients
 from tests.oracle import onnx_reference, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 
 def shifted(shape, value):

@@ -5,6 +5,7 @@ import pytest
 
 from cnngraph.errors import ShapeError, AttrError
 from tests.oracle import cnngraph_op, onnx_reference, onnxruntime_output, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 CONV_CASES = [
     # (C, H, W), out, kernel, stride, padding(t,l,b,r), dilation, groups, bias

@@ -7,6 +7,7 @@ import cnngraph
 from cnngraph.errors import AttrError
 from cnngraph.frontends import dsl
 from tests.oracle import cnngraph_op, onnx_reference, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 
 def _compiled(p, shape, seed=0, dtype="float64"):

@@ -9,6 +9,7 @@ from cnngraph.errors import AttrError, ShapeError
 from cnngraph.frontends import dsl
 from cnngraph.ops import Window, get_op
 from tests.oracle import cnngraph_op, onnx_reference, onnxruntime_output, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 
 

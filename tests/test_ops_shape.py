@@ -11,6 +11,7 @@ from cnngraph.frontends import dsl
 from cnngraph.ir import TensorType
 from cnngraph.ops import Window, get_op
 from tests.oracle import cnngraph_op, onnx_reference, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 I64_MAX = np.iinfo(np.int64).max
 

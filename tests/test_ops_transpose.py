@@ -10,6 +10,7 @@ from cnngraph.ir import TensorType
 from cnngraph.ops import get_op
 from tests.gradcheck import check_gradients
 from tests.oracle import cnngraph_op, onnx_reference, random
+from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
 
 
 @pytest.mark.parametrize("shape,perm", [
