@@ -1,8 +1,11 @@
-"""Inference throughput, in one run: cnngraph's NumPy executor (without and with the default pass
+"""Inference throughput, in one run: cnngraph on a backend (without and with the default pass
 pipeline), onnxruntime and PyTorch eager.
 
     python bench/bench_inference.py [--models resnet18 resnet50] [--batches 1 8] [--repeat 5]
+                                    [--backend numpy|cupy|strict] [--dtype float32|float16]
 
+On ``--backend cupy`` the input is put on the GPU once, every timed run ends with a device
+synchronisation, and PyTorch runs on CUDA (in float16 too with ``--dtype float16``).
 onnxruntime (CPU, ``ORT_ENABLE_ALL``) runs the file ``cnngraph export`` writes for the same graph;
 PyTorch eager (when installed) runs torchvision's layout with the graph's weights copied in. All
 three see the same input, and the table shows how far their outputs are apart, so the ratios
@@ -58,9 +61,25 @@ def onnxruntime_runner(graph, folder: str):
     return lambda x: session.run(None, {name: x})[0]
 
 
-def torch_runner(graph):
-    """PyTorch eager on torchvision's ResNet layout with the graph's weights; None without torch or for
-    models other than the ResNets."""
+def cnngraph_runner(graph, backend: str, dtype: str, passes: str):
+    """A compiled model that takes the input on its device and waits for the device before returning."""
+    model = cnngraph.compile(graph, backend=backend, dtype=dtype, passes=passes)
+    staged = {}
+
+    def run(x):
+        if id(x) not in staged:
+            staged.clear()
+            staged[id(x)] = model.backend.asarray(x, dtype=model.dtype)
+        out = model.run(staged[id(x)])
+        model.backend.synchronize()
+        return model.backend.to_host(next(iter(out.values())))
+
+    return run
+
+
+def torch_runner(graph, backend: str, dtype: str):
+    """PyTorch eager on torchvision's ResNet layout with the graph's weights (on CUDA when cnngraph runs on
+    cupy); None without torch (or CUDA, there) or for models other than the ResNets."""
     try:
         import torch
     except ImportError:
@@ -70,11 +89,16 @@ def torch_runner(graph):
 
     if graph.name not in LAYOUTS:
         return None
+    device = "cuda" if backend == "cupy" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
     model = load_graph_params(resnet(graph.name, graph.node("fc").type.shape[1]), graph.params).eval()
+    model = model.to(device=device, dtype=getattr(torch, dtype))
 
     def run(x):
         with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
+            out = model(torch.from_numpy(x).to(device=device, dtype=getattr(torch, dtype)))
+            return out.float().cpu().numpy()
 
     return run
 
@@ -84,6 +108,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--backend", default="numpy", help="cnngraph's backend (default numpy)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     args = parser.parse_args()
 
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
@@ -91,13 +117,16 @@ def main() -> None:
                   f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     table = Table("model", "batch", "no passes img/s", "cnngraph img/s", "GFLOP/s", "onnxruntime img/s",
                   "PyTorch img/s", "no passes / onnxruntime", "cnngraph / onnxruntime", "cnngraph / PyTorch",
-                  "max rel diff", title="inference, float32, 224x224, CPU (cnngraph = default passes)")
+                  "max rel diff", title=f"inference, {args.dtype}, 224x224, cnngraph on {args.backend} "
+                                        f"(cnngraph = default passes)")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             graph = models.build(name)
             macs = total_macs(graph)
-            runners = {"cnngraph": cnngraph.compile(graph), "no passes": cnngraph.compile(graph, passes="none"),
-                       "onnxruntime": onnxruntime_runner(graph, folder), "torch": torch_runner(graph)}
+            runners = {"cnngraph": cnngraph_runner(graph, args.backend, args.dtype, "default"),
+                       "no passes": cnngraph_runner(graph, args.backend, args.dtype, "none"),
+                       "onnxruntime": onnxruntime_runner(graph, folder),
+                       "torch": torch_runner(graph, args.backend, args.dtype)}
             for batch in args.batches:
                 x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
                 rates, outputs = {}, {}

@@ -1,6 +1,7 @@
 """Training throughput: images/s of one SGD step (forward, loss, backward, update), cnngraph vs PyTorch CPU.
 
     python bench/bench_training.py [--model resnet18] [--batch 32] [--input-size 224] [--steps 3]
+                                   [--backend numpy|cupy|strict] [--dtype float32|float16]
 
 Both sides train the same graph with the same weights: the PyTorch side is built from the cnngraph
 graph node by node (torch.nn.functional calls, the parameters copied in), so the ratio compares
@@ -24,9 +25,11 @@ from cnngraph import models
 from cnngraph.train import SGD, CrossEntropy
 
 
-def cnngraph_step(graph, x, y, losses):
-    model = cnngraph.compile(graph, train=True)
+def cnngraph_step(graph, x, y, losses, backend="numpy", dtype="float32"):
+    """One train_step on inputs already on the backend's device (the loss value syncs the device)."""
+    model = cnngraph.compile(graph, backend=backend, dtype=dtype, train=True)
     loss, optimizer = CrossEntropy(), SGD(lr=0.01, momentum=0.9)
+    x, y = model.backend.asarray(x, dtype=model.dtype), model.backend.asarray(y)
     return lambda: losses.append(model.train_step(x, y, loss, optimizer))
 
 
@@ -83,6 +86,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--backend", default="numpy", help="cnngraph's backend (default numpy; PyTorch stays on the CPU)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     args = parser.parse_args()
 
     console = Console()
@@ -92,14 +97,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 3, args.input_size, args.input_size)).astype(np.float32)
     y = rng.integers(0, 1000, args.batch)
-    sides = {"cnngraph (NumPy executor)": cnngraph_step}
+    sides = {f"cnngraph ({args.backend}, {args.dtype})":
+             lambda *a: cnngraph_step(*a, backend=args.backend, dtype=args.dtype)}
     try:
         import torch
 
         sides[f"PyTorch {torch.__version__} CPU ({torch.get_num_threads()} threads)"] = torch_step
     except ImportError:
         console.print("torch is not installed: timing cnngraph only")
-    title = f"{args.model} training step, batch {args.batch}, {args.input_size}x{args.input_size}, float32, SGD"
+    title = f"{args.model} training step, batch {args.batch}, {args.input_size}x{args.input_size}, SGD"
     table = Table("executor", "s / step", "images/s", "first loss", title=title)
     rates = []
     for name, make in sides.items():
