@@ -179,11 +179,13 @@ class TrainingExecutor(Executor):
         return self.grads
 
     def _backward_step(self, step: Step, grad: Any, saved, params: dict) -> tuple[list, dict]:
-        """One node's backward; around a float32 kernel, half-precision gradients are widened and the
-        results rounded back (parameter gradients through the storage dtype, into float32 masters)."""
-        if not step.widen:
-            return step.impl.backward.fn(self.xp, grad, saved, params, step.node.attrs)
+        """One node's backward. Around a float32 kernel, half-precision gradients are widened and the results
+        rounded back (parameter gradients through the storage dtype); parameter gradients always reach
+        the optimizer in the masters' dtype."""
         p = self.precision
+        if not step.widen:
+            dins, dparams = step.impl.backward.fn(self.xp, grad, saved, params, step.node.attrs)
+            return dins, {r: d.astype(p.master, copy=False) for r, d in dparams.items()} if p.half else dparams
         dins, dparams = step.impl.backward.fn(self.xp, p.wide(grad), saved.mapped(p.wide), params, step.node.attrs)
         rounded = (lambda d: d) if step.float32_params else (lambda d: p.rounded(d, p.master))
         return [None if d is None else p.narrow(d) for d in dins], {r: rounded(d) for r, d in dparams.items()}

@@ -10,7 +10,7 @@ the same values in other places.
 import pytest
 
 import cnngraph
-from cnngraph.backends.check import TOLERANCE
+from cnngraph.backends.devices import get_backend
 from cnngraph.errors import BackendCheckError
 from tests.zoo_builds import reduced
 
@@ -23,7 +23,7 @@ FAMILIES = ["lenet5", "alexnet", "alexnet_original", "zfnet", "vgg16_bn", "resne
 def test_zoo_family_in_float16_is_within_tolerance_node_by_node(name, quick_params):
     model = cnngraph.compile(reduced(name), dtype="float16", check=True)
     worst = max(err for _, err in model.check_errors)
-    assert 1e-5 < worst <= TOLERANCE["float16"]  # rounded to half precision, yet within tolerance
+    assert 1e-5 < worst <= get_backend("numpy").tolerances["float16"]  # rounded to half precision, yet within tolerance
 
 
 def test_segnet_in_float16_fails_the_check_at_the_unpooling_it_names(quick_params):

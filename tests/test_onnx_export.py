@@ -113,7 +113,7 @@ def test_cli_export_verify_then_run_the_file(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "export", "lenet5", "-o", str(path), "--opset", "13", "--verify")
     assert code == 0
     assert f"wrote {path}: lenet5, opset 13, inference" in out and "61,706 parameters" in out
-    assert "verified against onnxruntime: 'output' at batch 1: max abs" in out
+    assert "verified against onnxruntime on numpy: 'output' at batch 1: max abs" in out
     code, out, _ = run_cli(capsys, "run", str(path), "--batch", "2")
     assert code == 0 and "output 'output': shape (2, 10)" in out
 

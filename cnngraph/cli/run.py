@@ -97,7 +97,7 @@ def _inputs(graph, args) -> dict:
         name, t = next(iter(graph.inputs.items()))
         return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
     rng = np.random.default_rng(args.seed)
-    return {name: rng.standard_normal(t.concrete(args.batch), dtype=np.float32) for name, t in graph.inputs.items()}
+    return {name: rng.standard_normal(t.concrete(args.batch)).astype(np.float32) for name, t in graph.inputs.items()}
 
 
 def _photo(path: str, t):
