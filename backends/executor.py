@@ -86,7 +86,7 @@ class Executor:
 
     def kernels(self) -> dict[str, str]:
         """Which backend's implementation runs each node (``generic``: the kernels written over ``xp``)."""
-        return {s.node.name: s.impl.backend for s in self.steps}
+        return {s.node.name: s.impl.name for s in self.steps}
 
     def fallbacks(self) -> list[tuple[str, str, str]]:
         """(node, implementation, why it declined) for every implementation passed over."""

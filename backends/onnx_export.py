@@ -26,6 +26,7 @@ from cnngraph import __version__
 from cnngraph.errors import OnnxExportError
 from cnngraph.io import atomic_write_bytes
 from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.ops.base import LAYOUT
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxOp, export_spec
 
 DEFAULT_OPSET = 17
@@ -36,6 +37,10 @@ EXTERNAL_DATA_BYTES = 2**31 - 2**26  # protobuf's 2 GiB limit, less room for the
 
 def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET, training: bool = False) -> onnx.ModelProto:
     """The ONNX model of ``graph`` (parameters inline), not yet checked."""
+    lowered = next((n for n in graph.nodes if n.op == "Layout" or LAYOUT in n.attrs), None)
+    if lowered is not None:  # ONNX is NCHW: a channels-last lowering is a backend's business, not the model's
+        raise OnnxExportError(f"layer '{lowered.name}' ({lowered.op}) is lowered to channels-last storage for a "
+                              f"backend; export the graph before lowering (compile without channels_last)")
     return Exporter(graph, opset, training).run()
 
 

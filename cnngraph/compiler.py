@@ -10,13 +10,22 @@ from cnngraph.ir import Graph
 
 
 def optimize(graph: Graph, passes: str | list[str] | None = "default", check: bool = False, rtol: float = 1e-4,
-             seed: int = 0):
+             seed: int = 0, backend: str = "numpy", dtype: str = "float32"):
     """Run a pass pipeline on a copy of ``graph`` (see ``cnngraph.passes.manager.optimize``), evaluating
-    on the host with the NumPy reference in float64; returns the optimised graph and the per-pass reports."""
+    on the host with the NumPy reference in float64; returns the optimised graph and the per-pass reports.
+    Lowering passes (``channels_last``) lower for ``backend``'s kernels at ``dtype``."""
+    from cnngraph.backends import kernels
+    from cnngraph.backends.devices import get_backend
     from cnngraph.backends.reference import NumpyReference
     from cnngraph.passes import manager
 
-    return manager.optimize(graph, passes, NumpyReference(), check=check, rtol=rtol, seed=seed)
+    prefers = get_backend(backend).prefers
+
+    def layouts(node):  # what the backend's kernels run the node in, the backend's preference first
+        found = kernels.layouts(backend, node, dtype, graph.training)
+        return tuple(sorted(found, key=lambda layout: layout != prefers))
+
+    return manager.optimize(graph, passes, NumpyReference(), check=check, rtol=rtol, seed=seed, layouts=layouts)
 
 
 def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train: bool = False,  # noqa: A001
@@ -44,7 +53,8 @@ def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train:
     target.check_dtype(dtype)
     graph = graph.copy()
     graph.training = train
-    graph, report = optimize(graph, resolve(passes, train) + list(target.lowering), check=check, seed=seed)
+    graph, report = optimize(graph, resolve(passes, train) + list(target.lowering), check=check, seed=seed,
+                             backend=target.name, dtype=dtype)
     model = (TrainingExecutor if train else Executor)(graph, target, dtype, seed)
     model.report = report
     model.check_errors = backend_check.compare(model, seed) if check else None

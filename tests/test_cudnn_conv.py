@@ -17,10 +17,10 @@ def conv_node(**attrs):
 
 def test_cudnn_kernels_come_first_on_cupy_with_the_generic_ones_behind():
     conv = implementations("cupy", "Conv2d")
-    assert [i.backend for i in conv] == ["cupy", GENERIC] and conv[0].backward is not None
+    assert [i.name for i in conv] == ["cupy", GENERIC, "generic/nhwc"] and conv[0].backward is not None
     fused = implementations("cupy", "FusedConv2d")
-    assert [i.backend for i in fused] == ["cupy", GENERIC] and fused[0].backward is None
-    assert [i.backend for i in implementations("numpy", "Conv2d")] == [GENERIC]
+    assert [i.name for i in fused] == ["cupy", GENERIC, "generic/nhwc"] and fused[0].backward is None
+    assert [i.name for i in implementations("numpy", "Conv2d")] == [GENERIC, "generic/nhwc"]
 
 
 @pytest.mark.parametrize("attrs, dtype, reason", [

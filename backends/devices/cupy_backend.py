@@ -24,6 +24,8 @@ class CupyBackend(Backend):
     rank = 1
     summary = "CuPy on a CUDA GPU: device-resident parameters and activations, float16 with float32 masters"
     dtypes = ("float32", "float64", "float16")
+    # cuDNN's tensor-core convolutions read channels-last; NCHW ones are transposed inside
+    prefers, lowering = "NHWC", ("channels_last",)
     # cuDNN runs float32 convolutions on TF32 tensor cores (10-bit mantissa), as PyTorch does by default
     tolerances = {**Backend.tolerances, "float32": 2e-3}
 

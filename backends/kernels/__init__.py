@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from cnngraph.errors import CnnGraphError
+from cnngraph.ops.base import LAYOUT, NCHW, NHWC
 from cnngraph.registry import import_modules
 
 Kernel = Callable[..., Any]
@@ -93,11 +94,22 @@ class Implementation:
     dtypes: tuple[str, ...] = ("float32", "float64")  # other float dtypes are widened to float32 around it
     supports: Callable[[Any, str], str | None] | None = None  # (node, dtype) -> why not, or None
     prepare: Callable[..., Any] | None = None  # (xp, node, input shapes, dtype) -> plan
+    layouts: tuple[str, ...] = (NCHW,)  # the storage of 4-D values it reads and writes
+    variant: str = ""  # tells apart one backend's implementations of one op (e.g. "nhwc")
 
-    def declines(self, node, dtype: str, training: bool) -> str | None:
-        """Why this implementation cannot run ``node`` (in training: forward and backward), or None."""
+    @property
+    def name(self) -> str:
+        """How reports name it: the backend, and the variant where there is one ("generic/nhwc")."""
+        return f"{self.backend}/{self.variant}" if self.variant else self.backend
+
+    def declines(self, node, dtype: str, training: bool, layout: bool = True) -> str | None:
+        """Why this implementation cannot run ``node`` (in training: forward and backward), or None.
+        ``layout=False`` asks about everything but the node's layout (what a lowering pass may choose)."""
         if training and self.backward is None:
             return "it has no backward kernel"
+        wanted = node.attrs.get(LAYOUT, NCHW)
+        if layout and wanted not in self.layouts:
+            return f"it runs {'/'.join(self.layouts)}, the node is lowered to {wanted}"
         return self.supports(node, dtype) if self.supports is not None else None
 
 
@@ -109,34 +121,37 @@ class Choice:
     declined: list[tuple[str, str]] = field(default_factory=list)
 
 
-_IMPLS: dict[tuple[str, str], Implementation] = {}  # (backend, op) -> implementation
-_PENDING_BACKWARD: dict[tuple[str, str], BackwardKernel] = {}
+_IMPLS: dict[tuple[str, str, str], Implementation] = {}  # (backend, op, variant) -> implementation
+_PENDING_BACKWARD: dict[tuple[str, str, str], BackwardKernel] = {}
+ANY_LAYOUT = (NCHW, NHWC)  # element-wise kernels: storage order does not matter to them
 
 
 def kernel(op_name: str, writes_into: bool = False, *, backend: str = GENERIC,
            dtypes: tuple[str, ...] = ("float32", "float64"), supports: Callable | None = None,
-           prepare: Callable | None = None) -> Callable[[Kernel], Kernel]:
+           prepare: Callable | None = None, layouts: tuple[str, ...] = (NCHW,),
+           variant: str = "") -> Callable[[Kernel], Kernel]:
     """Decorator registering the forward kernel of ``op_name`` for ``backend`` (``writes_into``: it honours ``ctx.out``)."""
 
     def wrap(fn: Kernel) -> Kernel:
-        key = (backend, op_name)
+        key = (backend, op_name, variant)
         if key in _IMPLS:
-            raise RuntimeError(f"kernel for op {op_name} registered twice for backend {backend}")
+            raise RuntimeError(f"kernel for op {op_name} registered twice for backend {backend} ({variant!r})")
         _IMPLS[key] = Implementation(op_name, backend, fn, _PENDING_BACKWARD.pop(key, None), writes_into,
-                                     tuple(dtypes), supports, prepare)
+                                     tuple(dtypes), supports, prepare, tuple(layouts), variant)
         return fn
 
     return wrap
 
 
-def backward(op_name: str, keeps: tuple[str, ...] = (), *, backend: str = GENERIC) -> Callable[[Kernel], Kernel]:
+def backward(op_name: str, keeps: tuple[str, ...] = (), *, backend: str = GENERIC,
+             variant: str = "") -> Callable[[Kernel], Kernel]:
     """Decorator registering the backward kernel of ``op_name`` beside its forward, and what it needs kept."""
     unknown = set(keeps) - set(KEEPABLE)
     if unknown:
         raise RuntimeError(f"backward of {op_name}: cannot keep {sorted(unknown)}; choose from {KEEPABLE}")
 
     def wrap(fn: Kernel) -> Kernel:
-        key, bwd = (backend, op_name), BackwardKernel(fn, tuple(keeps))
+        key, bwd = (backend, op_name, variant), BackwardKernel(fn, tuple(keeps))
         impl = _IMPLS.get(key)
         if (impl is not None and impl.backward is not None) or key in _PENDING_BACKWARD:
             raise RuntimeError(f"backward kernel for op {op_name} registered twice for backend {backend}")
@@ -150,8 +165,16 @@ def backward(op_name: str, keeps: tuple[str, ...] = (), *, backend: str = GENERI
 
 
 def implementations(backend: str, op_name: str) -> list[Implementation]:
-    """In resolution order: the backend's own, then the generic one."""
-    return [_IMPLS[k] for k in ((backend, op_name), (GENERIC, op_name)) if k in _IMPLS]
+    """In resolution order: the backend's own, then the generic ones (each in registration order)."""
+    return [impl for owner in dict.fromkeys((backend, GENERIC)) for (b, op, _), impl in _IMPLS.items()
+            if b == owner and op == op_name]
+
+
+def layouts(backend: str, node, dtype: str, training: bool) -> tuple[str, ...]:
+    """The storage layouts some implementation on ``backend`` could run ``node`` in (for lowering passes)."""
+    found = [lay for impl in implementations(backend, node.op)
+             if impl.declines(node, dtype, training, layout=False) is None for lay in impl.layouts]
+    return tuple(dict.fromkeys(found))
 
 
 def resolve(backend: str, node, dtype: str, training: bool) -> Choice:
@@ -161,7 +184,7 @@ def resolve(backend: str, node, dtype: str, training: bool) -> Choice:
         why = impl.declines(node, dtype, training)
         if why is None:
             return Choice(impl, declined)
-        declined.append((impl.backend, why))
+        declined.append((impl.name, why))
     where = f"layer '{node.name}' ({node.op})"
     if not declined:
         raise CnnGraphError(f"{where}: no kernel for op '{node.op}'")
@@ -174,7 +197,7 @@ def resolve(backend: str, node, dtype: str, training: bool) -> Choice:
 
 def get_kernel(op_name: str) -> Kernel:
     """The generic forward kernel of ``op_name`` (fused kernels call their parts through it)."""
-    impl = _IMPLS.get((GENERIC, op_name))
+    impl = _IMPLS.get((GENERIC, op_name, ""))
     if impl is None:
         raise NotImplementedError(f"no kernel for op '{op_name}'")
     return impl.forward

@@ -6,32 +6,32 @@ softmaxes), otherwise the input; the output is usually kept by the next layer an
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
 
 
-@kernel("ReLU")
+@kernel("ReLU", layouts=ANY_LAYOUT)
 def relu(xp, inputs, params, attrs, ctx):
     return xp.maximum(inputs[0], 0)
 
 
-@kernel("LeakyReLU")
+@kernel("LeakyReLU", layouts=ANY_LAYOUT)
 def leaky_relu(xp, inputs, params, attrs, ctx):
     x = inputs[0]
     return xp.where(x >= 0, x, x * attrs["alpha"])
 
 
-@kernel("ELU")
+@kernel("ELU", layouts=ANY_LAYOUT)
 def elu(xp, inputs, params, attrs, ctx):
     x = inputs[0]
     return xp.where(x > 0, x, attrs["alpha"] * xp.expm1(xp.minimum(x, 0)))  # min: no exp of large x
 
 
-@kernel("Clip")
+@kernel("Clip", layouts=ANY_LAYOUT)
 def clip(xp, inputs, params, attrs, ctx):
     return xp.clip(inputs[0], attrs["min"], attrs["max"])
 
 
-@kernel("Sigmoid")
+@kernel("Sigmoid", layouts=ANY_LAYOUT)
 def sigmoid(xp, inputs, params, attrs, ctx):
     """exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below."""
     x = inputs[0]
@@ -39,7 +39,7 @@ def sigmoid(xp, inputs, params, attrs, ctx):
     return xp.where(x >= 0, 1, e) / (1 + e)
 
 
-@kernel("Tanh")
+@kernel("Tanh", layouts=ANY_LAYOUT)
 def tanh(xp, inputs, params, attrs, ctx):
     return xp.tanh(inputs[0])
 

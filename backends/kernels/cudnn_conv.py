@@ -7,7 +7,8 @@ fallback, and resolution picks them (reporting why) wherever this one declines a
 
 One cuDNN graph per node and input shapes, built by ``prepare`` (so the executor caches it per batch
 size): a ``FusedConv2d`` is one graph, conv -> bias -> residual add -> activation. Tensors are
-declared with logical NCHW dims and the arrays' own contiguous NCHW strides. The workspace comes
+declared with logical NCHW dims and the strides of their storage: contiguous NCHW, or for nodes the
+channels_last pass lowered, NHWC (the layout cuDNN's tensor cores read). The workspace comes
 from CuPy's memory pool and the handle runs on CuPy's current stream. Training convolutions use
 the data- and weight-gradient graphs, built on first use and kept with the forward plan.
 """
@@ -18,7 +19,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
+from cnngraph.ops.base import LAYOUT, NHWC
 
 DTYPES = ("float16", "float32")
 ACTIVATIONS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}  # cuDNN pointwise ops they map to
@@ -54,6 +56,21 @@ def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
     return strides[::-1]
 
 
+def channels_last_strides(shape: tuple[int, ...]) -> list[int]:
+    """Strides of logical (N, C, H, W) dims over (N, H, W, C) storage."""
+    n, c, h, w = shape
+    return [h * w * c, 1, w * c, c]
+
+
+def logical(shape: tuple[int, ...], nhwc: bool) -> tuple[int, ...]:
+    """The logical NCHW dims of an array stored as ``shape``."""
+    return (shape[0], shape[3], shape[1], shape[2]) if nhwc else tuple(shape)
+
+
+def physical(shape: tuple[int, ...], nhwc: bool) -> tuple[int, ...]:
+    return (shape[0], shape[2], shape[3], shape[1]) if nhwc else tuple(shape)
+
+
 def output_shape(x_shape, weight_shape, attrs) -> tuple[int, int, int, int]:
     n, _, h, w = x_shape
     o, _, kh, kw = weight_shape
@@ -69,23 +86,24 @@ class Plan:
     graph: Any
     tensors: dict[str, Any]
     workspace: int
-    out_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]  # as stored
     grads: dict[str, Plan] = field(default_factory=dict)  # data and weight gradients, built on first use
 
 
 class _Builder:
     """A cuDNN graph over contiguous NCHW tensors of one dtype, float32 inside."""
 
-    def __init__(self, dtype: str):
-        self.cudnn = _cudnn()
+    def __init__(self, dtype: str, nhwc: bool = False):
+        self.cudnn, self.nhwc = _cudnn(), nhwc
         self.io = getattr(self.cudnn.data_type, "HALF" if dtype == "float16" else "FLOAT")
         self.graph = self.cudnn.pygraph(io_data_type=self.io, intermediate_data_type=self.cudnn.data_type.FLOAT,
                                         compute_data_type=self.cudnn.data_type.FLOAT, handle=handle())
         self.tensors: dict[str, Any] = {}
 
-    def tensor(self, role: str, shape) -> Any:
-        self.tensors[role] = self.graph.tensor(name=role, dim=list(shape), stride=contiguous_strides(shape),
-                                               data_type=self.io)
+    def tensor(self, role: str, shape, activation: bool = True) -> Any:
+        """A tensor of logical NCHW ``shape``; activations in the graph's storage layout, weights contiguous."""
+        strides = channels_last_strides(shape) if activation and self.nhwc else contiguous_strides(shape)
+        self.tensors[role] = self.graph.tensor(name=role, dim=list(shape), stride=strides, data_type=self.io)
         return self.tensors[role]
 
     def geometry(self, attrs) -> dict:
@@ -93,11 +111,13 @@ class _Builder:
         return dict(pre_padding=[pt, pl], post_padding=[pb, pr], stride=list(attrs["stride"]),
                     dilation=list(attrs["dilation"]))
 
-    def finish(self, out, shape) -> Plan:
-        out.set_output(True).set_data_type(self.io).set_dim(list(shape)).set_stride(contiguous_strides(shape))
+    def finish(self, out, shape, activation: bool = True) -> Plan:
+        nhwc = activation and self.nhwc
+        strides = channels_last_strides(shape) if nhwc else contiguous_strides(shape)
+        out.set_output(True).set_data_type(self.io).set_dim(list(shape)).set_stride(strides)
         self.tensors["out"] = out
         self.graph.build([self.cudnn.heur_mode.A, self.cudnn.heur_mode.FALLBACK])
-        return Plan(self.graph, self.tensors, max(1, self.graph.get_workspace_size()), tuple(shape))
+        return Plan(self.graph, self.tensors, max(1, self.graph.get_workspace_size()), physical(shape, nhwc))
 
 
 def handle() -> Any:
@@ -110,12 +130,15 @@ def handle() -> Any:
 
 def prepare(xp, node, shapes, dtype: str) -> Plan:
     """The forward graph: conv, then the node's bias, residual add and activation, fused."""
-    b = _Builder(dtype)
-    attrs, weight_shape = node.attrs, _weight_shape(node, shapes[0])
-    y = b.graph.conv_fprop(image=b.tensor("x", shapes[0]), weight=b.tensor("weight", weight_shape), **b.geometry(attrs))
-    out = output_shape(shapes[0], weight_shape, attrs)
+    attrs = node.attrs
+    b = _Builder(dtype, attrs.get(LAYOUT) == NHWC)
+    x_shape = logical(shapes[0], b.nhwc)
+    weight_shape = _weight_shape(node, x_shape)
+    y = b.graph.conv_fprop(image=b.tensor("x", x_shape), weight=b.tensor("weight", weight_shape, False),
+                           **b.geometry(attrs))
+    out = output_shape(x_shape, weight_shape, attrs)
     if attrs["bias"]:
-        y = b.graph.bias(input=y, bias=b.tensor("bias", (1, out[1], 1, 1)))
+        y = b.graph.bias(input=y, bias=b.tensor("bias", (1, out[1], 1, 1), False))
     if attrs.get("residual"):
         y = b.graph.add(a=y, b=b.tensor("residual", out))
     if attrs.get("activation"):
@@ -153,20 +176,21 @@ def forward(xp, inputs, params, attrs, ctx):
 
 
 for _op in ("Conv2d", "FusedConv2d"):
-    kernel(_op, backend="cupy", dtypes=DTYPES, supports=supports, prepare=prepare)(forward)
+    kernel(_op, backend="cupy", dtypes=DTYPES, supports=supports, prepare=prepare, layouts=ANY_LAYOUT)(forward)
 
 
 def _gradient_plan(plan: Plan, which: str, node_attrs, x_shape, weight_shape, dtype: str) -> Plan:
-    """The data-gradient (conv_dgrad) or weight-gradient (conv_wgrad) graph for one forward plan."""
+    """The data-gradient (conv_dgrad) or weight-gradient (conv_wgrad) graph for one forward plan (training
+    graphs stay NCHW, see passes/channels_last.py)."""
     if which not in plan.grads:
         b = _Builder(dtype)
         dy = b.tensor("dy", plan.out_shape)
         if which == "dx":
-            g = b.graph.conv_dgrad(loss=dy, filter=b.tensor("weight", weight_shape), **b.geometry(node_attrs))
+            g = b.graph.conv_dgrad(loss=dy, filter=b.tensor("weight", weight_shape, False), **b.geometry(node_attrs))
             plan.grads[which] = b.finish(g, x_shape)
         else:
             g = b.graph.conv_wgrad(image=b.tensor("x", x_shape), loss=dy, **b.geometry(node_attrs))
-            plan.grads[which] = b.finish(g, weight_shape)
+            plan.grads[which] = b.finish(g, weight_shape, False)
     return plan.grads[which]
 
 

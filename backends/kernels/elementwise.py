@@ -5,7 +5,7 @@ Their gradients are summed back over the axes an input was broadcast along.
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import backward, kernel
+from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
 
 
 def _fits(target: tuple, shape: tuple) -> bool:
@@ -13,7 +13,7 @@ def _fits(target: tuple, shape: tuple) -> bool:
     return len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
 
 
-@kernel("Add")
+@kernel("Add", layouts=ANY_LAYOUT)  # channels-last only when its inputs share one shape
 def add(xp, inputs, params, attrs, ctx):
     out = inputs[0] + inputs[1]
     for x in inputs[2:]:

@@ -10,7 +10,7 @@ from cnngraph.backends.kernels import get_kernel, into, kernel
 from cnngraph.backends.kernels.conv import conv2d_forward
 
 
-def _epilogue(xp, out, inputs, attrs, ctx):
+def epilogue(xp, out, inputs, attrs, ctx):
     """Add the residual and apply the activation, in place on ``out`` (which nothing else holds)."""
     if attrs["residual"]:
         out += inputs[1]
@@ -28,10 +28,10 @@ def _epilogue(xp, out, inputs, attrs, ctx):
 def fused_conv2d(xp, inputs, params, attrs, ctx):
     out = conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), attrs["stride"], attrs["padding"],
                          attrs["dilation"], attrs["groups"], out=ctx.out)
-    return _epilogue(xp, out, inputs, attrs, ctx)
+    return epilogue(xp, out, inputs, attrs, ctx)
 
 
 @kernel("FusedLinear")
 def fused_linear(xp, inputs, params, attrs, ctx):
     out = get_kernel("Linear")(xp, inputs[:1], params, attrs, ctx)
-    return _epilogue(xp, out, inputs, attrs, ctx)
+    return epilogue(xp, out, inputs, attrs, ctx)

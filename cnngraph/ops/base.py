@@ -47,6 +47,12 @@ class Window:
 
 IDENTITY_WINDOW = Window()
 
+# Physical layouts of 4-D values. The IR is logically NCHW everywhere; a backend's lowering pass
+# (passes/channels_last.py) may mark a node ``layout="NHWC"``: its 4-D inputs and output are then
+# stored channels-last, and explicit Layout nodes convert at the boundaries. Any op accepts the mark.
+LAYOUT, NCHW, NHWC = "layout", "NCHW", "NHWC"
+LAYOUTS = (NCHW, NHWC)
+
 
 class Op:
     """Base schema. Subclasses set ``name``, ``arity`` and ``defaults`` and override what differs."""
@@ -65,6 +71,8 @@ class Op:
     """Element-wise: its output may overwrite its input when that input dies here (memory plan)."""
     random: ClassVar[bool] = False
     """Draws randomness in training: two such nodes never merge, and its result is never a constant."""
+    broadcasts: ClassVar[bool] = False
+    """Element-wise over inputs broadcast NumPy-style: which axis is which matters once shapes differ."""
     writes_into: ClassVar[bool] = False
     """Its kernels can write the output into a destination the executor hands them (a slice of an
     elided Concat's buffer, see ``cnngraph.concat_layout``)."""
@@ -83,6 +91,8 @@ class Op:
         if not lo <= len(inputs) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise self.error(node, f"takes {want} inputs, got {len(inputs)}")
+        attrs = dict(attrs)
+        layout = attrs.pop(LAYOUT, NCHW)
         unknown = set(attrs) - set(self.defaults) - set(self.required)
         if unknown:
             allowed = sorted(set(self.defaults) | set(self.required))
@@ -90,7 +100,13 @@ class Op:
         missing = [a for a in self.required if a not in attrs]
         if missing:
             raise self.attr_error(node, f"missing required attribute(s) {missing}")
-        return self.check(node, {**self.defaults, **attrs}, inputs)
+        checked = self.check(node, {**self.defaults, **attrs}, inputs)
+        if layout != NCHW:
+            if layout not in LAYOUTS or not all(t.rank == 4 for t in inputs):
+                raise self.attr_error(node, f"layout must be one of {LAYOUTS} (channels-last needs 4-D inputs), "
+                                            f"got {layout!r} for inputs of ranks {[t.rank for t in inputs]}")
+            checked[LAYOUT] = layout
+        return checked
 
     def check(self, node: str, attrs: dict, inputs: list[TensorType]) -> dict:
         """Validate and canonicalise attributes (tuples, resolved padding). Must be idempotent."""

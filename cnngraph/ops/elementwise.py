@@ -28,6 +28,7 @@ class _Broadcasting(Op):
     """Shape inference shared by the element-wise joins."""
 
     verb: ClassVar[str] = ""
+    broadcasts = True
 
     def infer(self, node, attrs, inputs):
         shape = _broadcast([t.shape for t in inputs])

@@ -53,6 +53,9 @@ class PassContext:
     """What a pass may use beyond the graph, supplied by whoever runs the pipeline."""
 
     evaluator: Evaluator
+    # The storage layouts the target backend's kernels can run a node in, for lowering passes;
+    # None when the pipeline runs for no backend in particular.
+    layouts: Callable[[Node], tuple[str, ...]] | None = None
 
 
 Pass = Callable[[Graph, PassContext], Outcome]

@@ -54,11 +54,12 @@ def resolve(passes: str | list[str] | None, training: bool) -> list[str]:
 
 
 def optimize(graph: Graph, passes: str | list[str] | None, evaluator: Evaluator, check: bool = False,
-             rtol: float = 1e-4, seed: int = 0) -> tuple[Graph, list[PassReport]]:
-    """Run ``passes`` on a copy of ``graph``; returns the optimised graph and one report per pass."""
+             rtol: float = 1e-4, seed: int = 0, layouts=None) -> tuple[Graph, list[PassReport]]:
+    """Run ``passes`` on a copy of ``graph``; returns the optimised graph and one report per pass.
+    ``layouts`` (see PassContext) tells lowering passes what the target backend's kernels can do."""
     graph = graph.copy().verify()
     names = resolve(passes, graph.training)
-    ctx = PassContext(evaluator)
+    ctx = PassContext(evaluator, layouts)
     probe = _probe(graph, seed) if check else None
     reference = evaluator.graph(graph, probe) if check else None
     reports = []
