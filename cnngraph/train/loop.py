@@ -11,9 +11,10 @@ dropout generator's state, the loss scaler's (float16) and the epoch's running s
 from the middle of an epoch.
 
 Any backend: the model is compiled for ``config.backend`` and ``config.dtype``; batches reach the
-device through ``Prefetch`` (a thread that stages the next batches while a step runs); losses,
-optimizer, clipping and accuracy compute on the device, and only checkpoints and the per-step loss
-value come back to the host.
+device through ``Prefetch`` (a thread that stages the next batches while a step runs); the loss,
+optimizer, clipping and accuracy compute on the device. What comes back to the host: each step's
+loss value (with the loss's label check), the float16 overflow check, the clipped norm, the
+epoch's count of correct predictions, and the arrays of a checkpoint.
 
 Ctrl-C is deferred to the end of the current step (a step half-applied could not be resumed);
 the loop then saves a checkpoint and re-raises KeyboardInterrupt. A second Ctrl-C stops at once,
@@ -120,7 +121,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.sums = _fresh_sums()  # of the epoch in progress
-        self._correct = metrics.Count()  # this epoch's correct predictions not yet in sums, on the device
+        self._correct = metrics.Count()  # correct predictions counted on the device, not yet in sums
         self.history: list[dict] = []
         self.step_losses: list[float] = []  # this process's steps, for inspection and tests
 
@@ -197,8 +198,7 @@ class Trainer:
 
     def _settled_sums(self) -> dict:
         """The epoch's sums, with the correct predictions counted on the device so far brought over (one wait)."""
-        self.sums["correct"] += int(self._correct)
-        self._correct = metrics.Count()
+        self.sums["correct"] += self._correct.take()
         return self.sums
 
     def _stop(self) -> NoReturn:
@@ -238,7 +238,7 @@ class Trainer:
                 total += self.loss(out, y)[0] * len(y)
                 correct.add(metrics.correct(out, y))
         n = len(self.splits.test)
-        return total / n, int(correct) / n
+        return total / n, correct.take() / n
 
     # -- checkpoints --------------------------------------------------------------------------
     def _params(self) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ def correct(logits: Any, labels: Any) -> Any:
 
 
 class Count:
-    """A running sum of device counts; ``int(count)`` reads it (the one wait)."""
+    """A running sum of device counts, summed on the device until ``take`` reads it."""
 
     def __init__(self) -> None:
         self._total: Any = 0
@@ -24,5 +24,7 @@ class Count:
     def add(self, count: Any) -> None:
         self._total = self._total + count
 
-    def __int__(self) -> int:
-        return int(self._total)
+    def take(self) -> int:
+        """The sum so far (the one wait), starting again from zero."""
+        total, self._total = int(self._total), 0
+        return total
