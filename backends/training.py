@@ -22,6 +22,7 @@ from cnngraph.backends.executor import Executor, Step, naming
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
 from cnngraph.ops.base import fmt_shape
+from cnngraph.train.clip import clip_grad_norm
 from cnngraph.train.scaler import LossScaler
 
 
@@ -217,12 +218,14 @@ class TrainingExecutor(Executor):
         return self.xp.zeros_like(self.params[key]) if grad is None else grad
 
     # -- one step ------------------------------------------------------------------------
-    def train_step(self, x: Mapping[str, Any] | Any, y: Any, loss: Callable, optimizer: Any) -> float:
+    def train_step(self, x: Mapping[str, Any] | Any, y: Any, loss: Callable, optimizer: Any,
+                   max_grad_norm: float | None = None) -> float:
         """forward, ``value, grad = loss(output, y)``, backward, ``optimizer.step(params, grads)``; the loss value.
 
         With one graph output the loss gets that array and returns the gradient w.r.t. it. With several
         it gets the dict of outputs and returns a dict of gradients by output name (outputs it leaves
-        out get none).
+        out get none). ``max_grad_norm`` clips the gradients' total 2-norm before the update, after the
+        loss scale is taken off (``cnngraph.train.clip``, as ``torch.nn.utils.clip_grad_norm_``).
         """
         outputs = self.forward(x)
         single = len(outputs) == 1
@@ -238,5 +241,7 @@ class TrainingExecutor(Executor):
             self.scaler.update(finite)
             if not finite:  # an overflow at this scale: no update, a smaller scale next step
                 return float(value)
+        if max_grad_norm is not None:
+            clip_grad_norm(self.grads, max_grad_norm)
         optimizer.step(self.params, self.grads)
         return float(value)

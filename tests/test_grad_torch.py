@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import cnngraph
+from cnngraph.backends.devices import get_backend
+from cnngraph.backends.randomness import Randomness
 from cnngraph.frontends import dsl
 from tests.oracle import random
 
@@ -174,10 +176,10 @@ def test_network_gradients_match_torch(net, torch_net, shape):
 
 
 def test_residual_net_with_dropout_uses_the_seeded_mask_like_torch():
-    """The mask is the first draw of numpy's generator seeded with the compile seed; torch applies the
-    same mask, so forward and backward agree only if backward reuses the forward's mask."""
+    """The mask is the first draw of the model's device randomness seeded with the compile seed; torch
+    applies the same mask, so forward and backward agree only if backward reuses the forward's mask."""
     p, seed, x = 0.5, 11, random((4, 3, 12, 12), 2)
-    mask = np.random.default_rng(seed).random((4, 16)) >= p
+    mask = Randomness(get_backend("numpy"), seed).uniform((4, 16)) >= p
     assert not mask.all() and mask.any()
     compare_with_torch(residual_net(p), residual_torch((p, mask)), x, seed=seed)
 

@@ -1,10 +1,12 @@
-"""`cnngraph train`: a run folder from a tiny model and dataset, --resume, fine-tuning a .cng, one-line errors."""
+"""`cnngraph train`: a run folder from a tiny model and dataset, --resume, fine-tuning a .cng, backends and
+float16, one-line errors."""
 
 import csv
 
 import numpy as np
 import pytest
 
+from cnngraph.backends.devices import get_backend
 from cnngraph.cli import main
 from cnngraph.train import checkpoint
 
@@ -57,6 +59,22 @@ def test_train_writes_a_run_folder_and_resume_extends_it(files, capsys):
     assert "resuming" in out and [r["epoch"] for r in rows(run)] == ["1", "2"]
 
 
+def test_backend_dtype_clipping_and_prefetch_are_saved_and_resume_keeps_them(files, capsys):
+    run = files / "run"
+    code, _, err = train(capsys, f"{files}/net.py:tiny", "--data", files / "three.npz", "--epochs", 1, "--batch", 8,
+                         "--backend", "strict", "--dtype", "float16", "--clip-grad-norm", 2, "--prefetch", 2,
+                         "--out", run)
+    assert code == 0, err
+    state = checkpoint.load(run / "checkpoint.safetensors").state
+    config = state["config"]
+    assert (config["backend"], config["dtype"], config["clip_grad_norm"], config["prefetch"]) == ("strict", "float16", 2.0, 2)
+    assert state["scaler"]["scale"] > 0  # float16 trains with a loss scale, saved for --resume
+    code, out, err = train(capsys, "--resume", run, "--epochs", 2)
+    assert code == 0, err
+    assert [r["epoch"] for r in rows(run)] == ["1", "2"]
+    assert checkpoint.load(run / "checkpoint.safetensors").state["config"]["backend"] == "strict"
+
+
 def test_fine_tune_a_trained_model_with_a_new_head_and_frozen_features(files, capsys):
     first = files / "first"
     assert train(capsys, f"{files}/net.py:tiny", "--data", files / "three.npz", "--epochs", 1, "--out", first)[0] == 0
@@ -75,6 +93,8 @@ def test_fine_tune_a_trained_model_with_a_new_head_and_frozen_features(files, ca
     (["{tmp}/net.py:tiny", "--data", "{tmp}/three.npz", "--optimizer", "adam", "--momentum", "0.5"],
      "optimizer adam takes no momentum"),
     (["{tmp}/net.py:tiny", "--data", "{tmp}/three.npz", "--freeze-upto", "cnv"], "no layer named 'cnv' in tiny; did you mean conv?"),
+    pytest.param(["{tmp}/net.py:tiny", "--data", "{tmp}/three.npz", "--backend", "cupy"], "backend 'cupy' cannot run here",
+                 marks=pytest.mark.skipif(get_backend("cupy").unavailable() is None, reason="cupy runs here")),
 ])
 def test_errors_are_one_line(files, capsys, argv, message):
     code, _, err = train(capsys, *[a.format(tmp=files) for a in argv], "--out", files / "out")
@@ -92,3 +112,6 @@ def test_bad_numbers_are_argparse_errors(files, capsys):
     with pytest.raises(SystemExit) as e:
         train(capsys, "lenet5", "--crop", "-1")
     assert e.value.code == 2 and "must be a number >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train(capsys, "lenet5", "--clip-grad-norm", "0")
+    assert e.value.code == 2 and "must be a number > 0, got 0" in capsys.readouterr().err

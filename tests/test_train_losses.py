@@ -1,10 +1,13 @@
-"""Losses against torch.nn.functional (value and gradient, float64), plus hand-derived values and errors."""
+"""Losses against torch.nn.functional (value and gradient, float64), plus hand-derived values and errors;
+on the strict (device) backend, the same numbers as on NumPy."""
 
 import math
 
 import numpy as np
 import pytest
 
+from cnngraph.backends.devices import get_backend
+from cnngraph.backends.strict import StrictArray
 from cnngraph.errors import TrainingError
 from cnngraph.train.losses import L1, BinaryCrossEntropy, CrossEntropy, MeanSquaredError, MultiMargin, PixelCrossEntropy
 
@@ -113,3 +116,43 @@ def test_bad_targets_are_named(call, message):
     with pytest.raises(TrainingError) as e:
         call()
     assert message in str(e.value)
+
+
+# -- on a device: the strict backend computes with NumPy behind arrays that refuse host mixing ------------
+
+def _labels(shape, classes, void=None):
+    labels = np.random.default_rng(3).integers(0, classes, shape)
+    if void is not None:
+        labels.reshape(-1)[::5] = void
+    return labels
+
+
+DEVICE_CASES = [
+    (CrossEntropy(0.1), (9, 5), lambda x: _labels(9, 5)),
+    (CrossEntropy(0.1, rng.uniform(0.5, 2.0, 5), ignore_index=2), (9, 5), lambda x: _labels(9, 5, 2)),
+    (PixelCrossEntropy(weight=[1.0, 2.0, 0.5]), (2, 3, 4, 4), lambda x: _labels((2, 4, 4), 3, 255)),
+    (BinaryCrossEntropy([0.5, 3.0, 1.0, 2.0, 1.0]), (9, 5), lambda x: rng.uniform(0, 1, x.shape).astype(x.dtype)),
+    (MeanSquaredError(), (9, 5), lambda x: rng.standard_normal(x.shape).astype(x.dtype)),
+    (L1(), (9, 5), lambda x: rng.standard_normal(x.shape).astype(x.dtype)),
+    (MultiMargin(0.5, 2), (9, 5), lambda x: _labels(9, 5)),
+]
+
+
+@pytest.mark.parametrize("targets_on_device", [False, True], ids=["host-targets", "device-targets"])
+@pytest.mark.parametrize("loss,shape,targets", DEVICE_CASES, ids=[type(c[0]).__name__ for c in DEVICE_CASES])
+def test_each_loss_on_the_strict_backend_equals_numpy(loss, shape, targets, targets_on_device):
+    strict = get_backend("strict")
+    logits = (rng.standard_normal(shape) * 3).astype(np.float32)
+    y = targets(logits)
+    value, grad = loss(logits, y)
+    device_value, device_grad = loss(strict.asarray(logits), strict.asarray(y) if targets_on_device else y)
+    assert isinstance(device_value, float) and isinstance(device_grad, StrictArray)  # the gradient stays on the device
+    assert device_value == value
+    np.testing.assert_array_equal(strict.to_host(device_grad), grad)
+    assert device_grad.dtype == grad.dtype == np.float32
+
+
+def test_labels_on_a_device_are_checked_with_the_same_message():
+    strict = get_backend("strict")
+    with pytest.raises(TrainingError, match="label 3 is outside the 3 classes 0..2"):
+        CrossEntropy()(strict.asarray(np.zeros((2, 3), np.float32)), strict.asarray(np.array([0, 3])))

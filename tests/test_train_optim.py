@@ -1,10 +1,14 @@
-"""Optimizers and schedules against torch.optim, step for step on the same gradients (float64)."""
+"""Optimizers and schedules against torch.optim, step for step on the same gradients (float64); on the
+strict (device) backend, the same updates as on NumPy, with state created on and restored to the device."""
 
 import math
 
 import numpy as np
 import pytest
 
+from cnngraph.arrays import to_numpy
+from cnngraph.backends.devices import get_backend
+from cnngraph.backends.strict import MixingError, StrictArray
 from cnngraph.errors import TrainingError
 from cnngraph.train.optim import SGD, Adam, AdamW, RMSProp
 from cnngraph.train.schedules import Cosine, LinearWarmup, Schedule, StepDecay
@@ -71,6 +75,45 @@ def test_matches_torch_step_for_step(cls, torch_name, kwargs):
     params, grads = start()
     theirs = torch_run(torch_name, kwargs, params, grads)
     assert_same_history(our_run(cls(**kwargs), params, grads), theirs)
+
+
+def on_device(backend, params, grads):
+    return {k: backend.copy(v) for k, v in params.items()}, [{k: backend.asarray(v) for k, v in g.items()} for g in grads]
+
+
+@pytest.mark.parametrize("cls,torch_name,kwargs", CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_on_the_strict_backend_updates_equal_numpy(cls, torch_name, kwargs):
+    strict = get_backend("strict")
+    params, grads = start()
+    expected = our_run(cls(**kwargs), {k: v.copy() for k, v in params.items()}, grads)
+    opt = cls(**kwargs)
+    ours = our_run(opt, *on_device(strict, params, grads))
+    for step, (a, b) in enumerate(zip(ours, expected, strict=True)):
+        for key in a:
+            np.testing.assert_array_equal(strict.to_host(a[key]), b[key], err_msg=f"step {step + 1}, {key}")
+    assert all(isinstance(v, StrictArray) for slot, table in opt.state.items() if slot != "step" for v in table.values())
+    assert all(type(v) is np.ndarray for v in opt.state_dict().values())  # checkpoints get host arrays
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSProp])
+def test_state_restored_onto_the_device_continues_exactly(cls):
+    strict = get_backend("strict")
+    kwargs = {"lr": 0.05, "momentum": 0.9} if cls is not Adam else {"lr": 0.05}
+    params, grads = start()
+    straight = our_run(cls(**kwargs), *on_device(strict, params, grads))
+    params, grads = on_device(strict, params, grads)
+    first = cls(**kwargs)
+    our_run(first, params, grads[:5])
+    saved = first.state_dict()
+    stays_on_host = cls(**kwargs)
+    stays_on_host.load_state_dict(saved)
+    with pytest.raises(MixingError):  # host state cannot meet device parameters: the device must be asked for
+        stays_on_host.step(params, grads[5])
+    second = cls(**kwargs)
+    second.load_state_dict(saved, to_device=strict.copy)
+    resumed = our_run(second, params, grads[5:])
+    for key in params:
+        assert np.array_equal(to_numpy(resumed[-1][key]), to_numpy(straight[-1][key])), key
 
 
 def test_one_axis_parameters_are_not_decayed_and_override_works():

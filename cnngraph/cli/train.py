@@ -1,6 +1,7 @@
 """`cnngraph train MODEL`: train on a dataset, evaluating each epoch, with checkpoints and exact --resume.
 
 The run folder (--out) gets checkpoint.safetensors, metrics.csv, curves.png and, at the end, model.cng.
+--backend and --dtype say where and in what precision it computes (saved with the run, as every setting).
 Ctrl-C saves a checkpoint and stops (press it twice to stop without saving); --resume RUNDIR continues
 the run with its saved settings (only --epochs may change, to extend it).
 """
@@ -30,9 +31,18 @@ def non_negative(kind):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def add_arguments(p) -> None:
     add_model_args(p, optional=True)
     add_weights_arg(p)
+    from cnngraph.backends.devices import all_backends
     from cnngraph.train.config import SCHEDULES, TrainConfig
     from cnngraph.train.optim import OPTIMIZERS
 
@@ -59,6 +69,16 @@ def add_arguments(p) -> None:
     p.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or text)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for shuffling, augmentation and dropout (default 0)")
     p.add_argument("--freeze-upto", metavar="LAYER", help="freeze LAYER (or scope, e.g. layer3) and all it depends on")
+    p.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX",
+                   help="scale the gradients down to a total 2-norm of at most MAX (default: no clipping)")
+    p.add_argument("--backend", choices=sorted(b.name for b in all_backends()), default=d.backend,
+                   help=f"where to compute: numpy (CPU), cupy (a CUDA GPU), strict (tests) (default {d.backend})")
+    p.add_argument("--dtype", choices=["float32", "float16"], default=d.dtype,
+                   help="float16: half-precision activations with float32 master weights and loss scaling "
+                   f"(default {d.dtype})")
+    p.add_argument("--prefetch", type=non_negative(int), default=d.prefetch,
+                   help=f"batches a background thread prepares and copies to the device ahead of the step "
+                   f"(0: none; default {d.prefetch})")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
@@ -105,5 +125,6 @@ def _new_run(args):
     if (rundir / CHECKPOINT).exists():
         raise CnnGraphError(f"--out {rundir} already holds a run: continue it with --resume {rundir}, or pick another --out")
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
-    console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} into {rundir}")
+    console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
+                  f"({config.dtype}) into {rundir}")
     return Trainer(graph, splits, config, rundir, console=console)

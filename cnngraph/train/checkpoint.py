@@ -3,8 +3,10 @@
 Arrays are grouped by prefix: ``param/<key>`` (every model array, BatchNorm running statistics
 included), ``optim/<slot>/<key>`` (optimizer state) and ``loader/<name>`` (this epoch's sample
 order). The metadata holds the graph (the ``.cng`` JSON) and the run state (epoch, step, settings,
-history, generator states as ``bit_generator.state`` dicts). Nothing is pickled, and the file is
-written to a temporary name and renamed, so a crash mid-save leaves the previous checkpoint whole.
+history, the data generator's ``bit_generator.state``, the dropout draws' seed and count, the float16
+loss scale). Arrays arrive here on the host: the trainer copies them back from the device first.
+Nothing is pickled, and the file is written to a temporary name and renamed, so a crash mid-save
+leaves the previous checkpoint whole.
 """
 
 from __future__ import annotations

@@ -49,6 +49,10 @@ class TrainConfig:
     seed: int = 0
     freeze_upto: str | None = None
     eval_batch: int | None = None  # None: the training batch size, which fits in memory already
+    clip_grad_norm: float | None = None  # cap on the gradients' total 2-norm (None: no clipping)
+    backend: str = "numpy"  # where the model computes: numpy, strict (tests), cupy
+    dtype: str = "float32"  # float16: half-precision activations, float32 master weights, loss scaling
+    prefetch: int = 1  # batches the loader thread prepares ahead (0: none, no thread)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -56,9 +60,11 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise TrainingError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name, least in (("epochs", 1), ("batch", 1), ("eval_batch", 1), ("step_epochs", 1), ("warmup", 0),
-                            ("crop", 0)):
+                            ("crop", 0), ("prefetch", 0)):
             if getattr(self, name) is not None and getattr(self, name) < least:
                 raise TrainingError(f"{name} must be >= {least}, got {getattr(self, name)}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise TrainingError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm}")
 
     @classmethod
     def from_json(cls, doc: dict) -> TrainConfig:

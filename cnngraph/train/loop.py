@@ -6,8 +6,15 @@ run ends, ``model.cng`` with the trained parameters.
 
 Exact resume: the checkpoint holds every array the model owns (BatchNorm running statistics
 too), the optimizer state, the data generator's state with this epoch's order and position, the
-dropout generator's state and the epoch's running sums, so ``Trainer.resume`` continues with the
-same batches, masks and updates as if never stopped, even from the middle of an epoch.
+dropout generator's state, the loss scaler's (float16) and the epoch's running sums, so
+``Trainer.resume`` continues with the same batches, masks and updates as if never stopped, even
+from the middle of an epoch.
+
+Any backend: the model is compiled for ``config.backend`` and ``config.dtype``; batches reach the
+device through ``Prefetch`` (a thread that stages the next batches while a step runs); the loss,
+optimizer, clipping and accuracy compute on the device. What comes back to the host: each step's
+loss value (with the loss's label check), the float16 overflow check, the clipped norm, the
+epoch's count of correct predictions, and the arrays of a checkpoint.
 
 Ctrl-C is deferred to the end of the current step (a step half-applied could not be resumed);
 the loop then saves a checkpoint and re-raises KeyboardInterrupt. A second Ctrl-C stops at once,
@@ -32,10 +39,11 @@ import cnngraph
 from cnngraph import io
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
-from cnngraph.train import checkpoint, report
+from cnngraph.train import checkpoint, metrics, report
 from cnngraph.train.config import TrainConfig
 from cnngraph.train.data import Splits, load_dataset
 from cnngraph.train.data.loader import Loader
+from cnngraph.train.data.prefetch import Prefetch
 from cnngraph.train.data.transforms import Normalize
 from cnngraph.train.transfer import freeze_upto
 
@@ -49,17 +57,17 @@ class _NonFinite(Exception):
 
 class _WatchedLoss:
     """The loss as ``train_step`` calls it: refuses a non-finite value (before backward and the
-    update) and counts correct predictions, so training accuracy costs one argmax."""
+    update) and counts correct predictions on the device, so training accuracy costs one argmax."""
 
-    def __init__(self, loss):
-        self.loss, self.correct = loss, 0
+    def __init__(self, loss, correct: metrics.Count):
+        self.loss, self.correct = loss, correct
 
     def __call__(self, outputs, targets):
         value, grad = self.loss(outputs, targets)
         if not math.isfinite(value):
             raise _NonFinite(value)
-        if np.ndim(outputs) == 2:
-            self.correct += int((np.asarray(outputs).argmax(axis=1) == targets).sum())
+        if outputs.ndim == 2:
+            self.correct.add(metrics.correct(outputs, targets))
         return value, grad
 
 
@@ -99,7 +107,7 @@ class Trainer:
             raise TrainingError(f"{graph.name}: training needs one input and one output, "
                                 f"it has inputs {list(graph.inputs)} and outputs {graph.outputs}")
         self._check_classes()
-        self.model = cnngraph.compile(graph, train=True, seed=config.seed)
+        self.model = cnngraph.compile(graph, backend=config.backend, dtype=config.dtype, train=True, seed=config.seed)
         self.frozen = freeze_upto(self.model, graph, config.freeze_upto) if config.freeze_upto else []
         self.optimizer = config.make_optimizer()
         self.base_lr = self.optimizer.lr
@@ -113,6 +121,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.sums = _fresh_sums()  # of the epoch in progress
+        self._correct = metrics.Count()  # correct predictions counted on the device, not yet in sums
         self.history: list[dict] = []
         self.step_losses: list[float] = []  # this process's steps, for inspection and tests
 
@@ -146,39 +155,51 @@ class Trainer:
                    TimeElapsedColumn())
         return Progress(*columns, console=self.console, disable=self.console is None, transient=True)
 
+    def _feed(self, loader: Loader) -> Prefetch:
+        return Prefetch(loader, self.model.backend, self.model.dtype, self.config.prefetch)
+
     def _train_epoch(self, interrupt: dict, progress: Progress) -> None:
-        batches = self.train_batches
-        task = progress.add_task("train", total=len(batches), completed=batches.position,
+        task = progress.add_task("train", total=len(self.train_batches), completed=self.train_batches.position,
                                  epoch=f"{self.epoch + 1}/{self.config.epochs}", loss=math.nan, rate=0.0)
-        watched = _WatchedLoss(self.loss)
+        watched = _WatchedLoss(self.loss, self._correct)
         trainable = set(self.model.trainable)
         buffers = [k for k in self.model.params if k not in trainable]  # BN running statistics, frozen weights
-        for x, y in batches:
-            self.optimizer.lr = self.base_lr * self.schedule(self.step)
-            start, watched.correct = time.perf_counter(), 0
-            before = {k: self.model.params[k].copy() for k in buffers}  # the forward updates BN statistics
-            try:
-                value = self.model.train_step(x, y, watched, self.optimizer)
-            except _NonFinite as e:
-                for k, v in before.items():
-                    self.model.params[k][...] = v
-                checkpoint = self.rundir / CHECKPOINT
-                last = f"the last checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was saved yet"
-                raise TrainingError(
-                    f"loss became {e.value} at step {self.step + 1} (epoch {self.epoch + 1}, batch {batches.position} "
-                    f"of {len(batches)}); stopped before updating the parameters or BatchNorm statistics. Try a "
-                    f"lower --lr; {last}") from None
-            self.step += 1
-            self.step_losses.append(value)
-            s = self.sums
-            s["seconds"] += time.perf_counter() - start
-            s["loss"] += value * len(y)
-            s["correct"] += watched.correct
-            s["images"] += len(y)
-            progress.update(task, advance=1, loss=s["loss"] / s["images"], rate=s["images"] / s["seconds"])
-            if interrupt["hit"]:
-                self._stop()
+        with self._feed(self.train_batches) as batches:
+            for x, y in batches:
+                self.optimizer.lr = self.base_lr * self.schedule(self.step)
+                start = time.perf_counter()
+                before = {k: self.model.params[k].copy() for k in buffers}  # the forward updates BN statistics
+                try:
+                    value = self.model.train_step(x, y, watched, self.optimizer, max_grad_norm=self.config.clip_grad_norm)
+                except _NonFinite as e:
+                    for k, v in before.items():
+                        self.model.params[k][...] = v
+                    raise self._diverged(e.value, batches.position) from None
+                self.step += 1
+                self.step_losses.append(value)
+                s = self.sums
+                s["seconds"] += time.perf_counter() - start
+                s["loss"] += value * len(y)
+                s["images"] += len(y)
+                progress.update(task, advance=1, loss=s["loss"] / s["images"], rate=s["images"] / s["seconds"])
+                if interrupt["hit"]:
+                    break
         progress.remove_task(task)
+        if interrupt["hit"]:  # after the feed closed: the loader is back at the last batch trained on
+            self._stop()
+
+    def _diverged(self, value: float, position: int) -> TrainingError:
+        checkpoint = self.rundir / CHECKPOINT
+        last = f"the last checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was saved yet"
+        return TrainingError(
+            f"loss became {value} at step {self.step + 1} (epoch {self.epoch + 1}, batch {position} "
+            f"of {len(self.train_batches)}); stopped before updating the parameters or BatchNorm statistics. Try a "
+            f"lower --lr; {last}")
+
+    def _settled_sums(self) -> dict:
+        """The epoch's sums, with the correct predictions counted on the device so far brought over (one wait)."""
+        self.sums["correct"] += self._correct.take()
+        return self.sums
 
     def _stop(self) -> NoReturn:
         """After a Ctrl-C: save where the run is, say how to continue, stop."""
@@ -190,7 +211,7 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         test_loss, test_acc = self.evaluate()
-        s = self.sums
+        s = self._settled_sums()
         self.epoch += 1
         row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr,
                "train_loss": s["loss"] / s["images"], "train_acc": s["correct"] / s["images"],
@@ -208,19 +229,21 @@ class Trainer:
                 f"{row['images_per_s']:,.0f} img/s")
 
     def evaluate(self) -> tuple[float, float]:
-        """Mean loss and accuracy on the held-out split, with inference semantics."""
-        total, correct = 0.0, 0
-        for x, y in self.test_batches:
-            out = self.model.run({self.input_name: x})[self.graph.outputs[0]]
-            total += self.loss(out, y)[0] * len(y)
-            correct += int((out.argmax(axis=1) == y).sum())
+        """Mean loss and accuracy on the held-out split, with inference semantics; the loss computes in
+        float32 under float16, as in training."""
+        total, correct = 0.0, metrics.Count()
+        with self._feed(self.test_batches) as batches:
+            for x, y in batches:
+                out = self.model.precision.wide(self.model.run({self.input_name: x})[self.graph.outputs[0]])
+                total += self.loss(out, y)[0] * len(y)
+                correct.add(metrics.correct(out, y))
         n = len(self.splits.test)
-        return total / n, correct / n
+        return total / n, correct.take() / n
 
     # -- checkpoints --------------------------------------------------------------------------
     def _params(self) -> dict[str, np.ndarray]:
-        """The graph's parameters as trained now (a key the compiled model dropped keeps its value)."""
-        return {k: np.asarray(self.model.params.get(k, v)) for k, v in self.graph.params.items()}
+        """The graph's parameters as trained now, on the host (a key the compiled model dropped keeps its value)."""
+        return {k: self.model.backend.to_host(self.model.params.get(k, v)) for k, v in self.graph.params.items()}
 
     def _trained_graph(self) -> Graph:
         graph = self.graph.copy()
@@ -230,9 +253,11 @@ class Trainer:
     def save(self) -> None:
         """Write the checkpoint: everything ``resume`` needs to continue bit for bit."""
         loader_meta, loader_arrays = self.train_batches.state()
-        state = {"config": self.config.to_json(), "epoch": self.epoch, "step": self.step, "sums": self.sums,
+        state = {"config": self.config.to_json(), "epoch": self.epoch, "step": self.step, "sums": self._settled_sums(),
                  "history": self.history, "loader": loader_meta,
                  "dropout": self.model.random.state(), "optimizer": self.optimizer.hyper()}
+        if self.model.scaler is not None:
+            state["scaler"] = self.model.scaler.state()
         arrays = {"param": self._params(),
                   "optim": self.optimizer.state_dict(), "loader": loader_arrays}
         checkpoint.save(self.rundir / CHECKPOINT, self.graph, arrays, state)
@@ -253,9 +278,11 @@ class Trainer:
         if splits is None:
             splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
         trainer = cls(ckpt.graph, splits, config, rundir, loss, console)
-        trainer.optimizer.load_state_dict(ckpt.arrays["optim"])
+        trainer.optimizer.load_state_dict(ckpt.arrays["optim"], to_device=trainer.model.backend.copy)
         trainer.train_batches.load_state(state["loader"], ckpt.arrays["loader"])
         trainer.model.random.load_state(state["dropout"])
+        if trainer.model.scaler is not None:
+            trainer.model.scaler.load_state(state["scaler"])
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer

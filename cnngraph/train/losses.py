@@ -4,12 +4,20 @@ Each matches ``torch.nn.functional``'s loss of the same name with ``reduction="m
 and gradient, so a recipe ported from PyTorch sees the same numbers. The gradient comes out of the
 same pass as the value (the fused softmax cross-entropy never forms the softmax's Jacobian), and
 every exponential is taken of a non-positive number, so large logits cannot overflow.
+
+A loss computes with the outputs' own array module (``xp``: NumPy, CuPy or the strict test
+backend), so its gradient is born where the outputs live; targets may be host or device arrays and
+are brought over. Labels are checked where they are: free on the host, one wait on a device. The
+value comes back as a Python float, the one wait for the device a training step cannot avoid.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from cnngraph.arrays import namespace
 from cnngraph.errors import TrainingError
 
 
@@ -18,20 +26,22 @@ class Loss:
 
     name = ""
 
-    def __call__(self, outputs, targets) -> tuple[float, np.ndarray]:
+    def __call__(self, outputs, targets) -> tuple[float, Any]:
         raise NotImplementedError
 
-    def _same_shape(self, outputs, targets) -> tuple[np.ndarray, np.ndarray]:
-        """Regression-style targets: a float array shaped like the outputs."""
-        outputs = np.asarray(outputs)
-        targets = np.asarray(targets, dtype=outputs.dtype)
+    def _same_shape(self, outputs, targets) -> tuple[Any, Any, Any]:
+        """(xp, outputs, targets) for regression-style targets: a float array shaped like the outputs."""
+        xp = namespace(outputs)
+        outputs = xp.asarray(outputs)
+        targets = xp.asarray(targets, dtype=outputs.dtype)
         if targets.shape != outputs.shape:
             raise TrainingError(f"{self.name}: targets have shape {targets.shape}, the outputs {outputs.shape}")
-        return outputs, targets
+        return xp, outputs, targets
 
-    def _labels(self, logits, labels, ignore_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Class labels: integers shaped like the logits without their class axis (axis 1)."""
-        logits, labels = np.asarray(logits), np.asarray(labels)
+    def _labels(self, logits, labels, ignore_index: int | None = None) -> tuple[Any, Any, Any]:
+        """(xp, logits, labels) for class labels: integers shaped like the logits without their class axis (axis 1)."""
+        xp = namespace(logits)
+        logits, labels = xp.asarray(logits), namespace(labels).asarray(labels)
         if logits.ndim < 2:
             raise TrainingError(f"{self.name}: logits need a class axis, got shape {logits.shape}")
         want = logits.shape[:1] + logits.shape[2:]
@@ -43,9 +53,9 @@ class Loss:
         bad = (labels < 0) | (labels >= classes)
         if ignore_index is not None:
             bad &= labels != ignore_index
-        if bad.any():
-            raise TrainingError(f"{self.name}: label {labels[bad].flat[0]} is outside the {classes} classes 0..{classes - 1}")
-        return logits, labels
+        if bad.any():  # on a device, the one wait of the check
+            raise TrainingError(f"{self.name}: label {int(labels[bad][0])} is outside the {classes} classes 0..{classes - 1}")
+        return xp, logits, xp.asarray(labels)
 
 
 class CrossEntropy(Loss):
@@ -67,29 +77,29 @@ class CrossEntropy(Loss):
         self.ignore_index = ignore_index
 
     def __call__(self, logits, labels):
-        logits, labels = self._labels(logits, labels, self.ignore_index)
+        xp, logits, labels = self._labels(logits, labels, self.ignore_index)
         classes = logits.shape[1]
-        z = np.moveaxis(logits, 1, -1).reshape(-1, classes)
+        if self.weight is not None and self.weight.size != classes:
+            raise TrainingError(f"{self.name}: weight has {self.weight.size} entries, the logits have {classes} classes")
+        weight = xp.ones(classes) if self.weight is None else xp.asarray(self.weight)
+        z = xp.moveaxis(logits, 1, -1).reshape(-1, classes)
         y = labels.reshape(-1)
-        counted = np.ones(y.shape, bool) if self.ignore_index is None else y != self.ignore_index
-        y = np.where(counted, y, 0)
-        weight = np.ones(classes) if self.weight is None else self.weight
-        if weight.size != classes:
-            raise TrainingError(f"{self.name}: weight has {weight.size} entries, the logits have {classes} classes")
+        counted = xp.ones(y.shape, bool) if self.ignore_index is None else y != self.ignore_index
+        y = xp.where(counted, y, 0)
 
         shifted = z - z.max(axis=1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         # The target distribution q: (1 - eps) w[y] on the label plus eps/C w[c] on every class.
         eps = self.label_smoothing
         q = (eps / classes) * weight[None, :] * counted[:, None]
-        rows = np.arange(y.size)
+        rows = xp.arange(y.size)
         q[rows, y] += (1.0 - eps) * weight[y] * counted
-        total = float(weight[y][counted].sum())
-        if total == 0.0:  # every label ignored: nothing to learn from this batch
-            return 0.0, np.zeros_like(logits)
-        value = float(-(q * log_p).sum() / total)
-        grad = (q.sum(axis=1, keepdims=True) * np.exp(log_p) - q) / total
-        grad = np.moveaxis(grad.reshape(labels.shape + (classes,)), -1, 1)
+        total = (weight[y] * counted).sum()
+        # Every label ignored: q is all zeros, and so are the loss and its gradient (no wait to find out).
+        total = xp.where(total == 0, 1.0, total)
+        value = float((q * -log_p).sum() / total)
+        grad = (q.sum(axis=1, keepdims=True) * xp.exp(log_p) - q) / total
+        grad = xp.moveaxis(grad.reshape(labels.shape + (classes,)), -1, 1)
         return value, grad.astype(logits.dtype)
 
 
@@ -115,11 +125,11 @@ class BinaryCrossEntropy(Loss):
         self.pos_weight = None if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
 
     def __call__(self, logits, targets):
-        z, y = self._same_shape(logits, targets)
-        softplus_neg = np.log1p(np.exp(-np.abs(z))) + np.maximum(-z, 0)
-        positive = 1.0 if self.pos_weight is None else 1.0 + (self.pos_weight - 1.0) * y
+        xp, z, y = self._same_shape(logits, targets)
+        softplus_neg = xp.log1p(xp.exp(-xp.abs(z))) + xp.maximum(-z, 0)
+        positive = 1.0 if self.pos_weight is None else 1.0 + (xp.asarray(self.pos_weight) - 1.0) * y
         value = float(((1 - y) * z + positive * softplus_neg).mean())
-        sigmoid_neg = np.exp(-np.logaddexp(0, z))  # sigmoid(-z), stable both ways
+        sigmoid_neg = xp.exp(-xp.logaddexp(0, z))  # sigmoid(-z), stable both ways
         grad = ((1 - y) - positive * sigmoid_neg) / z.size
         return value, grad.astype(z.dtype)
 
@@ -130,7 +140,7 @@ class MeanSquaredError(Loss):
     name = "mse"
 
     def __call__(self, outputs, targets):
-        x, y = self._same_shape(outputs, targets)
+        _, x, y = self._same_shape(outputs, targets)
         diff = x - y
         return float((diff * diff).mean()), (2.0 / x.size) * diff
 
@@ -141,9 +151,9 @@ class L1(Loss):
     name = "l1"
 
     def __call__(self, outputs, targets):
-        x, y = self._same_shape(outputs, targets)
+        xp, x, y = self._same_shape(outputs, targets)
         diff = x - y
-        return float(np.abs(diff).mean()), (np.sign(diff) / x.size).astype(x.dtype)
+        return float(xp.abs(diff).mean()), (xp.sign(diff) / x.size).astype(x.dtype)
 
 
 class MultiMargin(Loss):
@@ -160,14 +170,14 @@ class MultiMargin(Loss):
         self.margin, self.p = float(margin), p
 
     def __call__(self, logits, labels):
-        x, y = self._labels(logits, labels)
+        xp, x, y = self._labels(logits, labels)
         if x.ndim != 2:
             raise TrainingError(f"{self.name}: logits must be (N, C), got shape {x.shape}")
         n, classes = x.shape
-        rows = np.arange(n)
+        rows = xp.arange(n)
         slack = self.margin - x[rows, y][:, None] + x
         slack[rows, y] = 0.0
-        active = np.maximum(slack, 0.0)
+        active = xp.maximum(slack, 0.0)
         value = float((active ** self.p).sum() / (classes * n))
         dslack = (active > 0) * (self.p * active ** (self.p - 1)) / (classes * n)
         grad = dslack.copy()

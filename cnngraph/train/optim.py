@@ -9,23 +9,30 @@ Weight decay rule: a parameter with one axis is a bias or a normalisation scale/
 axes) are. In this IR those are exactly the parameters whose role is "bias" or that belong to a
 BatchNorm node. ``no_decay`` overrides the rule: a collection of keys, or a predicate
 ``(key, array) -> bool``.
+
+Updates compute with the parameters' own array module, and state arrays are created beside them,
+so a model on a device trains without a trip through the host. Step counts are host integers.
+``state_dict`` brings the state back as NumPy arrays (checkpoints are host files); loading it onto
+a device is explicit: ``load_state_dict(arrays, to_device=backend.copy)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
+from typing import Any
 
 import numpy as np
 
+from cnngraph.arrays import namespace, to_numpy
 from cnngraph.errors import TrainingError
 
-NoDecay = Collection[str] | Callable[[str, np.ndarray], bool] | None
+NoDecay = Collection[str] | Callable[[str, Any], bool] | None
 
 
-def is_bias_or_norm(key: str, value: np.ndarray) -> bool:
+def is_bias_or_norm(key: str, value: Any) -> bool:
     """The default no-decay rule: one-axis parameters (biases, BatchNorm weights and biases)."""
-    return np.ndim(value) <= 1
+    return value.ndim <= 1
 
 
 class Optimizer:
@@ -44,7 +51,7 @@ class Optimizer:
         else:
             keys = frozenset(no_decay)
             self.exempt = lambda key, value: key in keys
-        self.state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in ("step", *self.slots)}
+        self.state: dict[str, dict[str, Any]] = {slot: {} for slot in ("step", *self.slots)}
 
     def _check(self, what: str, value, ok, rule: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
@@ -64,14 +71,14 @@ class Optimizer:
             decay = 0.0 if self.exempt(key, param) else self.weight_decay
             self._update(key, param, grad, decay, t)
 
-    def _update(self, key: str, param: np.ndarray, grad: np.ndarray, decay: float, t: int) -> None:
+    def _update(self, key: str, param: Any, grad: Any, decay: float, t: int) -> None:
         raise NotImplementedError
 
-    def _slot(self, slot: str, key: str, like: np.ndarray) -> np.ndarray:
-        """The state array of ``slot`` for ``key``, created as zeros on first use."""
+    def _slot(self, slot: str, key: str, like: Any) -> Any:
+        """The state array of ``slot`` for ``key``, created as zeros beside ``like`` on first use."""
         table = self.state[slot]
         if key not in table:
-            table[key] = np.zeros_like(like)
+            table[key] = namespace(like).zeros_like(like)
         return table[key]
 
     def hyper(self) -> dict:
@@ -80,18 +87,22 @@ class Optimizer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """All state as flat ``"<slot>/<param key>" -> array`` entries (safetensors-ready)."""
-        return {f"{slot}/{key}": arr for slot, table in self.state.items() for key, arr in table.items()}
+        """All state as flat ``"<slot>/<param key>" -> NumPy array`` entries (safetensors-ready), copied
+        back from the device where the state lives there."""
+        return {f"{slot}/{key}": to_numpy(arr) for slot, table in self.state.items() for key, arr in table.items()}
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        """Replace the state with ``arrays`` from ``state_dict``; unknown slots are refused."""
-        state: dict[str, dict[str, np.ndarray]] = {slot: {} for slot in self.state}
+    def load_state_dict(self, arrays: dict[str, np.ndarray],
+                        to_device: Callable[[np.ndarray], Any] = np.array) -> None:
+        """Replace the state with ``arrays`` from ``state_dict``; unknown slots are refused. Slot arrays
+        become ``to_device(array)``: private host copies by default, ``backend.copy`` for a model on a
+        backend's device (it must be where the parameters are). Step counts stay on the host."""
+        state: dict[str, dict[str, Any]] = {slot: {} for slot in self.state}
         for name, arr in arrays.items():
             slot, _, key = name.partition("/")
             if slot not in state or not key:
                 raise TrainingError(f"{self.name}: optimizer state '{name}' does not belong to {self.name} "
                                     f"(slots {sorted(state)})")
-            state[slot][key] = np.array(arr)
+            state[slot][key] = np.array(arr) if slot == "step" else to_device(arr)
         self.state = state
 
 
@@ -115,7 +126,7 @@ class SGD(Optimizer):
         if self.momentum:
             buf = self.state["momentum"].get(key)
             if buf is None:  # torch starts the buffer at the first gradient, not at zero
-                buf = self.state["momentum"][key] = np.array(grad, dtype=param.dtype)
+                buf = self.state["momentum"][key] = grad.astype(param.dtype)  # a copy, beside the parameter
             else:
                 buf *= self.momentum
                 buf += grad
@@ -146,7 +157,7 @@ class Adam(Optimizer):
         m += (1 - beta1) * (grad - m)  # torch's lerp
         v *= beta2
         v += (1 - beta2) * (grad * grad)
-        denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
+        denom = namespace(v).sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
         param -= (self.lr / (1 - beta1 ** t)) * (m / denom)
 
 
@@ -180,7 +191,7 @@ class RMSProp(Optimizer):
         square_avg = self._slot("square_avg", key, param)
         square_avg *= self.alpha
         square_avg += (1 - self.alpha) * (grad * grad)
-        scaled = grad / (np.sqrt(square_avg) + self.eps)
+        scaled = grad / (namespace(square_avg).sqrt(square_avg) + self.eps)
         if self.momentum:
             buf = self._slot("momentum", key, param)
             buf *= self.momentum
