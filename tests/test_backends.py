@@ -34,7 +34,7 @@ def strict_kernel(monkeypatch):
     """Register an implementation for the strict backend for the length of one test."""
 
     def register(op, forward, **kw):
-        monkeypatch.setitem(kernels._IMPLS, ("strict", op), Implementation(op, "strict", forward, **kw))
+        monkeypatch.setitem(kernels._IMPLS, ("strict", op, ""), Implementation(op, "strict", forward, **kw))
 
     return register
 
