@@ -39,7 +39,7 @@ import cnngraph
 from cnngraph import io
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
-from cnngraph.train import checkpoint, metrics, report
+from cnngraph.train import checkpoint, metrics, report, resume_state
 from cnngraph.train.config import TrainConfig
 from cnngraph.train.data import Splits, load_dataset
 from cnngraph.train.data.loader import Loader
@@ -270,14 +270,22 @@ class Trainer:
         The data is read again from ``config.data``, unless the run was given its ``splits`` in Python:
         then pass the same ones.
         """
-        ckpt = checkpoint.load(Path(rundir) / CHECKPOINT)
+        path = Path(rundir) / CHECKPOINT
+        ckpt = checkpoint.load(path)
         state = ckpt.state
-        config = TrainConfig.from_json(state["config"])
+        config = _config(state, path)
         if epochs is not None:
             config.epochs = epochs
         if splits is None:
             splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
         trainer = cls(ckpt.graph, splits, config, rundir, loss, console)
+        resume_state.check_state(state, str(path), trainer.model.scaler is not None)
+        if state["loader"]["position"] > len(trainer.train_batches):
+            raise TrainingError(f"{path}: loader position {state['loader']['position']} is past the "
+                                f"{len(trainer.train_batches)} batches of an epoch")
+        resume_state.check_order(ckpt.arrays["loader"], str(path), len(splits.train))
+        trainable = {k: trainer.model.params[k] for k in trainer.model.trainable}
+        resume_state.check_optimizer(ckpt.arrays["optim"], str(path), list(trainer.optimizer.state), trainable)
         trainer.optimizer.load_state_dict(ckpt.arrays["optim"], to_device=trainer.model.backend.copy)
         trainer.train_batches.load_state(state["loader"], ckpt.arrays["loader"])
         trainer.model.random.load_state(state["dropout"])
@@ -286,3 +294,14 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer
+
+
+def _config(state: dict, path: Path) -> TrainConfig:
+    """The run's saved settings, or a TrainingError naming the checkpoint's config field."""
+    doc = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(doc, dict):
+        raise TrainingError(f"{path}: field 'config' must be an object of run settings, found {type(doc).__name__}")
+    try:
+        return TrainConfig.from_json(doc)
+    except (TypeError, ValueError) as e:
+        raise TrainingError(f"{path}: field 'config' holds settings this cnngraph cannot use ({e})") from None
