@@ -7,6 +7,8 @@ softmaxes), otherwise the input; the output is usually kept by the next layer an
 from __future__ import annotations
 
 from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
+from cnngraph.backends.kernels.math import erf, erf_derivative
+from cnngraph.ops.activation import GELU_CUBIC, SQRT_2_OVER_PI, SQRT_HALF
 
 
 @kernel("ReLU", layouts=ANY_LAYOUT)
@@ -108,3 +110,127 @@ def softmax_backward(xp, grad, saved, params, attrs):
 @backward("LogSoftmax", keeps=("output",))
 def log_softmax_backward(xp, grad, saved, params, attrs):
     return [grad - xp.exp(saved.output) * grad.sum(axis=attrs["axis"], keepdims=True)], {}
+
+
+# -- smooth and hard activations ----------------------------------------------------------------
+
+def _logistic(xp, x):
+    return sigmoid(xp, [x], {}, {}, None)
+
+
+def _softplus(xp, x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no exp of a large number."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _hard_sigmoid(xp, x, alpha, beta):
+    return xp.clip(alpha * x + beta, 0, 1)
+
+
+def _hard_slope(xp, x, alpha, beta):
+    """d/dx of the hard sigmoid: alpha strictly inside the ramp, 0 on the flats."""
+    z = alpha * x + beta
+    return xp.where((z > 0) & (z < 1), alpha, 0.0)
+
+
+@kernel("HardSigmoid", layouts=ANY_LAYOUT)
+def hard_sigmoid(xp, inputs, params, attrs, ctx):
+    return _hard_sigmoid(xp, inputs[0], attrs["alpha"], attrs["beta"])
+
+
+@backward("HardSigmoid", keeps=("inputs",))
+def hard_sigmoid_backward(xp, grad, saved, params, attrs):
+    return [grad * _hard_slope(xp, saved.inputs[0], attrs["alpha"], attrs["beta"])], {}
+
+
+@kernel("HardSwish", layouts=ANY_LAYOUT)
+def hard_swish(xp, inputs, params, attrs, ctx):
+    x = inputs[0]
+    return x * _hard_sigmoid(xp, x, 1 / 6, 0.5)
+
+
+@backward("HardSwish", keeps=("inputs",))
+def hard_swish_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    return [grad * (_hard_sigmoid(xp, x, 1 / 6, 0.5) + x * _hard_slope(xp, x, 1 / 6, 0.5))], {}
+
+
+@kernel("SiLU", layouts=ANY_LAYOUT)
+def silu(xp, inputs, params, attrs, ctx):
+    return inputs[0] * _logistic(xp, inputs[0])
+
+
+@backward("SiLU", keeps=("inputs",))
+def silu_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    s = _logistic(xp, x)
+    return [grad * s * (1 + x * (1 - s))], {}
+
+
+TANH_SATURATES = 10.0  # tanh(sqrt(2/pi) (x + 0.044715 x^3)) is +-1 in float64 past it; the cube stays finite
+
+
+def _gelu_tanh(xp, x):
+    """tanh of the approximation's argument, and the argument's derivative, from x clamped where tanh is flat."""
+    u = xp.clip(x, -TANH_SATURATES, TANH_SATURATES)
+    return xp.tanh(SQRT_2_OVER_PI * (u + GELU_CUBIC * u * u * u)), SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * u * u)
+
+
+@kernel("GELU", layouts=ANY_LAYOUT)
+def gelu(xp, inputs, params, attrs, ctx):
+    x = inputs[0]
+    phi = erf(xp, x * SQRT_HALF) if attrs["approximate"] == "none" else _gelu_tanh(xp, x)[0]
+    return 0.5 * x * (1 + phi)
+
+
+@backward("GELU", keeps=("inputs",))
+def gelu_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    if attrs["approximate"] == "none":  # Phi(x) + x * pdf(x)
+        h = x * SQRT_HALF
+        return [grad * 0.5 * (1 + erf(xp, h) + h * erf_derivative(xp, h))], {}
+    t, dt = _gelu_tanh(xp, x)
+    return [grad * 0.5 * (1 + t + x * (1 - t * t) * dt)], {}
+
+
+@kernel("Mish", layouts=ANY_LAYOUT)
+def mish(xp, inputs, params, attrs, ctx):
+    return inputs[0] * xp.tanh(_softplus(xp, inputs[0]))
+
+
+@backward("Mish", keeps=("inputs",))
+def mish_backward(xp, grad, saved, params, attrs):
+    x = saved.inputs[0]
+    t = xp.tanh(_softplus(xp, x))
+    return [grad * (t + x * (1 - t * t) * _logistic(xp, x))], {}
+
+
+@kernel("Selu", layouts=ANY_LAYOUT)
+def selu(xp, inputs, params, attrs, ctx):
+    return attrs["gamma"] * elu(xp, inputs, params, attrs, ctx)
+
+
+@backward("Selu", keeps=("inputs",))
+def selu_backward(xp, grad, saved, params, attrs):
+    return elu_backward(xp, grad * attrs["gamma"], saved, params, attrs)
+
+
+@kernel("Softplus", layouts=ANY_LAYOUT)
+def softplus(xp, inputs, params, attrs, ctx):
+    return _softplus(xp, inputs[0])
+
+
+@backward("Softplus", keeps=("inputs",))
+def softplus_backward(xp, grad, saved, params, attrs):
+    return [grad * _logistic(xp, saved.inputs[0])], {}
+
+
+@kernel("Softsign", layouts=ANY_LAYOUT)
+def softsign(xp, inputs, params, attrs, ctx):
+    return inputs[0] / (1 + xp.abs(inputs[0]))
+
+
+@backward("Softsign", keeps=("inputs",))
+def softsign_backward(xp, grad, saved, params, attrs):
+    d = 1 + xp.abs(saved.inputs[0])
+    return [grad / (d * d)], {}

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
-from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_float, onnx_table
+from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_float, decomposed, onnx_table
 
 
 class _Activation(Op):
@@ -96,6 +96,85 @@ class LogSoftmax(_SoftmaxBase):
     name = "LogSoftmax"
 
 
+# -- smooth and hard activations of modern CNNs (MobileNetV3, EfficientNet, ConvNeXt) -------------
+
+@register
+class HardSigmoid(_Activation):
+    """max(0, min(1, alpha * x + beta)), ONNX's defaults; PyTorch's Hardsigmoid is alpha = 1/6."""
+
+    name = "HardSigmoid"
+    defaults = {"alpha": 0.2, "beta": 0.5}
+
+    def check(self, node, attrs, inputs):
+        return {**attrs, **{k: self.real(node, k, attrs[k]) for k in ("alpha", "beta")}}
+
+
+@register
+class HardSwish(_Activation):
+    """x * max(0, min(1, x / 6 + 1 / 2)) (MobileNetV3)."""
+
+    name = "HardSwish"
+
+
+@register
+class SiLU(_Activation):
+    """x * sigmoid(x), also called Swish (EfficientNet)."""
+
+    name = "SiLU"
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+@register
+class GELU(_Activation):
+    """x * Phi(x), exact (erf) or by its tanh approximation, as ONNX Gelu's ``approximate``."""
+
+    name = "GELU"
+    defaults = {"approximate": "none"}
+
+    def check(self, node, attrs, inputs):
+        if attrs["approximate"] not in GELU_APPROXIMATIONS:
+            raise self.attr_error(node, f"approximate must be one of {GELU_APPROXIMATIONS}, "
+                                        f"got {attrs['approximate']!r}")
+        return attrs
+
+
+@register
+class Mish(_Activation):
+    """x * tanh(softplus(x))."""
+
+    name = "Mish"
+
+
+SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875  # ONNX's float32 defaults
+
+
+@register
+class Selu(_Activation):
+    """gamma * (x for x > 0, alpha * (exp(x) - 1) below): self-normalising."""
+
+    name = "Selu"
+    defaults = {"alpha": SELU_ALPHA, "gamma": SELU_GAMMA}
+
+    def check(self, node, attrs, inputs):
+        return {**attrs, **{k: self.real(node, k, attrs[k]) for k in ("alpha", "gamma")}}
+
+
+@register
+class Softplus(_Activation):
+    """log(1 + exp(x))."""
+
+    name = "Softplus"
+
+
+@register
+class Softsign(_Activation):
+    """x / (1 + |x|)."""
+
+    name = "Softsign"
+
+
 # -- ONNX --------------------------------------------------------------------------------
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -123,6 +202,20 @@ def _softmax_load(ctx, node, spec):
     ctx.emit(node, "Reshape", [y], {"shape": shape[1:]})
 
 
+SQRT_HALF, SQRT_2_OVER_PI, GELU_CUBIC = math.sqrt(0.5), math.sqrt(2 / math.pi), 0.044715
+_GELU = {  # 0.5 * x * (1 + erf(x / sqrt 2)), and with tanh(sqrt(2/pi) * (x + 0.044715 x^3)) for erf
+    "none": (("Mul", ("x", SQRT_HALF)), ("Erf", (0,)), ("Add", (1, 1.0)), ("Mul", ("x", 2)), ("Mul", (3, 0.5))),
+    "tanh": (("Mul", ("x", "x")), ("Mul", (0, GELU_CUBIC)), ("Add", (1, 1.0)), ("Mul", ("x", 2)),
+             ("Mul", (3, SQRT_2_OVER_PI)), ("Tanh", (4,)), ("Add", (5, 1.0)), ("Mul", ("x", 6)), ("Mul", (7, 0.5))),
+}
+GELU_OPSET = 20  # ONNX Gelu
+
+
+def _gelu_export(ex, node, spec):
+    """Gelu from opset 20; the decomposition PyTorch writes before it."""
+    decomposed(_GELU[node.attrs["approximate"]], since=GELU_OPSET)(ex, node, spec)
+
+
 AXIS = OnnxAttr("axis", "axis", default=-1)
 ALPHA = OnnxAttr("alpha", "alpha", load=as_float)
 ONNX = onnx_table(
@@ -137,4 +230,15 @@ ONNX = onnx_table(
     OnnxOp("Tanh", "Tanh"),
     OnnxOp("Softmax", "Softmax", (AXIS,), load=_softmax_load),
     OnnxOp("LogSoftmax", "LogSoftmax", (AXIS,), load=_softmax_load),
+    OnnxOp("HardSigmoid", "HardSigmoid", (replace(ALPHA, default=0.2), OnnxAttr("beta", "beta", load=as_float,
+                                                                                 default=0.5))),
+    OnnxOp("HardSwish", "HardSwish",
+           export=decomposed((("HardSigmoid", ("x",), {"alpha": 1 / 6}), ("Mul", ("x", 0))), since=14)),
+    OnnxOp("SiLU", None, export=decomposed((("Sigmoid", ("x",)), ("Mul", ("x", 0))))),
+    OnnxOp("GELU", "Gelu", (OnnxAttr("approximate", "approximate", default="none"),), export=_gelu_export),
+    OnnxOp("Mish", "Mish", export=decomposed((("Softplus", ("x",)), ("Tanh", (0,)), ("Mul", ("x", 1))), since=18)),
+    OnnxOp("Selu", "Selu", (replace(ALPHA, default=as_float(SELU_ALPHA)),
+                            OnnxAttr("gamma", "gamma", load=as_float, default=as_float(SELU_GAMMA)))),
+    OnnxOp("Softplus", "Softplus"),
+    OnnxOp("Softsign", "Softsign"),
 )

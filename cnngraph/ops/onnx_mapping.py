@@ -130,3 +130,26 @@ def importer(op_type: str) -> Callable[..., None] | None:
 def importable() -> list[str]:
     """Every ONNX op type the importer lowers, for error messages and docs."""
     return sorted(_IMPORTERS)
+
+
+Step = tuple  # (op_type, operands) or (op_type, operands, attributes): one node of a decomposition
+
+
+def decomposed(steps: tuple[Step, ...], since: int | None = None) -> Callable[..., None]:
+    """An ``export`` that writes the op as several standard nodes, for ops ONNX lacks (or lacks before
+    opset ``since``, from which on the table's own node is written). Each operand of a step is "x" (the
+    node's input), an int k (step k's result) or a float (a constant); the last step writes the output."""
+
+    def export(ex, node, spec) -> None:
+        if since is not None and ex.opset >= since:
+            ex.export_table(node, spec)
+            return
+        values: list[str] = []
+        for k, (op_type, operands, *attrs) in enumerate(steps):
+            inputs = [node.inputs[0] if o == "x" else values[o] if isinstance(o, int)
+                      else ex.initializer(f"{node.name}/c{k}_{i}", np.asarray(o, np.float32))
+                      for i, o in enumerate(operands)]
+            out = node.name if k == len(steps) - 1 else f"{node.name}/{op_type.lower()}{k}"
+            values.append(ex.add_node(op_type, inputs, [out], out, **(attrs[0] if attrs else {})))
+
+    return export
