@@ -258,6 +258,84 @@ def identity(x, name=None) -> Tensor:
     return layer("Identity", [x], name)
 
 
+def hard_sigmoid(x, alpha=0.2, beta=0.5, name=None) -> Tensor:
+    """max(0, min(1, alpha * x + beta)); ONNX's defaults (PyTorch's Hardsigmoid is alpha=1/6)."""
+    return layer("HardSigmoid", [x], name, alpha=alpha, beta=beta)
+
+
+def hard_swish(x, name=None) -> Tensor:
+    return layer("HardSwish", [x], name)
+
+
+def silu(x, name=None) -> Tensor:
+    """x * sigmoid(x), a.k.a. Swish."""
+    return layer("SiLU", [x], name)
+
+
+def gelu(x, approximate="none", name=None) -> Tensor:
+    """``approximate`` "none" (erf) or "tanh", as torch.nn.GELU."""
+    return layer("GELU", [x], name, approximate=approximate)
+
+
+def mish(x, name=None) -> Tensor:
+    return layer("Mish", [x], name)
+
+
+def selu(x, name=None) -> Tensor:
+    return layer("Selu", [x], name)
+
+
+def softplus(x, name=None) -> Tensor:
+    return layer("Softplus", [x], name)
+
+
+def softsign(x, name=None) -> Tensor:
+    return layer("Softsign", [x], name)
+
+
+def exp(x, name=None) -> Tensor:
+    return layer("Exp", [x], name)
+
+
+def log(x, name=None) -> Tensor:
+    return layer("Log", [x], name)
+
+
+def neg(x, name=None) -> Tensor:
+    return layer("Neg", [x], name)
+
+
+def abs(x, name=None) -> Tensor:  # noqa: A001 - ONNX's name
+    return layer("Abs", [x], name)
+
+
+def sqrt(x, name=None) -> Tensor:
+    return layer("Sqrt", [x], name)
+
+
+def reciprocal(x, name=None) -> Tensor:
+    return layer("Reciprocal", [x], name)
+
+
+def erf(x, name=None) -> Tensor:
+    return layer("Erf", [x], name)
+
+
+def pow(a, b, name=None) -> Tensor:  # noqa: A001 - ONNX's name
+    """a ** b, broadcast (b is often a constant: ``dsl.pow(x, dsl.constant(2.0))``)."""
+    return layer("Pow", [a, b], name)
+
+
+def maximum(*xs, name=None) -> Tensor:
+    """Element-wise maximum of one or more tensors, broadcast."""
+    return layer("Max", list(xs), name)
+
+
+def minimum(*xs, name=None) -> Tensor:
+    """Element-wise minimum of one or more tensors, broadcast."""
+    return layer("Min", list(xs), name)
+
+
 # -- composition helpers ------------------------------------------------------------------
 
 def branches(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> list[Tensor]:

@@ -88,9 +88,10 @@ def _sub_load(ctx, node):
 
 
 def _div_load(ctx, node):
-    """a / b = a * (1 / b) for a constant b; the IR has no element-wise division of runtime values."""
+    """a / b = a * (1 / b): the reciprocal folded for a constant b, a Reciprocal node for a runtime one."""
     if not ctx.is_constant(node, 1):
-        raise ctx.fail(node, "supported: division by a constant (a runtime divisor has no IR op)")
+        inverse = ctx.emit(node, "Reciprocal", [ctx.value(node, 1)], output="reciprocal")
+        return ctx.emit(node, "Mul", [ctx.value(node, 0), inverse])
     divisor = ctx.constant(node, 1)
     if not np.issubdtype(divisor.dtype, np.floating):
         raise ctx.fail(node, f"divisor of type {divisor.dtype}; supported: float divisors")
