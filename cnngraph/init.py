@@ -42,6 +42,8 @@ def initialize(spec: ParamSpec, key: str, seed: int = 0, dtype=np.float32) -> np
         return uniform(1.0 / np.sqrt(fan_in))
     if init == "normal_0.01":
         return normal(0.01)
+    if init.startswith("constant="):  # one fixed value, e.g. PReLU's slope, which torch starts at 0.25
+        return np.full(shape, float(init.partition("=")[2]), dtype)
     if init == "bilinear":
         return bilinear_kernel(shape).astype(dtype)
     raise ValueError(f"unknown initialiser '{init}' for parameter '{key}'")

@@ -293,6 +293,11 @@ def softsign(x, name=None) -> Tensor:
     return layer("Softsign", [x], name)
 
 
+def prelu(x, num_parameters=1, name=None) -> Tensor:
+    """Leaky ReLU with a learnt slope: one, or one per channel (``num_parameters=C``), as torch.nn.PReLU."""
+    return layer("PReLU", [x], name, num_parameters=num_parameters)
+
+
 def exp(x, name=None) -> Tensor:
     return layer("Exp", [x], name)
 

@@ -19,7 +19,7 @@ def modern_graph():
     y = dsl.conv2d(x, 6, 3, padding=1, name="conv")
     acts = [dsl.hard_sigmoid(y, alpha=0.25, beta=0.4), dsl.hard_swish(y), dsl.silu(y), dsl.gelu(y),
             dsl.gelu(y, approximate="tanh"), dsl.mish(y), dsl.selu(y), dsl.softplus(y), dsl.softsign(y),
-            dsl.neg(y), dsl.erf(y), dsl.exp(dsl.tanh(y))]
+            dsl.prelu(y, 6), dsl.prelu(y), dsl.neg(y), dsl.erf(y), dsl.exp(dsl.tanh(y))]
     positive = dsl.add(dsl.abs(y), dsl.constant(0.5))
     acts += [dsl.log(positive), dsl.sqrt(positive), dsl.reciprocal(positive),
              dsl.pow(positive, dsl.constant(np.full((6, 1, 1), 1.5))), dsl.maximum(y, dsl.neg(y), dsl.tanh(y)),
@@ -53,7 +53,7 @@ def test_pytorch_export_of_the_new_activations_imports_and_matches():
             self.conv = nn.Conv2d(3, 8, 3, padding=1)
             self.acts = nn.ModuleList([nn.Hardswish(), nn.Hardsigmoid(), nn.SiLU(), nn.GELU(),
                                        nn.GELU(approximate="tanh"), nn.Mish(), nn.SELU(), nn.Softplus(),
-                                       nn.Softsign()])
+                                       nn.Softsign(), nn.PReLU(8), nn.PReLU()])
 
         def forward(self, x):
             y = self.conv(x)

@@ -22,6 +22,7 @@ UNARY = {
     "Conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1},
     "HardSigmoid": {}, "HardSwish": {}, "SiLU": {}, "GELU": {}, "Mish": {}, "Selu": {}, "Softplus": {},
     "Softsign": {}, "Exp": {}, "Log": {}, "Neg": {}, "Abs": {}, "Sqrt": {}, "Reciprocal": {}, "Erf": {},
+    "PReLU": {"num_parameters": 4},
 }
 
 

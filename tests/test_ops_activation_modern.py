@@ -140,3 +140,26 @@ def test_attribute_errors(op, attrs, error, match):
 def test_pow_shapes_that_do_not_broadcast_name_the_layer():
     with pytest.raises(ShapeError, match=r"layer 'op' \(Pow\): cannot raise to the power shapes \(N, 3\) and \(N, 4\)"):
         cnngraph_op("Pow", [random((1, 3)), random((1, 4))])
+
+
+@pytest.mark.parametrize("shape,n", [((2, 4, 3, 5), 4), ((2, 4, 3, 5), 1), ((3, 6), 6)])
+def test_prelu_matches_reference_with_the_slope_shaped_for_onnx(shape, n):
+    x, slope = random(shape, 1), random((n,), 2)
+    got = cnngraph_op("PReLU", [x], {"num_parameters": n}, {"weight": slope})
+    onnx_slope = slope.reshape(-1, *[1] * (len(shape) - 2))
+    np.testing.assert_allclose(got, onnx_reference("PRelu", [x], initializers={"slope": onnx_slope}), rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape,n", [((2, 3, 2, 2), 3), ((2, 3, 2), 1)])
+def test_prelu_backward_matches_finite_differences(shape, n):
+    check_gradients(*one_op_graph("PReLU", [shape], {"num_parameters": n}))
+
+
+def test_prelu_starts_at_torchs_slope_and_checks_its_channels():
+    from cnngraph.frontends import dsl
+
+    x = dsl.input("x", (3, 4, 4))
+    graph = dsl.Model(x, dsl.prelu(x, 3, name="act"))
+    np.testing.assert_array_equal(graph.params["act.weight"], [0.25] * 3)
+    with pytest.raises(AttrError, match=r"layer 'act' \(PReLU\): num_parameters=2 must be 1 or the 3 channels"):
+        dsl.prelu(x, 2, name="act")
