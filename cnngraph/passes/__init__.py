@@ -66,6 +66,7 @@ _PASSES: Registry[Pass] = Registry("pass", CnnGraphError)
 DEFAULT = [
     "dead_code",
     "identity_removal",
+    "activation_patterns",
     "constant_folding",
     "bn_folding",
     "scale_folding",
