@@ -341,6 +341,23 @@ def minimum(*xs, name=None) -> Tensor:
     return layer("Min", list(xs), name)
 
 
+def reduce_mean(x, axes, keepdims=True, name=None) -> Tensor:
+    """Mean over per-sample ``axes`` (``reduce_mean(x, (2, 3))`` is global average pooling)."""
+    return layer("ReduceMean", [x], name, axes=axes, keepdims=keepdims)
+
+
+def reduce_sum(x, axes, keepdims=True, name=None) -> Tensor:
+    return layer("ReduceSum", [x], name, axes=axes, keepdims=keepdims)
+
+
+def reduce_max(x, axes, keepdims=True, name=None) -> Tensor:
+    return layer("ReduceMax", [x], name, axes=axes, keepdims=keepdims)
+
+
+def reduce_min(x, axes, keepdims=True, name=None) -> Tensor:
+    return layer("ReduceMin", [x], name, axes=axes, keepdims=keepdims)
+
+
 # -- composition helpers ------------------------------------------------------------------
 
 def branches(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> list[Tensor]:
