@@ -358,6 +358,19 @@ def reduce_min(x, axes, keepdims=True, name=None) -> Tensor:
     return layer("ReduceMin", [x], name, axes=axes, keepdims=keepdims)
 
 
+def layer_norm(x, axis=-1, eps=1e-5, bias=True, name=None) -> Tensor:
+    """Normalise each sample over axes ``axis`` .. last (``axis=-1``: channels-last, as ConvNeXt)."""
+    return layer("LayerNorm", [x], name, axis=axis, eps=eps, bias=bias)
+
+
+def group_norm(x, num_groups, eps=1e-5, name=None) -> Tensor:
+    return layer("GroupNorm", [x], name, num_groups=num_groups, eps=eps)
+
+
+def instance_norm(x, eps=1e-5, name=None) -> Tensor:
+    return layer("InstanceNorm", [x], name, eps=eps)
+
+
 # -- composition helpers ------------------------------------------------------------------
 
 def branches(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> list[Tensor]:
