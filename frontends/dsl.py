@@ -371,6 +371,11 @@ def instance_norm(x, eps=1e-5, name=None) -> Tensor:
     return layer("InstanceNorm", [x], name, eps=eps)
 
 
+def tile(x, repeats, name=None) -> Tensor:
+    """Repeat each sample ``repeats[i]`` times along its axis i + 1 (the batch is not repeated)."""
+    return layer("Tile", [x], name, repeats=tuple(repeats))
+
+
 # -- composition helpers ------------------------------------------------------------------
 
 def branches(x: Tensor, *fns: Callable[[Tensor], Tensor]) -> list[Tensor]:

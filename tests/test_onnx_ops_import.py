@@ -114,6 +114,8 @@ CASES = [
     ("layer-norm", "LayerNormalization", 17, [IMG], dict(axis=2), dict(w=f32(7, 9), b=f32(7, 9))),
     ("group-norm", "GroupNormalization", 21, [IMG], dict(num_groups=2), dict(w=f32(4), b=f32(4))),
     ("instance-norm", "InstanceNormalization", 13, [IMG], {}, dict(w=f32(4), b=f32(4))),
+    ("tile", "Tile", 13, [IMG], {}, dict(r=i64(1, 2, 1, 3))),
+    ("expand", "Expand", 13, [(4, 1, 9)], {}, dict(s=i64(1, 1, 7, 1))),
     ("exp", "Exp", 13, [IMG], {}, {}),
     ("log", "Log", 13, [IMG], {}, {}),
     ("neg", "Neg", 13, [IMG], {}, {}),
