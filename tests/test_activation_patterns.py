@@ -24,7 +24,12 @@ def gelu_by_hand(y, name="y"):
     return dsl.mul(dsl.mul(y, dsl.add(erf, dsl.constant(1.0))), dsl.constant(0.5), name=name)
 
 
+def hard_swish_by_hand(y, name="y"):
+    return dsl.mul(y, dsl.hard_sigmoid(y, alpha=1 / 6), name=name)
+
+
 @pytest.mark.parametrize("pattern,op", [(silu_by_hand, "SiLU"), (gelu_by_hand, "GELU"),
+                                        (hard_swish_by_hand, "HardSwish"),
                                         (lambda y, name="y": dsl.hard_swish(y, name=name), "HardSwish")])
 def test_pattern_becomes_the_activation_and_fuses_into_the_conv(pattern, op):
     x = dsl.input("x", (3, 6, 6))
@@ -54,13 +59,14 @@ def test_other_constants_are_not_gelu():
     assert "GELU" not in {n.op for n in opt.nodes}
 
 
-def test_pytorch_gelu_and_silu_exports_recompose():
+def test_pytorch_gelu_silu_and_hardswish_exports_recompose():
     torch = pytest.importorskip("torch")
     from cnngraph.frontends.onnx_import import from_model
     from tests.test_onnx_import import torch_export
 
-    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GELU(), torch.nn.Conv2d(4, 4, 3),
-                                 torch.nn.SiLU()).eval()
+    nn = torch.nn
+    module = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU(), nn.Conv2d(4, 4, 3), nn.SiLU(), nn.Conv2d(4, 4, 1),
+                           nn.Hardswish()).eval()
     graph = from_model(torch_export(module, np.zeros((1, 3, 8, 8), np.float32), opset_version=13))
     opt, _ = optimize(graph, DEFAULT, check=True)
-    assert [n.attrs.get("activation") for n in opt.nodes] == ["GELU", "SiLU"]
+    assert [n.attrs.get("activation") for n in opt.nodes] == ["GELU", "SiLU", "HardSwish"]

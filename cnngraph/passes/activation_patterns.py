@@ -1,7 +1,8 @@
 """Recompose activations that exporters write as several nodes, so epilogues can fuse them:
-``x * sigmoid(x)`` becomes SiLU, and ``0.5 * x * (1 + erf(x / sqrt 2))`` (PyTorch's GELU before
-ONNX Gelu; the importer reads ``x / c`` as ``x * (1/c)``) becomes GELU. The Mul that ends the
-pattern takes the activation's place and name; the absorbed nodes must feed nothing else."""
+``x * sigmoid(x)`` becomes SiLU, ``x * hardsigmoid(x)`` (alpha 1/6: PyTorch's Hardswish before
+opset 14) HardSwish, and ``0.5 * x * (1 + erf(x / sqrt 2))`` (PyTorch's GELU before ONNX Gelu; the
+importer reads ``x / c`` as ``x * (1/c)``) GELU. The Mul that ends the pattern takes the
+activation's place and name; the absorbed nodes must feed nothing else."""
 
 from __future__ import annotations
 
@@ -47,6 +48,17 @@ def _silu(graph: Graph, mul: Node) -> Match | None:
     return None
 
 
+def _hard_swish(graph: Graph, mul: Node) -> Match | None:
+    """x * hardsigmoid(x) with alpha 1/6 and beta 1/2: PyTorch's Hardswish before opset 14."""
+    found = _split(graph, mul, "HardSigmoid")
+    if not found or found[1].inputs[0] != found[0]:
+        return None
+    attrs = found[1].attrs
+    if math.isclose(attrs["alpha"], 1 / 6, rel_tol=1e-6) and math.isclose(attrs["beta"], 0.5, rel_tol=1e-6):
+        return found[0], [found[1]], "HardSwish", {}
+    return None
+
+
 def _gelu(graph: Graph, mul: Node) -> Match | None:
     """mul = (x * (1 + erf(x * 1/sqrt 2))) * 0.5."""
     half = _split(graph, mul, "Mul")
@@ -84,7 +96,7 @@ def activation_patterns(graph: Graph, ctx: PassContext) -> Outcome:
     for mul in [n for n in graph.nodes if n.op == "Mul"]:
         if not graph.has_value(mul.name):  # absorbed by an earlier match
             continue
-        match = _silu(graph, mul) or _gelu(graph, mul)
+        match = _silu(graph, mul) or _hard_swish(graph, mul) or _gelu(graph, mul)
         if match is None:
             continue
         x, absorbed, op, attrs = match
