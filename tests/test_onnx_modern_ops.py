@@ -58,12 +58,16 @@ def test_pytorch_export_of_the_new_activations_imports_and_matches():
         def forward(self, x):
             y = self.conv(x)
             out = sum(act(y) for act in self.acts)
-            return out + torch.exp(-y.abs()) + torch.sqrt(y * y + 1) + torch.maximum(y, -y) + y.pow(2)
+            positive = y * y + 1
+            out = out + torch.exp(-y.abs()) + torch.sqrt(positive) + torch.log(positive) + torch.reciprocal(positive)
+            return out + torch.maximum(y, -y) + torch.minimum(y, 0.5 * y) + y.pow(2) + torch.erf(y)
 
     torch.manual_seed(0)
     module = Modern().eval()
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     graph = from_model(torch_export(module, x, opset_version=17))
+    assert {"HardSwish", "HardSigmoid", "PReLU", "Selu", "Softplus", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Abs",
+            "Neg", "Max", "Min", "Pow"} <= {n.op for n in graph.nodes}  # opset 17: GELU, Mish, SiLU as their parts
     model = cnngraph.compile(graph)
     for batch in (1, 3):
         xb = np.random.default_rng(batch).standard_normal((batch, 3, 8, 8)).astype(np.float32)
