@@ -181,6 +181,8 @@ BAD = [
                                        {"x": (3,)}, ["y"]), r"node 'g' \(Gelu\): op domain 'com.microsoft'"),
     ("batch merged", lambda: node_model("Reshape", [(3, 4)], {}, {"s": np.array([-1], np.int64)}),
      r"node 'node' \(Reshape\): 'y0' is \(24,\) at batch 2 and \(36,\) at batch 3; the IR needs the batch first"),
+    ("swish with alpha", lambda: node_model("Swish", [(3,)], dict(alpha=2.0), opset=24),
+     r"node 'node' \(Swish\): alpha=2.0; supported: alpha=1 \(SiLU\)"),
     ("prelu slope along W", lambda: node_model("PRelu", [(4, 3, 5)], {}, {"s": np.ones(5, np.float32)}),
      r"\(PRelu\): slope of shape \(5,\) for input \(N, 4, 3, 5\); supported: one slope, or one per channel"),
     ("runtime weight", lambda: node_model("Gemm", [(3,), (3, 2)]),

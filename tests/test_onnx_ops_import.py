@@ -98,6 +98,7 @@ CASES = [
     ("div-runtime", "Div", 13, [IMG, (4, 1, 1)], {}, {}),
     ("hard-sigmoid", "HardSigmoid", 7, [IMG], dict(alpha=0.3, beta=0.4), {}),
     ("hard-swish", "HardSwish", 14, [IMG], {}, {}),
+    ("swish", "Swish", 24, [IMG], {}, {}),
     ("gelu", "Gelu", 20, [IMG], {}, {}),
     ("gelu-tanh", "Gelu", 20, [IMG], dict(approximate="tanh"), {}),
     ("mish", "Mish", 18, [IMG], {}, {}),

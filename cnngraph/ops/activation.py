@@ -216,6 +216,14 @@ def _gelu_export(ex, node, spec):
     decomposed(_GELU[node.attrs["approximate"]], since=GELU_OPSET)(ex, node, spec)
 
 
+def _swish_load(ctx, node):
+    """ONNX Swish (opset 24) is x * sigmoid(alpha * x): SiLU where alpha is 1."""
+    alpha = node.attrs.get("alpha", 1.0)
+    if alpha != 1.0:
+        raise ctx.fail(node, f"alpha={alpha}; supported: alpha=1 (SiLU)")
+    ctx.emit(node, "SiLU", [ctx.value(node, 0)])
+
+
 AXIS = OnnxAttr("axis", "axis", default=-1)
 ALPHA = OnnxAttr("alpha", "alpha", load=as_float)
 ONNX = onnx_table(
@@ -241,4 +249,5 @@ ONNX = onnx_table(
                             OnnxAttr("gamma", "gamma", load=as_float, default=as_float(SELU_GAMMA)))),
     OnnxOp("Softplus", "Softplus"),
     OnnxOp("Softsign", "Softsign"),
+    imports={"Swish": _swish_load},
 )
