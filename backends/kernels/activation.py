@@ -130,7 +130,7 @@ def _hard_sigmoid(xp, x, alpha, beta):
 def _hard_slope(xp, x, alpha, beta):
     """d/dx of the hard sigmoid: alpha strictly inside the ramp, 0 on the flats."""
     z = alpha * x + beta
-    return xp.where((z > 0) & (z < 1), alpha, 0.0)
+    return ((z > 0) & (z < 1)).astype(x.dtype) * alpha  # in x's dtype, not float64
 
 
 @kernel("HardSigmoid", layouts=ANY_LAYOUT)
