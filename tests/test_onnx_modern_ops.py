@@ -74,3 +74,40 @@ def test_pytorch_export_of_the_new_activations_imports_and_matches():
         with torch.no_grad():
             want = module(torch.from_numpy(xb)).numpy()
         np.testing.assert_allclose(model(xb), want, rtol=1e-4, atol=1e-4)
+
+
+def test_pytorch_mobilenet_v3_and_convnext_style_blocks_import_fuse_and_match():
+    """Conv-BN-Hardswish, squeeze-and-excitation gated by hardsigmoid, a ConvNeXt block (depthwise conv,
+    channels-last LayerNorm, GELU, layer scale, residual) and mean pooling. The ConvNeXt Linears are 1x1
+    convolutions here: a MatMul on a 4-D value does not import yet."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Blocks(nn.Module):
+        def __init__(self, dim=16):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, dim, 3, 2, 1), nn.BatchNorm2d(dim), nn.Hardswish())
+            self.squeeze, self.excite = nn.Conv2d(dim, 4, 1), nn.Conv2d(4, dim, 1)
+            self.dw, self.norm = nn.Conv2d(dim, dim, 7, padding=3, groups=dim), nn.LayerNorm(dim, eps=1e-6)
+            self.fc1, self.act, self.fc2 = nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1)
+            self.gamma = nn.Parameter(torch.full((dim, 1, 1), 0.5))
+            self.head = nn.Linear(dim, 5)
+
+        def forward(self, x):
+            y = self.stem(x)
+            gate = nn.functional.hardsigmoid(self.excite(torch.relu(self.squeeze(y.mean((2, 3), keepdim=True)))))
+            y = y * gate
+            z = self.norm(self.dw(y).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            y = y + self.gamma * self.fc2(self.act(self.fc1(z)))
+            return self.head(y.mean([2, 3]))
+
+    torch.manual_seed(0)
+    module = Blocks().eval()
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    for opset in (13, 17):
+        model = cnngraph.compile(from_model(torch_export(module, x, opset_version=opset)))
+        fused = [n.attrs.get("activation") for n in model.graph.nodes if n.op == "FusedConv2d"]
+        assert fused[:1] == ["HardSwish"] and "GELU" in fused and "HardSigmoid" in fused
+        np.testing.assert_allclose(model(x), want, rtol=1e-4, atol=1e-5)
