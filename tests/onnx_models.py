@@ -45,6 +45,23 @@ def onnxruntime_run(model: onnx.ModelProto | bytes, feeds: dict) -> list[np.ndar
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
+def assert_round_trips(graph, opset: int, tol: float = 1e-5) -> onnx.ModelProto:
+    """``graph`` exported at ``opset`` passes the checker, runs in onnxruntime with the executor's numbers
+    and imports back to the same numbers, at two batch sizes; returns the exported model."""
+    from cnngraph.backends.onnx_export import check, to_onnx
+
+    model = to_onnx(graph, opset)
+    check(model)
+    executor, back = cnngraph.compile(graph), cnngraph.compile(from_model(model))
+    name, ttype = next(iter(graph.inputs.items()))
+    for batch in BATCHES:
+        x = np.random.default_rng(batch).standard_normal(ttype.concrete(batch)).astype(np.float32)
+        want = executor(x)
+        np.testing.assert_allclose(onnxruntime_run(model, {name: x})[0], want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(back(x), want, rtol=tol, atol=tol)
+    return model
+
+
 def feeds_for(model: onnx.ModelProto, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Random float32 inputs for every runtime input of ``model`` at ``batch``."""
     rng = np.random.default_rng(seed)

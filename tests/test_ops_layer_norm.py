@@ -4,16 +4,23 @@ ConvNeXt-style channels-last LayerNorm, the channels-first one written out, Grou
 
 import numpy as np
 import pytest
-
-import cnngraph
-from cnngraph.backends.onnx_export import check, to_onnx
-from cnngraph.errors import AttrError
 from cnngraph.frontends import dsl
 from cnngraph.frontends.onnx_import import from_model
+
+import cnngraph
+from cnngraph.errors import AttrError
 from tests.gradcheck import check_gradients
-from tests.onnx_models import BATCHES, assert_import_matches, node_model, onnxruntime_run
-from tests.oracle import cnngraph_op, onnx_reference, random
-from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
+from tests.onnx_models import (
+    assert_import_matches,
+    assert_round_trips,
+    node_model,
+)
+from tests.oracle import (
+    cnngraph_op,
+    onnx_reference,
+    op_backend,  # noqa: F401 - each test runs on every backend
+    random,
+)
 from tests.test_grad_ops import one_op_graph
 from tests.test_onnx_import import torch_export
 
@@ -86,14 +93,7 @@ def test_dsl_export_runs_in_onnxruntime_and_imports_back(opset):
     graph = dsl.Model(x, z, seed=0)
     for key, value in graph.params.items():
         graph.params[key] = np.random.default_rng(len(key)).standard_normal(value.shape).astype(np.float32)
-    model = to_onnx(graph, opset)
-    check(model)
-    executor, back = cnngraph.compile(graph), cnngraph.compile(from_model(model))
-    for batch in BATCHES:
-        xb = np.random.default_rng(batch).standard_normal((batch, 4, 5, 6)).astype(np.float32)
-        want = executor(xb)
-        np.testing.assert_allclose(onnxruntime_run(model, {"x": xb})[0], want, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(back(xb), want, rtol=1e-4, atol=1e-4)
+    assert_round_trips(graph, opset, tol=1e-4)
 
 
 def test_pytorch_norms_import_and_match():

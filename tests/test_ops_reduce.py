@@ -3,17 +3,24 @@ differences, the batch axis refused, and ONNX both ways, PyTorch's x.mean([2, 3]
 
 import numpy as np
 import pytest
+from cnngraph.frontends import dsl
+from cnngraph.frontends.onnx_import import from_model
 
 import cnngraph
 from cnngraph.analysis import receptive_fields
-from cnngraph.backends.onnx_export import check, to_onnx
 from cnngraph.errors import AttrError, OnnxImportError
-from cnngraph.frontends import dsl
-from cnngraph.frontends.onnx_import import from_model
 from tests.gradcheck import check_gradients
-from tests.onnx_models import BATCHES, assert_import_matches, node_model, onnxruntime_run
-from tests.oracle import cnngraph_op, onnx_reference, random
-from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
+from tests.onnx_models import (
+    assert_import_matches,
+    assert_round_trips,
+    node_model,
+)
+from tests.oracle import (
+    cnngraph_op,
+    onnx_reference,
+    op_backend,  # noqa: F401 - each test runs on every backend
+    random,
+)
 from tests.test_grad_ops import one_op_graph
 from tests.test_onnx_import import torch_export
 
@@ -91,14 +98,7 @@ def test_dsl_export_runs_in_onnxruntime_and_imports_back(opset):
     z = dsl.add(dsl.reduce_mean(y, (2, 3)), dsl.reduce_max(y, (1,)), dsl.reduce_min(y, (-1,)),
                 dsl.reduce_sum(y, (1, 2), keepdims=True))
     graph = dsl.Model(x, dsl.reduce_mean(z, (2, 3), keepdims=False), seed=0)
-    model = to_onnx(graph, opset)
-    check(model)
-    executor, back = cnngraph.compile(graph), cnngraph.compile(from_model(model))
-    for batch in BATCHES:
-        xb = np.random.default_rng(batch).standard_normal((batch, 4, 5, 6)).astype(np.float32)
-        want = executor(xb)
-        np.testing.assert_allclose(onnxruntime_run(model, {"x": xb})[0], want, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(back(xb), want, rtol=1e-5, atol=1e-5)
+    assert_round_trips(graph, opset)
 
 
 def test_pytorch_mean_pooling_and_reductions_import_and_match():

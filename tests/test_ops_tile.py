@@ -2,16 +2,19 @@
 
 import numpy as np
 import pytest
-
-import cnngraph
-from cnngraph.backends.onnx_export import check, to_onnx
-from cnngraph.errors import AttrError, OnnxImportError
 from cnngraph.frontends import dsl
 from cnngraph.frontends.onnx_import import from_model
+
+import cnngraph
+from cnngraph.errors import AttrError, OnnxImportError
 from tests.gradcheck import check_gradients
-from tests.onnx_models import BATCHES, node_model, onnxruntime_run
-from tests.oracle import cnngraph_op, onnx_reference, random
-from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
+from tests.onnx_models import assert_round_trips, node_model
+from tests.oracle import (
+    cnngraph_op,
+    onnx_reference,
+    op_backend,  # noqa: F401 - each test runs on every backend
+    random,
+)
 from tests.test_grad_ops import one_op_graph
 
 
@@ -38,14 +41,7 @@ def test_repeats_are_checked():
 def test_dsl_export_runs_in_onnxruntime_and_imports_back(opset):
     x = dsl.input("x", (4, 5, 6))
     graph = dsl.Model(x, dsl.tile(dsl.relu(x), (2, 1, 3)))
-    model = to_onnx(graph, opset)
-    check(model)
-    executor, back = cnngraph.compile(graph), cnngraph.compile(from_model(model))
-    for batch in BATCHES:
-        xb = np.random.default_rng(batch).standard_normal((batch, 4, 5, 6)).astype(np.float32)
-        want = executor(xb)
-        np.testing.assert_array_equal(onnxruntime_run(model, {"x": xb})[0], want)
-        np.testing.assert_array_equal(back(xb), want)
+    assert_round_trips(graph, opset, tol=0)
 
 
 def test_pytorch_repeat_imports():

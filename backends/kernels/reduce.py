@@ -16,24 +16,15 @@ def _spread(xp, grad, shape, axes):
     return _kept(grad, shape, axes) + xp.zeros(shape, dtype=grad.dtype)
 
 
-@kernel("ReduceMean")
-def reduce_mean(xp, inputs, params, attrs, ctx):
-    return inputs[0].mean(axis=attrs["axes"], keepdims=attrs["keepdims"])
+def _reduction(method: str):
+    def reduce(xp, inputs, params, attrs, ctx):
+        return getattr(inputs[0], method)(axis=attrs["axes"], keepdims=attrs["keepdims"])
+
+    return reduce
 
 
-@kernel("ReduceSum")
-def reduce_sum(xp, inputs, params, attrs, ctx):
-    return inputs[0].sum(axis=attrs["axes"], keepdims=attrs["keepdims"])
-
-
-@kernel("ReduceMax")
-def reduce_max(xp, inputs, params, attrs, ctx):
-    return inputs[0].max(axis=attrs["axes"], keepdims=attrs["keepdims"])
-
-
-@kernel("ReduceMin")
-def reduce_min(xp, inputs, params, attrs, ctx):
-    return inputs[0].min(axis=attrs["axes"], keepdims=attrs["keepdims"])
+for _op, _method in (("ReduceMean", "mean"), ("ReduceSum", "sum"), ("ReduceMax", "max"), ("ReduceMin", "min")):
+    kernel(_op)(_reduction(_method))
 
 
 @backward("ReduceSum")
