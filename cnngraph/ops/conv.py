@@ -20,9 +20,9 @@ class _ConvBase(Op):
         _, c, h, w = self.image(node, inputs[0])
         a = dict(attrs)
         a["out_channels"] = self.ints(node, "out_channels", a["out_channels"], 1, 1)[0]
-        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
-        a["stride"] = self.ints(node, "stride", a["stride"], 2, 1)
-        a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
+        a["stride"] = self.window_ints(node, "stride", a["stride"], 2)
+        a["dilation"] = self.window_ints(node, "dilation", a["dilation"], 2)
         a["groups"] = g = self.ints(node, "groups", a["groups"], 1, 1)[0]
         a["bias"] = bool(a["bias"])
         if a["weight_init"] not in INITS:
@@ -104,7 +104,7 @@ class ConvTranspose2d(_ConvBase):
     def check(self, node, attrs, inputs):
         a = self._common(node, attrs, inputs)
         a["padding"] = self.pads(node, a["padding"])
-        a["output_padding"] = self.ints(node, "output_padding", a["output_padding"], 2)
+        a["output_padding"] = self.window_ints(node, "output_padding", a["output_padding"], 2, 0)
         for op_, s, d in zip(a["output_padding"], a["stride"], a["dilation"]):
             if op_ >= max(s, d):
                 raise self.attr_error(

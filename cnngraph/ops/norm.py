@@ -57,7 +57,7 @@ class LRN(Op):
     def check(self, node, attrs, inputs):
         self.image(node, inputs[0])
         return {
-            "size": self.ints(node, "size", attrs["size"], 1, 1)[0],
+            "size": self.window_ints(node, "size", attrs["size"], 1)[0],
             **{key: self.real(node, key, attrs[key]) for key in ("alpha", "beta", "k")},
         }
 

@@ -51,12 +51,12 @@ class _Pool2d(Op):
     def check(self, node, attrs, inputs):
         _, _, h, w = self.image(node, inputs[0])
         a = dict(attrs)
-        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
         stride = a["kernel_size"] if a["stride"] is None else a["stride"]
-        a["stride"] = self.ints(node, "stride", stride, 2, 1)
+        a["stride"] = self.window_ints(node, "stride", stride, 2)
         a["padding"] = self.pads(node, a["padding"])
         if "dilation" in a:
-            a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+            a["dilation"] = self.window_ints(node, "dilation", a["dilation"], 2)
         for flag in ("ceil_mode", "count_include_pad"):
             if flag in a:
                 a[flag] = bool(a[flag])
