@@ -60,6 +60,16 @@ def check_bytes(nbytes: int, what: str, error: type[CnnGraphError] = CnnGraphErr
     return nbytes
 
 
+def read_bounded(path: str | os.PathLike, error: type[CnnGraphError] = CnnGraphError) -> bytes:
+    """A whole file's bytes, after checking its size against the budget; OSError becomes ``error``."""
+    try:
+        check_bytes(os.path.getsize(path), f"{path}", error)
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def array_bytes(shape, itemsize: int) -> int:
     """Bytes of an array of ``shape``, in exact integer arithmetic (so 2^32 x 2^32 does not wrap to 0)."""
     total = itemsize

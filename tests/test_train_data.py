@@ -154,7 +154,7 @@ def test_npz_with_and_without_test_arrays(tmp_path):
     ({"images": np.zeros((2, 4, 4))}, "expected arrays 'x' and 'y', found ['images']"),
     ({"x": np.zeros((2, 4, 4)), "y": np.zeros(2)}, "labels must be integers, got dtype float64"),
     ({"x": np.zeros((2, 4, 4)), "y": np.zeros(3, int)}, "expected 2 labels for 2 images"),
-    ({"x": np.array([None, None]), "y": np.zeros(2, int)}, "cannot be read without pickle"),
+    ({"x": np.array([None, None]), "y": np.zeros(2, int)}, "dtype object is not a plain number type (object arrays need pickle"),
     ({"x": np.zeros((4,)), "y": np.zeros(4, int)}, "images must be (N, C, H, W), got shape (4,)"),
     ({"x": np.zeros((2, 4, 4)), "y": np.zeros(2, int), "x_test": np.zeros((1, 4, 4))},
      "has 'x_test' but no 'y_test'"),
