@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from cnngraph.errors import CnnGraphError, OnnxImportError
 from cnngraph.frontends import onnx_reading
+from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
 from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.ops import get_op
@@ -39,8 +39,14 @@ def load(path: str | os.PathLike) -> Graph:
 
 
 def from_model(model: onnx.ModelProto, source: str = "<onnx model>") -> Graph:
-    """Import an in-memory ModelProto; ``source`` names it in error messages."""
-    return Importer(model, source).run()
+    """Import an in-memory ModelProto; ``source`` names it in error messages. Whatever a malformed
+    file provokes that no check below names becomes an OnnxImportError naming the file."""
+    try:
+        return Importer(model, source).run()
+    except (CnnGraphError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the import boundary: onnx and protobuf raise any type
+        raise boundary_error(source, e) from None
 
 
 def supported_ops() -> list[str]:
@@ -54,10 +60,12 @@ class OnnxNode:
 
     proto: onnx.NodeProto
     opset: int
+    source: str = "<onnx model>"
     attrs: dict = field(init=False)
 
     def __post_init__(self):
-        self.attrs = {a.name: _attribute(a) for a in self.proto.attribute}
+        where = f"{self.source}: node '{self.name}' ({self.op_type}) attribute"
+        self.attrs = {a.name: attribute(a, f"{where} '{a.name}'") for a in self.proto.attribute}
 
     @property
     def op_type(self) -> str:
@@ -74,15 +82,6 @@ class OnnxNode:
     @property
     def outputs(self) -> list[str]:
         return list(self.proto.output)
-
-
-def _attribute(a: onnx.AttributeProto):
-    value = helper.get_attribute_value(a)
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
-    return value
 
 
 class Importer:
@@ -109,16 +108,13 @@ class Importer:
         for t in g.initializer:
             self._fold_initializer(t)
         for proto in onnx_reading.ordered_nodes(g, set(self.values), self.source):
-            self._lower(OnnxNode(proto, self.opset))
+            self._lower(OnnxNode(proto, self.opset, self.source))
         self._bind_outputs()
         return self._pruned()
 
     def _fold_initializer(self, t: onnx.TensorProto) -> None:
         """A constant; copied out of the file's buffer, since parameters are written in place (training)."""
-        try:
-            value = numpy_helper.to_array(t, base_dir=os.path.dirname(self.source)).copy()
-        except (OSError, ValueError) as e:
-            raise OnnxImportError(f"{self.source}: initializer '{t.name}' cannot be read: {e}") from None
+        value = tensor_array(t, f"{self.source}: initializer '{t.name}'", os.path.dirname(self.source)).copy()
         self.values[t.name] = Folded(t.name, (value, value), self.probes)
 
     def _lower(self, node: OnnxNode) -> None:
