@@ -22,14 +22,18 @@ import onnx
 
 from cnngraph.errors import CnnGraphError, OnnxImportError
 from cnngraph.frontends import onnx_reading
+from cnngraph.frontends.onnx_fold_size import output_elements
 from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
 from cnngraph.ir import Graph, Node, TensorType
+from cnngraph.limits import check_bytes
 from cnngraph.ops import get_op
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, importable, importer
 
 SHAPE_ONLY = ("Shape", "Size")  # folded even from runtime inputs: they read only the (probed) shape
-NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
+NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+              "If", "Loop", "Scan", "SequenceMap")  # subgraphs: a fold whose size (and run time) nothing bounds
+FOLD_ITEMSIZE = 8  # bytes per folded element at most (float64, int64)
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
 
@@ -155,11 +159,20 @@ class Importer:
             for v in filter(None, node.inputs):
                 value = self.values[v]
                 feeds[v] = value.at[k] if isinstance(value, Folded) else probe_array(self.graph.type_of(value), batch)
+            self._check_fold_size(node, [feeds.get(v) if v else None for v in node.inputs])
             try:
                 runs.append(evaluate(node.proto, self.opset, feeds))
             except Exception as e:  # noqa: BLE001 - onnx.reference raises anything; name the node instead
                 raise self.fail(node, f"cannot evaluate at import time ({type(e).__name__}: {e})") from None
+            folded = sum(int(a.nbytes) for a in runs[-1] if a is not None)
+            check_bytes(folded, f"{self.source}: node '{node.name}' ({node.op_type}): folded constant", OnnxImportError)
         return list(zip(*runs))
+
+    def _check_fold_size(self, node: OnnxNode, inputs: list) -> None:
+        """Refuse a fold past the size budget before it allocates (ConstantOfShape [40000, 40000])."""
+        elements = self.attempt(node, output_elements, node.op_type, node.attrs, inputs)
+        check_bytes(elements * FOLD_ITEMSIZE, f"{self.source}: node '{node.name}' ({node.op_type}): folding "
+                    f"{elements:,} elements at import", OnnxImportError)
 
     def _batch_dependent(self, node: OnnxNode) -> bool:
         """Whether the node's outputs may differ between the probe batch sizes (a runtime input, or a
