@@ -7,8 +7,11 @@ crash never leaves a half-written model.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -24,10 +27,12 @@ VERSION = 1
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename. The
+    temporary name carries the writer's pid, so temporaries left by killed writers are removed here."""
     path = Path(path)
+    _remove_stale_temporaries(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
@@ -44,6 +49,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(e, OSError):
             raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of earlier writes to ``path`` whose writer no longer runs (a SIGKILL
+    mid-write leaves one behind): ``.<name>.<pid>.<random>.tmp``, or ``.<name>.<random>.tmp`` from
+    before writers put their pid in the name. A live writer's temporary is left alone."""
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+    for tmp in (path.parent or Path(".")).glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = ours.fullmatch(tmp.name)
+        if match and not (match[1] and _running(int(match[1]))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing the same place
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, under another user
+    return True
 
 
 def _sync_folder(folder: Path) -> None:
