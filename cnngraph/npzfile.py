@@ -1,4 +1,4 @@
-"""Reading ``.npz`` archives a user hands us: headers checked before any data is read, never pickle.
+"""Reading ``.npz`` archives (and ``.npy`` arrays) a user hands us: headers checked before any data is read, never pickle.
 
 ``numpy.load`` trusts the archive: a 100-byte ``.npy`` header claiming 10^12 elements is allocated
 before a byte of data is read, and a corrupt member surfaces as BadZipFile, zlib.error, EOFError or
@@ -53,22 +53,9 @@ class Npz:
         where = f"{self.path}: array '{key}'"
         try:
             with self.zip.open(info) as f:
-                shape, fortran, dtype = _header(f)
-                if dtype.kind not in KINDS or dtype.fields is not None or dtype.subdtype is not None:
-                    raise self.error(f"{where}: dtype {dtype} is not a plain number type (object arrays need "
-                                     "pickle, which cnngraph never loads)")
-                nbytes = array_bytes(shape, dtype.itemsize)
-                present = info.file_size - f.tell()
-                if nbytes != present:
-                    raise self.error(f"{where}: header says {shape} {dtype} ({nbytes:,} bytes), "
-                                     f"the member holds {present:,} bytes")
-                check_bytes(nbytes, where, self.error)
-                data = f.read(nbytes)
+                return read_array(f, info.file_size, where, self.error)
         except ARCHIVE_ERRORS as e:
             raise self.error(f"{where}: corrupt ({type(e).__name__}: {e})") from None
-        if len(data) != nbytes:
-            raise self.error(f"{where}: truncated: {len(data):,} of {nbytes:,} bytes")
-        return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C").copy()
 
     def close(self) -> None:
         self.zip.close()
@@ -78,6 +65,33 @@ class Npz:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_array(f, size: int, where: str, error: type[CnnGraphError]) -> np.ndarray:
+    """The ``.npy`` array in the ``size``-byte stream ``f``: header parsed and checked against the bytes
+    present and the budget first, then exactly that much data read."""
+    shape, fortran, dtype = _header(f)
+    if dtype.kind not in KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise error(f"{where}: dtype {dtype} is not a plain number type (object arrays need "
+                    "pickle, which cnngraph never loads)")
+    nbytes = array_bytes(shape, dtype.itemsize)
+    present = size - f.tell()
+    if nbytes != present:
+        raise error(f"{where}: header says {shape} {dtype} ({nbytes:,} bytes), the file holds {present:,} bytes")
+    check_bytes(nbytes, where, error)
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise error(f"{where}: truncated: {len(data):,} of {nbytes:,} bytes")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def read_npy(path: str | os.PathLike, error: type[CnnGraphError]) -> np.ndarray:
+    """The array in the ``.npy`` file at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            return read_array(f, os.fstat(f.fileno()).st_size, str(path), error)
+    except ARCHIVE_ERRORS as e:
+        raise error(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from None
 
 
 def _header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
