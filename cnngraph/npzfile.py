@@ -22,9 +22,10 @@ from cnngraph.errors import CnnGraphError
 from cnngraph.limits import array_bytes, check_bytes
 
 KINDS = "biuf"  # bools, integers, floats: what weights and datasets hold; object arrays would need pickle
-# What zipfile, zlib and numpy's header parser raise on a corrupt archive.
-ARCHIVE_ERRORS = (OSError, EOFError, ValueError, TypeError, SyntaxError, zipfile.BadZipFile, zlib.error,
-                  tokenize.TokenError, NotImplementedError, RecursionError, UnicodeDecodeError)
+# What zipfile, zlib and numpy's header parser raise on a corrupt archive (RuntimeError: a member
+# flagged as encrypted; NotImplementedError: an unknown compression method).
+ARCHIVE_ERRORS = (OSError, EOFError, ValueError, TypeError, SyntaxError, RuntimeError, zipfile.BadZipFile,
+                  zlib.error, tokenize.TokenError, NotImplementedError, RecursionError, UnicodeDecodeError)
 
 
 class Npz:

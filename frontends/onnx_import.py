@@ -23,7 +23,7 @@ import onnx
 from cnngraph.errors import CnnGraphError, OnnxImportError
 from cnngraph.frontends import onnx_reading
 from cnngraph.frontends.onnx_fold_size import output_elements
-from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array
+from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array, type_name
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
 from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.limits import check_bytes
@@ -183,7 +183,7 @@ class Importer:
     def _cast(self, node: OnnxNode) -> None:
         """The IR computes in one float type, so a float cast of a runtime value changes nothing."""
         if node.attrs.get("to") not in FLOAT_TYPES:
-            to = onnx.TensorProto.DataType.Name(node.attrs.get("to", 0))
+            to = type_name(node.attrs.get("to", 0))
             raise self.fail(node, f"casts a runtime value to {to}; supported: casts to FLOAT, DOUBLE, FLOAT16")
         self.bind(node, self.value(node, 0))
 

@@ -15,7 +15,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from cnngraph.errors import ModelFileError, OnnxImportError
-from cnngraph.frontends.onnx_tensors import boundary_error
+from cnngraph.frontends.onnx_tensors import boundary_error, type_name
 from cnngraph.frontends.onnx_values import SYMBOLIC_PROBES
 from cnngraph.ir import BATCH, TensorType
 from cnngraph.limits import check_bytes
@@ -93,7 +93,7 @@ def _input_type(info: onnx.ValueInfoProto, source: str) -> TensorType:
     if not info.type.HasField("tensor_type"):
         raise OnnxImportError(f"{where} is not a tensor; supported: FLOAT and DOUBLE tensors")
     if tensor.elem_type not in DTYPES:
-        found = onnx.TensorProto.DataType.Name(tensor.elem_type)
+        found = type_name(tensor.elem_type)
         raise OnnxImportError(f"{where} has type {found}; supported: FLOAT, DOUBLE")
     if not tensor.HasField("shape") or len(tensor.shape.dim) not in INPUT_RANKS:
         rank = len(tensor.shape.dim) if tensor.HasField("shape") else "unknown"

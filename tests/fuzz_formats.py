@@ -48,19 +48,53 @@ def _run(graph) -> object:
 
 # -- models and weights ------------------------------------------------------------------------
 def _onnx_files() -> FormatFiles:
+    """The small graph as exported, and a hand-made model whose weights are folded at import."""
     import tempfile
 
     from cnngraph.backends.onnx_export import export
 
     with tempfile.TemporaryDirectory() as folder:
         export(small_graph(), Path(folder) / "m.onnx", opset=17)
-        return {"m.onnx": (Path(folder) / "m.onnx").read_bytes()}
+        return {"m.onnx": (Path(folder) / "m.onnx").read_bytes(), "fold.onnx": _folding_model()}
 
 
-def _onnx_target(root: Path, _: str):
+def _folding_model() -> bytes:
+    """``x.view(x.size(0), -1)`` into a Gemm whose weight is a ConstantOfShape, bias an Expand of a Tile,
+    with a Range beside it: the ops that make sizes from values. Constants are int64_data, not raw
+    bytes, so the protobuf mutations reach their values."""
+    from onnx import TensorProto, helper
+
+    def ints(name, values):
+        return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["flat_shape"], axis=0),
+        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
+        helper.make_node("ConstantOfShape", ["w_shape"], ["w"], name="fill",
+                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.01])),
+        helper.make_node("Tile", ["one", "reps"], ["tiled"]),
+        helper.make_node("Cast", ["tiled"], ["tiled_f"], to=TensorProto.FLOAT),
+        helper.make_node("Expand", ["tiled_f", "b_shape"], ["b"]),
+        helper.make_node("Range", ["start", "limit", "delta"], ["r"]),
+        helper.make_node("Gemm", ["flat", "w", "b"], ["y"], transB=1),
+    ]
+    constants = [helper.make_tensor("zero", TensorProto.INT64, [], [0]), ints("axes", [0]), ints("minus_one", [-1]),
+                 ints("w_shape", [5, 48]), ints("one", [1]), ints("reps", [5]), ints("b_shape", [5]),
+                 helper.make_tensor("start", TensorProto.INT64, [], [0]),
+                 helper.make_tensor("limit", TensorProto.INT64, [], [10]),
+                 helper.make_tensor("delta", TensorProto.INT64, [], [1])]
+    graph = helper.make_graph(nodes, "fold", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _onnx_target(root: Path, mutated: str):
     from cnngraph.frontends import onnx_import
 
-    return _run(onnx_import.load(root / "m.onnx"))
+    return _run(onnx_import.load(root / mutated))
 
 
 def _cng_files() -> FormatFiles:
