@@ -79,6 +79,8 @@ def array_bytes(shape, itemsize: int) -> int:
 
 
 def describe(nbytes: int) -> str:
+    if nbytes >= 2**80:  # a product of file-given dims can pass any float: say its order of magnitude
+        return f"about 2^{nbytes.bit_length() - 1} bytes"
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if nbytes >= size:
             return f"{nbytes / size:,.1f} {unit}"

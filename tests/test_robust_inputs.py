@@ -101,6 +101,9 @@ def test_idx_dims_whose_product_wraps_int64_are_refused(tmp_path):
     path.write_bytes(_idx_header([2**16, 2**16, 2**16, 2**16]))  # 2^64 bytes: 0 in int64
     with pytest.raises(DataError, match=r"IDX data \(65536, 65536, 65536, 65536\) \(uint8\) needs 16,777,216.0 TiB"):
         read_idx(path)
+    path.write_bytes(_idx_header([2**32 - 1] * 255))  # past any float, too: found by the fuzz suite
+    with pytest.raises(DataError, match=r"needs about 2\^8159 bytes"):
+        read_idx(path)
 
 
 def test_truncated_gzip_is_typed(tmp_path):
