@@ -1,4 +1,5 @@
-"""Reading ``.npz`` archives (and ``.npy`` arrays) a user hands us: headers checked before any data is read, never pickle.
+"""Reading ``.npz`` archives (and ``.npy`` arrays) a user hands us: headers checked before any data is
+read, never pickle.
 
 ``numpy.load`` trusts the archive: a 100-byte ``.npy`` header claiming 10^12 elements is allocated
 before a byte of data is read, and a corrupt member surfaces as BadZipFile, zlib.error, EOFError or

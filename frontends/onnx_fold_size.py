@@ -3,8 +3,8 @@
 Folding runs ``onnx.reference`` on constants from the file, and some ops make their output's size
 from input *values*: a ``ConstantOfShape`` of [40000, 40000] is a few hundred bytes of file and
 7.7 GB of folded constant. ``output_elements`` bounds the largest output of a node from its
-inputs' values and shapes, so the importer can refuse it against the size budget before
-evaluating. Ops not listed here are bounded by broadcasting their inputs (element-wise ops) or by
+inputs' values and shapes (and a Constant's sparse dims), so the importer can refuse it against
+the size budget before evaluating. Ops not listed here are bounded by broadcasting their inputs (element-wise ops) or by
 the sum of their inputs' sizes (the rest move or reduce data); the importer also checks every
 folded result after the fact.
 """
@@ -80,10 +80,18 @@ def _matmul(attrs: dict, x: Inputs) -> int:
     return math.prod(batch) * a.shape[-2] * b.shape[-1]
 
 
+def _constant(attrs: dict, x: Inputs) -> int:
+    """A dense value came from the file already; a sparse one densifies to its dims."""
+    sparse = attrs.get("sparse_value")
+    if sparse is not None:
+        return math.prod(int(d) for d in sparse.dims)
+    return max((np.size(v) for v in attrs.values()), default=1)
+
+
 SIZED: dict[str, Callable[[dict, Inputs], int]] = {
     "ConstantOfShape": _constant_of_shape, "Expand": _expand, "Tile": _tile, "Range": _range,
     "OneHot": _one_hot, "Resize": _resize, "Upsample": _resize, "Pad": _pad, "Gather": _gather,
-    "MatMul": _matmul, "Gemm": _matmul,
+    "MatMul": _matmul, "Gemm": _matmul, "Constant": _constant,
 }
 
 

@@ -197,6 +197,16 @@ def test_constant_of_shape_40000_squared_is_refused_before_folding(tmp_path):
     tracemalloc.stop()
 
 
+def test_a_sparse_constant_is_sized_by_its_dims_before_it_densifies(tmp_path):
+    sparse = helper.make_sparse_tensor(helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0]),
+                                       helper.make_tensor("i", TensorProto.INT64, [1], [0]), [40000, 40000])
+    model = _model([helper.make_node("Constant", [], ["big"], name="dense", sparse_value=sparse),
+                    helper.make_node("Identity", ["x"], ["y"])])
+    onnx.save(model, tmp_path / "m.onnx")
+    with pytest.raises(OnnxImportError, match=r"node 'dense' \(Constant\): folding 1,600,000,000 elements"):
+        onnx_import.load(tmp_path / "m.onnx")
+
+
 def test_external_data_outside_the_folder_is_one_line(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "outside.bin").write_bytes(bytes(12))

@@ -101,7 +101,7 @@ def test_unreadable_files_name_the_file(tmp_path):
 def test_pickled_npz_is_refused(tmp_path):
     path = tmp_path / "pickled.npz"
     np.savez(path, **{"c1.weight": np.array([{"a": 1}], dtype=object)})
-    with pytest.raises(ModelFileError, match="pickled.npz: array 'c1.weight': dtype object is not a plain number type .*pickle"):
+    with pytest.raises(ModelFileError, match="pickled.npz: array 'c1.weight': dtype object is not a plain.*pickle"):
         load_weights(models.build("lenet5"), path)
 
 

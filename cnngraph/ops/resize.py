@@ -65,7 +65,8 @@ class Upsample(Op):
         if len(pair) != 2:
             raise self.attr_error(node, f"scale_factor must be a number or two, got {value!r}")
         return tuple(
-            self.real(node, "scale_factor", v, lambda v: 0 < v <= MAX_DIM, f"a positive number or two, at most {MAX_DIM:,}")
+            self.real(node, "scale_factor", v, lambda v: 0 < v <= MAX_DIM,
+                      f"a positive number or two, at most {MAX_DIM:,}")
             for v in pair
         )
 
