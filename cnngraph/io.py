@@ -21,6 +21,7 @@ from safetensors.numpy import save as st_save
 
 from cnngraph.errors import CnnGraphError, ModelFileError
 from cnngraph.ir import Graph, Node, TensorType
+from cnngraph.limits import check_bytes
 
 FORMAT = "cnngraph"
 VERSION = 1
@@ -128,6 +129,7 @@ def read_safetensors(path: str | os.PathLike, what: str,
     """The metadata and arrays of a safetensors file; a missing, truncated or corrupt one raises ``error``."""
     if not Path(path).is_file():
         raise error(f"{path}: no such file")
+    check_bytes(os.path.getsize(path), str(path), error)
     try:
         with safe_open(str(path), framework="np") as f:
             return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
@@ -144,7 +146,7 @@ def load(path: str | os.PathLike) -> Graph:
         raise ModelFileError(f"{path}: format version {meta.get('version')}, this cnngraph reads {VERSION}")
     try:
         return graph_from_json(json.loads(meta["graph"]), params)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ModelFileError(f"{path}: corrupt cnngraph model ({type(e).__name__}: {e})") from None
     except CnnGraphError as e:
         raise ModelFileError(f"{path}: the stored graph does not verify: {e}") from None

@@ -262,6 +262,14 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_write(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "m.cng"])
 
 
+def test_a_cng_whose_graph_json_nests_too_deep_is_typed(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({}, tmp_path / "deep.cng", metadata={"format": "cnngraph", "version": "1", "graph": "[" * 10**5})
+    with pytest.raises(ModelFileError, match="deep.cng: corrupt cnngraph model"):
+        io.load(tmp_path / "deep.cng")
+
+
 def _cli(capsys, *argv) -> tuple[int, str]:
     code = main([str(a) for a in argv])
     return code, capsys.readouterr().err

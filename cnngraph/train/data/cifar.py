@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cnngraph.errors import DataError
-from cnngraph.limits import read_bounded
+from cnngraph.limits import check_bytes, read_bounded
 from cnngraph.train.data import Dataset, Splits, checked
 
 SIDE, CHANNELS, CLASSES = 32, 3, 10
@@ -64,6 +64,8 @@ def _class_names(folder: Path) -> list[str]:
 
 
 def load(folder: Path) -> Splits:
+    files = [folder / name for name in TRAIN if (folder / name).is_file()]
+    check_bytes(sum(f.stat().st_size for f in files), f"{folder}: CIFAR-10 training batches", DataError)
     parts = [read_batch(folder / name) for name in TRAIN]
     classes = _class_names(folder)
     train = Dataset(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), classes)
