@@ -171,9 +171,18 @@ def test_a_run_past_the_activation_budget_is_refused_before_the_first_kernel():
     x = dsl.input("x", (3, 8, 8))
     graph = dsl.Model(x, dsl.relu(dsl.upsample(x, scale_factor=2000)), name="huge")  # 3 x 16000 x 16000
     model = cnngraph.compile(graph, passes="none")
-    with pytest.raises(DeviceMemoryError, match=r"graph 'huge': activations for input 'x' \(1, 3, 8, 8\) "
-                                                r"\(float32\) needs .* GiB, over the 64.0 MiB budget"):
+    with pytest.raises(DeviceMemoryError, match=r"graph 'huge': activations and kernel workspace for input 'x' "
+                                                r"\(1, 3, 8, 8\) \(float32\) needs .* GiB, over the 64.0 MiB budget"):
         model.run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_huge_padded_copy_behind_a_small_output_is_refused_before_the_first_kernel():
+    x = dsl.input("x", (3, 8, 8))
+    y = dsl.conv2d(x, 2, 3, stride=30000, padding=30000, name="conv")  # a 1x1 output of a 60008x60008 copy
+    graph = dsl.Model(x, y, name="padded")
+    assert graph.node("conv").type.shape == ("N", 2, 3, 3)
+    with pytest.raises(DeviceMemoryError, match=r"graph 'padded': activations and kernel workspace .* needs 40.2 GiB"):
+        cnngraph.compile(graph, passes="none").run(np.zeros((1, 3, 8, 8), np.float32))
 
 
 # -- ONNX ----------------------------------------------------------------------------------------------

@@ -117,6 +117,12 @@ class Op:
     def window(self, attrs: dict, inputs: list[TensorType]) -> Window:
         return IDENTITY_WINDOW
 
+    def workspace(self, attrs: dict, inputs: list[TensorType], output: TensorType) -> int:
+        """Elements per sample the kernels build beside the output (a padded copy, im2col columns): what
+        the run's memory budget adds to the planned activations, so a stride and a padding that leave a
+        small output cannot hide a huge padded copy."""
+        return 0
+
     def describe(self, attrs: dict) -> str:
         """The attributes for the one-line text form: non-default ones, abbreviated."""
         parts = []
@@ -196,6 +202,12 @@ def _fmt(shape: tuple) -> str:
 def fmt_shape(shape: tuple) -> str:
     """Shapes in error messages: (N, 64, 56, 56)."""
     return _fmt(shape)
+
+
+def padded_elements(t: TensorType, pads: tuple[int, int, int, int]) -> int:
+    """Elements per sample of an (N, C, H, W) type padded by (top, left, bottom, right)."""
+    _, c, h, w = t.shape
+    return c * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3])
 
 
 def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False) -> int:

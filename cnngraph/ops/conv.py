@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
+from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape, padded_elements
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
 
@@ -89,6 +89,12 @@ class Conv2d(_ConvBase):
         (kh, kw), (dh, dw) = attrs["kernel_size"], attrs["dilation"]
         return Window((dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["stride"], attrs["padding"][:2])
 
+    def workspace(self, attrs, inputs, output):
+        """The padded input, and the im2col columns (C*kh*kw rows of OH*OW) the GEMM reads."""
+        kh, kw = attrs["kernel_size"]
+        _, _, oh, ow = output.shape
+        return padded_elements(inputs[0], attrs["padding"]) + inputs[0].shape[1] * kh * kw * oh * ow
+
 
 @register
 class ConvTranspose2d(_ConvBase):
@@ -139,6 +145,12 @@ class ConvTranspose2d(_ConvBase):
         _, c, h, w = inputs[0].shape
         kh, kw = attrs["kernel_size"]
         return c * h * w * (attrs["out_channels"] // attrs["groups"]) * kh * kw
+
+    def workspace(self, attrs, inputs, output):
+        """The GEMM's columns (O*kh*kw rows of H*W) and the padded output they scatter into (col2im)."""
+        _, _, h, w = inputs[0].shape
+        kh, kw = attrs["kernel_size"]
+        return attrs["out_channels"] * kh * kw * h * w + padded_elements(output, attrs["padding"])
 
     def window(self, attrs, inputs):
         ks, ss, pads = [], [], []

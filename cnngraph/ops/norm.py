@@ -65,6 +65,11 @@ class LRN(Op):
         """``size`` multiply-adds per element for the windowed sum of squares."""
         return attrs["size"] * output.per_sample()
 
+    def workspace(self, attrs, inputs, output):
+        """The squares, padded by the window along channels, and their windowed sum."""
+        _, c, h, w = inputs[0].shape
+        return (c + attrs["size"] - 1) * h * w + 2 * c * h * w
+
 
 # -- ONNX --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, Window, conv_out, fmt_shape
+from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, padded_elements
 from cnngraph.ops.conv import onnx_auto_pads
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
@@ -88,6 +88,10 @@ class _Pool2d(Op):
 
     def window(self, attrs, inputs):
         return Window(self._effective_kernel(attrs), attrs["stride"], attrs["padding"][:2])
+
+    def workspace(self, attrs, inputs, output):
+        """The padded input the windows are viewed over (a kernel of 65,536 padded to fit 8 pixels)."""
+        return padded_elements(inputs[0], attrs["padding"])
 
 
 @register
