@@ -5,7 +5,7 @@ so a file that makes a loader allocate without bound ends as a MemoryError there
 worker), never the test run; a case that does not answer in time is a hang, and the worker is
 replaced. The worker's size budget (CNNGRAPH_MAX_BYTES) is set below the cap, as a user sets it to
 fit the memory they have. Outcomes: ``typed`` (a CnnGraphError), ``accepted``, ``memory``
-(MemoryError, or the worker died), ``hang``, or ``untyped: <type>: <message>``.
+(MemoryError, a typed error wrapping one, or the worker died), ``hang``, or ``untyped: <type>: <message>``.
 """
 
 from __future__ import annotations
@@ -92,11 +92,22 @@ def serve(conn, cap: int, budget: str) -> None:
             try:
                 FORMATS[fmt].target(root, mutated)
                 outcome = "accepted"
-            except CnnGraphError:
-                outcome = "typed"
+            except CnnGraphError as e:
+                outcome = "memory" if _ran_out(e) else "typed"
             except MemoryError:
                 outcome = "memory"
             except Exception as e:  # noqa: BLE001 - what the suite exists to find
                 where = traceback.extract_tb(e.__traceback__)[-1]
                 outcome = f"untyped: {type(e).__name__}: {str(e)[:200]} ({Path(where.filename).name}:{where.lineno})"
         conn.send(outcome)
+
+
+def _ran_out(error: BaseException) -> bool:
+    """Whether a typed error wraps a MemoryError (the executor's DeviceMemoryError, a fold that failed):
+    that is memory past the cap, not a refusal before allocating."""
+    seen = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, MemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
