@@ -92,6 +92,7 @@ SIZED: dict[str, Callable[[dict, Inputs], int]] = {
     "ConstantOfShape": _constant_of_shape, "Expand": _expand, "Tile": _tile, "Range": _range,
     "OneHot": _one_hot, "Resize": _resize, "Upsample": _resize, "Pad": _pad, "Gather": _gather,
     "MatMul": _matmul, "Gemm": _matmul, "Constant": _constant,
+    "Shape": lambda attrs, x: max(x[0].ndim, 1), "Size": lambda attrs, x: 1,  # of a runtime input's probe
 }
 
 
