@@ -39,10 +39,13 @@ def small_graph():
 
 
 def _run(graph) -> object:
+    """Run at batch 1 on zeros, the input checked against the budget first as ``cnngraph run`` does."""
     import cnngraph
+    from cnngraph.limits import array_bytes, check_bytes
 
     model = cnngraph.compile(graph, passes="none")
     shape = graph.inputs[next(iter(graph.inputs))].concrete(1)
+    check_bytes(array_bytes(shape, 4), f"input {shape}")
     return model.run(np.zeros(shape, np.float32))
 
 
