@@ -5,7 +5,8 @@ so a file that makes a loader allocate without bound ends as a MemoryError there
 worker), never the test run; a case that does not answer in time is a hang, and the worker is
 replaced. The worker's size budget (CNNGRAPH_MAX_BYTES) is set below the cap, as a user sets it to
 fit the memory they have. Outcomes: ``typed`` (a CnnGraphError), ``accepted``, ``memory``
-(MemoryError, a typed error wrapping one, or the worker died), ``hang``, or ``untyped: <type>: <message>``.
+(``memory: ...``: MemoryError, a typed error wrapping one, or the worker died), ``hang``, or
+``untyped: <type>: <message>``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Worker:
             return self.conn.recv()
         except EOFError:  # killed: the kernel's OOM killer, or a crash in native code
             self.close()
-            return "memory"
+            return "memory: the worker died"
 
     def close(self) -> None:
         if self.process is not None:
@@ -93,13 +94,18 @@ def serve(conn, cap: int, budget: str) -> None:
                 FORMATS[fmt].target(root, mutated)
                 outcome = "accepted"
             except CnnGraphError as e:
-                outcome = "memory" if _ran_out(e) else "typed"
-            except MemoryError:
-                outcome = "memory"
+                outcome = f"memory: {_where(e)}" if _ran_out(e) else "typed"
+            except MemoryError as e:
+                outcome = f"memory: {_where(e)}"
             except Exception as e:  # noqa: BLE001 - what the suite exists to find
-                where = traceback.extract_tb(e.__traceback__)[-1]
-                outcome = f"untyped: {type(e).__name__}: {str(e)[:200]} ({Path(where.filename).name}:{where.lineno})"
+                outcome = f"untyped: {_where(e)}"
         conn.send(outcome)
+
+
+def _where(e: BaseException) -> str:
+    """The exception and the line that raised it, for the table's notes."""
+    frame = traceback.extract_tb(e.__traceback__)[-1]
+    return f"{type(e).__name__}: {str(e)[:200]} ({Path(frame.filename).name}:{frame.lineno})"
 
 
 def _ran_out(error: BaseException) -> bool:

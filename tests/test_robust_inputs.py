@@ -153,6 +153,21 @@ def test_a_decompression_bomb_image_is_typed(tmp_path, side):
         preprocess(str(tmp_path / "cats" / "bomb.png"), 32, 32)
 
 
+def test_a_png_chunk_claiming_gigabytes_reads_only_what_is_there(tmp_path):
+    """Pillow reads as much as an IDAT length claims; from a file object that allocates it first (found by fuzzing)."""
+    from PIL import Image
+
+    buffer = bytes_io.BytesIO()
+    Image.new("RGB", (6, 5)).save(buffer, format="PNG")
+    raw = bytearray(buffer.getvalue())
+    raw[33:35] = b"\xb2\xf1"  # IDAT length 0xb2f1.... : about 3 GB, in a 100-byte file
+    (tmp_path / "p.png").write_bytes(bytes(raw))
+    tracemalloc.start()
+    assert preprocess(str(tmp_path / "p.png"), 8, 8).shape == (1, 3, 8, 8)  # the pixels were all there
+    assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
+    tracemalloc.stop()
+
+
 # -- op attributes -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("build,message", [
     (lambda x: dsl.conv2d(x, 2, 3, stride=2**62), r"stride must be <= 65,536"),
