@@ -23,7 +23,7 @@ from cnngraph.backends.randomness import Randomness
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
 from cnngraph.ir import BATCH, Graph, Node
-from cnngraph.memory import last_uses, plan
+from cnngraph.memory import check_budget, last_uses, plan
 from cnngraph.ops.base import fmt_shape
 
 Watch = Callable[[Node, Any], None]
@@ -124,6 +124,7 @@ class Executor:
         ``keep`` selects get a stash and keep what their backward declares (the tape)."""
         values = dict(feeds)
         batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
+        check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
         buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
         tape: dict[str, Saved] = {}
         step = None

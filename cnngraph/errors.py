@@ -60,7 +60,8 @@ class BackendError(CnnGraphError):
 
 
 class DeviceMemoryError(CnnGraphError):
-    """A run that ran out of the backend's memory; names the layer, the batch and a batch that would fit."""
+    """A run that ran out of the backend's memory (names the layer, the batch and a batch that would fit), or
+    whose planned activations exceed the size budget (names the input shape and the budget)."""
 
 
 class BackendCheckError(CnnGraphError):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnngraph.errors import CnnGraphError
+from cnngraph.images import read_image
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -27,19 +28,15 @@ def is_image(path: str) -> bool:
 
 def preprocess(path: str, height: int, width: int) -> np.ndarray:
     """A (1, 3, height, width) float32 array from an image file, ready for an ImageNet classifier."""
-    from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            scale = round(min(height, width) * RESIZE_RATIO) / min(w, h)
-            img = img.resize((max(width, round(w * scale)), max(height, round(h * scale))), Image.BILINEAR)
-    except (OSError, UnidentifiedImageError) as e:
-        raise CnnGraphError(f"--input {path}: cannot read as an image ({e})") from None
-    w, h = img.size
-    left, top = (w - width) // 2, (h - height) // 2
-    rgb = np.asarray(img.crop((left, top, left + width, top + height)), dtype=np.float32) / 255.0
+    def shorter_side_to_crop(w: int, h: int) -> tuple[int, int]:
+        scale = round(min(height, width) * RESIZE_RATIO) / min(w, h)
+        return max(width, round(w * scale)), max(height, round(h * scale))
+
+    img = read_image(path, "RGB", shorter_side_to_crop, CnnGraphError, f"--input {path}")
+    h, w = img.shape[:2]
+    top, left = (h - height) // 2, (w - width) // 2
+    rgb = img[top:top + height, left:left + width].astype(np.float32) / 255.0
     return ((rgb - MEAN) / STD).transpose(2, 0, 1)[None]
 
 

@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 
+from cnngraph.limits import array_bytes, check_bytes
 from cnngraph.ops.base import ParamSpec
 
 
@@ -22,6 +23,7 @@ def initialize(spec: ParamSpec, key: str, seed: int = 0, dtype=np.float32) -> np
     rng = param_rng(seed, key)
     shape, fan_in, fan_out = spec.shape, max(spec.fan_in, 1), max(spec.fan_out, 1)
     dtype = np.dtype(dtype)
+    check_bytes(array_bytes(shape, dtype.itemsize), f"parameter '{key}' {tuple(shape)}")  # --num-classes 10^9
     # Draw in the target dtype: VGG's 138M weights would otherwise pass through float64.
     normal = lambda std: rng.standard_normal(shape, dtype=dtype) * dtype.type(std)  # noqa: E731
     uniform = lambda bound: (rng.random(shape, dtype=dtype) * 2 - 1) * dtype.type(bound)  # noqa: E731

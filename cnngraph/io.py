@@ -7,8 +7,11 @@ crash never leaves a half-written model.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -18,16 +21,19 @@ from safetensors.numpy import save as st_save
 
 from cnngraph.errors import CnnGraphError, ModelFileError
 from cnngraph.ir import Graph, Node, TensorType
+from cnngraph.limits import check_bytes
 
 FORMAT = "cnngraph"
 VERSION = 1
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename. The
+    temporary name carries the writer's pid, so temporaries left by killed writers are removed here."""
     path = Path(path)
+    _remove_stale_temporaries(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
         raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
@@ -44,6 +50,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(e, OSError):
             raise ModelFileError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporaries of earlier writes to ``path`` whose writer no longer runs (a SIGKILL
+    mid-write leaves one behind): ``.<name>.<pid>.<random>.tmp``, or ``.<name>.<random>.tmp`` from
+    before writers put their pid in the name. A live writer's temporary is left alone."""
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+    for tmp in (path.parent or Path(".")).glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = ours.fullmatch(tmp.name)
+        if match and not (match[1] and _running(int(match[1]))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing the same place
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, under another user
+    return True
 
 
 def _sync_folder(folder: Path) -> None:
@@ -99,6 +129,7 @@ def read_safetensors(path: str | os.PathLike, what: str,
     """The metadata and arrays of a safetensors file; a missing, truncated or corrupt one raises ``error``."""
     if not Path(path).is_file():
         raise error(f"{path}: no such file")
+    check_bytes(os.path.getsize(path), str(path), error)
     try:
         with safe_open(str(path), framework="np") as f:
             return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
@@ -115,7 +146,7 @@ def load(path: str | os.PathLike) -> Graph:
         raise ModelFileError(f"{path}: format version {meta.get('version')}, this cnngraph reads {VERSION}")
     try:
         return graph_from_json(json.loads(meta["graph"]), params)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ModelFileError(f"{path}: corrupt cnngraph model ({type(e).__name__}: {e})") from None
     except CnnGraphError as e:
         raise ModelFileError(f"{path}: the stored graph does not verify: {e}") from None

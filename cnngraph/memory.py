@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnngraph.errors import DeviceMemoryError
 from cnngraph.ir import Graph
+from cnngraph.limits import check_bytes
 from cnngraph.ops import get_op
 
 
@@ -77,3 +79,26 @@ def _take(free: list[int], sizes: list[int], size: int) -> int:
         return len(sizes) - 1
     free.remove(best)
     return best
+
+
+def workspace_bytes(graph: Graph, batch: int = 1, dtype: str = "float32") -> int:
+    """The largest transient one kernel builds beside its output (``Op.workspace``): a padded copy,
+    im2col columns. Kernels run one at a time, so the largest counts, not the sum."""
+    itemsize = np.dtype(dtype).itemsize
+    largest = 0
+    for node in graph.nodes:
+        inputs = [graph.type_of(v) for v in node.inputs]
+        largest = max(largest, get_op(node.op).workspace(node.attrs, inputs, node.type))
+    return largest * batch * itemsize
+
+
+def check_budget(graph: Graph, batch: int, dtype: str, training: bool, shapes: dict[str, tuple]) -> None:
+    """Refuse a run whose activations would not fit the size budget, before its first kernel: a graph
+    that verifies at (N, 3, 10^5, 10^5) would otherwise die deep in a layer with MemoryError. Training
+    keeps every activation for backward (unplanned bytes); inference reuses buffers (planned bytes);
+    either adds the largest kernel workspace."""
+    sizes = plan(graph, batch, dtype)
+    needed = (sizes.unplanned_bytes if training else sizes.planned_bytes) + workspace_bytes(graph, batch, dtype)
+    given = ", ".join(f"'{k}' {tuple(v)}" for k, v in shapes.items()) or "no inputs"
+    check_bytes(needed, f"graph '{graph.name}': activations and kernel workspace for input {given} ({dtype}"
+                f"{', kept for backward' if training else ''})", DeviceMemoryError)

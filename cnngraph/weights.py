@@ -2,22 +2,22 @@
 
 Zoo models name their parameters like torchvision's modules, so a state_dict exported from PyTorch
 (``safetensors.torch.save_file(model.state_dict(), path)``) loads unchanged. Neither format can run
-code on load: safetensors is raw arrays behind a JSON header, and ``.npz`` is read with
-``allow_pickle=False``. Every mismatch is collected first and reported in one error.
+code on load: safetensors is raw arrays behind a JSON header, and ``.npz`` members are read as
+plain number arrays after their headers are checked (``cnngraph.npzfile``). Every mismatch is
+collected first and reported in one error.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
 
 from cnngraph.errors import ModelFileError
+from cnngraph.io import read_safetensors
 from cnngraph.ir import Graph
+from cnngraph.npzfile import read_npz
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch BatchNorm bookkeeping, no counterpart here
 FORMATS = (".safetensors", ".npz")
@@ -30,13 +30,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path}: weights must be {' or '.join(FORMATS)}, got '{path.suffix or 'no suffix'}'")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        return load_file(str(path))
-    except (OSError, ValueError, TypeError, zipfile.BadZipFile, SafetensorError) as e:
-        raise ModelFileError(f"{path}: cannot read as {path.suffix} ({e})") from None
+    if path.suffix == ".npz":
+        return read_npz(path, ModelFileError)
+    _, arrays = read_safetensors(path, "safetensors file")
+    return arrays
 
 
 def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:

@@ -19,17 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from cnngraph.errors import CnnGraphError, OnnxImportError
 from cnngraph.frontends import onnx_reading
+from cnngraph.frontends.onnx_fold_size import output_elements
+from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array, type_name
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
 from cnngraph.ir import Graph, Node, TensorType
+from cnngraph.limits import check_bytes
 from cnngraph.ops import get_op
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, importable, importer
 
 SHAPE_ONLY = ("Shape", "Size")  # folded even from runtime inputs: they read only the (probed) shape
-NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli")
+NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+              "If", "Loop", "Scan", "SequenceMap")  # subgraphs: a fold whose size (and run time) nothing bounds
+FOLD_ITEMSIZE = 8  # bytes per folded element at most (float64, int64)
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
 
@@ -39,8 +43,14 @@ def load(path: str | os.PathLike) -> Graph:
 
 
 def from_model(model: onnx.ModelProto, source: str = "<onnx model>") -> Graph:
-    """Import an in-memory ModelProto; ``source`` names it in error messages."""
-    return Importer(model, source).run()
+    """Import an in-memory ModelProto; ``source`` names it in error messages. Whatever a malformed
+    file provokes that no check below names becomes an OnnxImportError naming the file."""
+    try:
+        return Importer(model, source).run()
+    except (CnnGraphError, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - the import boundary: onnx and protobuf raise any type
+        raise boundary_error(source, e) from None
 
 
 def supported_ops() -> list[str]:
@@ -54,10 +64,12 @@ class OnnxNode:
 
     proto: onnx.NodeProto
     opset: int
+    source: str = "<onnx model>"
     attrs: dict = field(init=False)
 
     def __post_init__(self):
-        self.attrs = {a.name: _attribute(a) for a in self.proto.attribute}
+        where = f"{self.source}: node '{self.name}' ({self.op_type}) attribute"
+        self.attrs = {a.name: attribute(a, f"{where} '{a.name}'") for a in self.proto.attribute}
 
     @property
     def op_type(self) -> str:
@@ -74,15 +86,6 @@ class OnnxNode:
     @property
     def outputs(self) -> list[str]:
         return list(self.proto.output)
-
-
-def _attribute(a: onnx.AttributeProto):
-    value = helper.get_attribute_value(a)
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, onnx.TensorProto):
-        return numpy_helper.to_array(value)
-    return value
 
 
 class Importer:
@@ -109,16 +112,13 @@ class Importer:
         for t in g.initializer:
             self._fold_initializer(t)
         for proto in onnx_reading.ordered_nodes(g, set(self.values), self.source):
-            self._lower(OnnxNode(proto, self.opset))
+            self._lower(OnnxNode(proto, self.opset, self.source))
         self._bind_outputs()
         return self._pruned()
 
     def _fold_initializer(self, t: onnx.TensorProto) -> None:
         """A constant; copied out of the file's buffer, since parameters are written in place (training)."""
-        try:
-            value = numpy_helper.to_array(t, base_dir=os.path.dirname(self.source)).copy()
-        except (OSError, ValueError) as e:
-            raise OnnxImportError(f"{self.source}: initializer '{t.name}' cannot be read: {e}") from None
+        value = tensor_array(t, f"{self.source}: initializer '{t.name}'", os.path.dirname(self.source)).copy()
         self.values[t.name] = Folded(t.name, (value, value), self.probes)
 
     def _lower(self, node: OnnxNode) -> None:
@@ -159,11 +159,20 @@ class Importer:
             for v in filter(None, node.inputs):
                 value = self.values[v]
                 feeds[v] = value.at[k] if isinstance(value, Folded) else probe_array(self.graph.type_of(value), batch)
+            self._check_fold_size(node, [feeds.get(v) if v else None for v in node.inputs])
             try:
                 runs.append(evaluate(node.proto, self.opset, feeds))
             except Exception as e:  # noqa: BLE001 - onnx.reference raises anything; name the node instead
                 raise self.fail(node, f"cannot evaluate at import time ({type(e).__name__}: {e})") from None
+            folded = sum(int(a.nbytes) for a in runs[-1] if a is not None)
+            check_bytes(folded, f"{self.source}: node '{node.name}' ({node.op_type}): folded constant", OnnxImportError)
         return list(zip(*runs))
+
+    def _check_fold_size(self, node: OnnxNode, inputs: list) -> None:
+        """Refuse a fold past the size budget before it allocates (ConstantOfShape [40000, 40000])."""
+        elements = self.attempt(node, output_elements, node.op_type, node.attrs, inputs)
+        check_bytes(elements * FOLD_ITEMSIZE, f"{self.source}: node '{node.name}' ({node.op_type}): folding "
+                    f"{elements:,} elements at import", OnnxImportError)
 
     def _batch_dependent(self, node: OnnxNode) -> bool:
         """Whether the node's outputs may differ between the probe batch sizes (a runtime input, or a
@@ -174,7 +183,7 @@ class Importer:
     def _cast(self, node: OnnxNode) -> None:
         """The IR computes in one float type, so a float cast of a runtime value changes nothing."""
         if node.attrs.get("to") not in FLOAT_TYPES:
-            to = onnx.TensorProto.DataType.Name(node.attrs.get("to", 0))
+            to = type_name(node.attrs.get("to", 0))
             raise self.fail(node, f"casts a runtime value to {to}; supported: casts to FLOAT, DOUBLE, FLOAT16")
         self.bind(node, self.value(node, 0))
 

@@ -15,8 +15,10 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from cnngraph.errors import ModelFileError, OnnxImportError
+from cnngraph.frontends.onnx_tensors import boundary_error, type_name
 from cnngraph.frontends.onnx_values import SYMBOLIC_PROBES
 from cnngraph.ir import BATCH, TensorType
+from cnngraph.limits import check_bytes
 
 MIN_OPSET = 7
 DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}
@@ -27,10 +29,13 @@ def read(path: str | os.PathLike) -> onnx.ModelProto:
     """The model in ``path`` with its external data; one-line errors for what is not an ONNX model."""
     if not Path(path).is_file():
         raise ModelFileError(f"{path}: no such file")
+    check_bytes(os.path.getsize(path), f"{path}: the model file", OnnxImportError)
     try:
-        model = onnx.load(os.fspath(path))
+        model = onnx.load(os.fspath(path))  # onnx refuses external data outside the model's folder
     except (DecodeError, RuntimeError, ValueError, OSError) as e:
         raise OnnxImportError(f"{path}: not a readable ONNX model (truncated or another format): {e}") from None
+    except Exception as e:  # noqa: BLE001 - onnx's ValidationError and whatever else protobuf raises
+        raise boundary_error(os.fspath(path), e) from None
     if not model.HasField("graph") or not model.ir_version:
         raise OnnxImportError(f"{path}: not an ONNX model (no IR version or graph)")
     return model
@@ -88,7 +93,7 @@ def _input_type(info: onnx.ValueInfoProto, source: str) -> TensorType:
     if not info.type.HasField("tensor_type"):
         raise OnnxImportError(f"{where} is not a tensor; supported: FLOAT and DOUBLE tensors")
     if tensor.elem_type not in DTYPES:
-        found = onnx.TensorProto.DataType.Name(tensor.elem_type)
+        found = type_name(tensor.elem_type)
         raise OnnxImportError(f"{where} has type {found}; supported: FLOAT, DOUBLE")
     if not tensor.HasField("shape") or len(tensor.shape.dim) not in INPUT_RANKS:
         rank = len(tensor.shape.dim) if tensor.HasField("shape") else "unknown"

@@ -104,7 +104,7 @@ def test_photo_needs_a_three_channel_model(capsys, tmp_path):
     assert code == 1 and "a photo needs a model taking (N, 3, H, W) images; this one takes (N, 1, 32, 32)" in err
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     code, _, err = run_cli(capsys, "run", "alexnet", "--input", tmp_path / "broken.jpg")
-    assert code == 1 and "broken.jpg: cannot read as an image" in err
+    assert code == 1 and "broken.jpg: cannot decode as an image" in err
 
 
 def test_exit_runs_only_what_the_early_classifier_needs(capsys, tmp_path):

@@ -1,6 +1,9 @@
 """The ``cnngraph`` command. Each subcommand is a module here with HELP, add_arguments and run.
 
-Errors a user can cause print one line and exit 1; bad arguments exit 2 (argparse).
+Errors a user can cause print one line and exit 1; bad arguments exit 2 (argparse). ``main`` is
+also the last line of defence: any other exception, a MemoryError and a Ctrl-C at any moment
+(start-up included: this module and the package import nothing heavy) are one line too, and
+``cnngraph --debug ...`` prints the traceback first.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import traceback
 
 from cnngraph.errors import CnnGraphError
 
@@ -24,6 +28,7 @@ def commands() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnngraph", description="Declare, compile and run convolutional networks.")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands():
         module = importlib.import_module(f"{__name__}.{name}")
@@ -34,13 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), "")  # for errors before parsing ends
+    debug = "--debug" in words[: words.index(command)] if command in words else "--debug" in words
     try:
+        args = build_parser().parse_args(words)
+        command = args.command
         args.fn(args)
-    except CnnGraphError as e:
-        print(f"cnngraph {args.command}: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"cnngraph {args.command}: interrupted", file=sys.stderr)
+        _report(command, "interrupted", debug)
         return 130
+    except CnnGraphError as e:
+        _report(command, f"error: {e}", debug)
+        return 1
+    except MemoryError:
+        _report(command, "error: out of memory (a smaller batch or input, or a larger CNNGRAPH_MAX_BYTES "
+                "budget if it refused too late)", debug)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a bare traceback
+        _report(command, f"error: {type(e).__name__}: {e} (an internal error: `cnngraph --debug ...` shows where)",
+                debug)
+        return 1
     return 0
+
+
+def _report(command: str, message: str, debug: bool) -> None:
+    """One line on stderr (whitespace folded); after the traceback with ``--debug``."""
+    if debug:
+        traceback.print_exc()
+    prefix = f"cnngraph {command}" if command else "cnngraph"
+    print(f"{prefix}: {' '.join(message.split())}", file=sys.stderr)

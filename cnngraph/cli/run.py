@@ -14,6 +14,8 @@ from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args,
                                  console, load, positive)
 from cnngraph.errors import CnnGraphError
 from cnngraph.imagenet import is_image, preprocess, top5
+from cnngraph.limits import array_bytes, check_bytes
+from cnngraph.npzfile import read_npy
 from cnngraph.ops.base import fmt_shape
 
 HELP = "build, compile and run a model on random input, a .npy array or a photo"
@@ -97,6 +99,8 @@ def _inputs(graph, args) -> dict:
         name, t = next(iter(graph.inputs.items()))
         return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
     rng = np.random.default_rng(args.seed)
+    for name, t in graph.inputs.items():
+        check_bytes(array_bytes(t.concrete(args.batch), 4), f"random input '{name}' {t.concrete(args.batch)}")
     return {name: rng.standard_normal(t.concrete(args.batch)).astype(np.float32) for name, t in graph.inputs.items()}
 
 
@@ -108,17 +112,11 @@ def _photo(path: str, t):
 
 
 def _array(path: str):
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CnnGraphError(f"--input {path}: no such file") from None
-    except (OSError, ValueError):  # numpy's message would suggest allow_pickle: never for user files
-        raise CnnGraphError(f"--input {path}: neither a .npy array nor a photo") from None
-    if not isinstance(arr, np.ndarray):
-        names = list(arr.files)
-        arr.close()
-        raise CnnGraphError(f"--input {path}: an .npz archive of {names}; give one array as .npy")
-    return arr
+    if not Path(path).is_file():
+        raise CnnGraphError(f"--input {path}: no such file")
+    if path.endswith(".npz"):
+        raise CnnGraphError(f"--input {path}: an .npz archive; give one array as .npy")
+    return read_npy(path, CnnGraphError)  # never pickle, header checked before the data is read
 
 
 def _write_masks(scores, path: str) -> None:

@@ -53,6 +53,14 @@ IDENTITY_WINDOW = Window()
 LAYOUT, NCHW, NHWC = "layout", "NCHW", "NHWC"
 LAYOUTS = (NCHW, NHWC)
 
+MAX_DIM = 2**31 - 1
+"""No size or count an attribute gives may pass int32: GPU kernels index with it, and no tensor that
+large fits in memory. A stride of 2^62 is an AttrError at verification, not an OverflowError in a kernel."""
+MAX_WINDOW = 2**16
+"""Kernel, stride, dilation, padding (pixels) and LRN window (channels): far beyond any network's, and
+small enough that the padded copies kernels build stay near the input's size (a padding of 10^9 would
+allocate 10^9 rows before the first multiply)."""
+
 
 class Op:
     """Base schema. Subclasses set ``name``, ``arity`` and ``defaults`` and override what differs."""
@@ -125,6 +133,12 @@ class Op:
     def window(self, attrs: dict, inputs: list[TensorType]) -> Window:
         return IDENTITY_WINDOW
 
+    def workspace(self, attrs: dict, inputs: list[TensorType], output: TensorType) -> int:
+        """Elements per sample the kernels build beside the output (a padded copy, im2col columns): what
+        the run's memory budget adds to the planned activations, so a stride and a padding that leave a
+        small output cannot hide a huge padded copy."""
+        return 0
+
     def describe(self, attrs: dict) -> str:
         """The attributes for the one-line text form: non-default ones, abbreviated."""
         parts = []
@@ -146,8 +160,9 @@ class Op:
             raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {_fmt(t.shape)}")
         return t.shape  # type: ignore[return-value]
 
-    def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0) -> tuple[int, ...]:
-        """An int or a sequence of ``n`` ints, each >= ``minimum``, as a tuple."""
+    def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0,
+             maximum: int = MAX_DIM) -> tuple[int, ...]:
+        """An int or a sequence of ``n`` ints, each in [``minimum``, ``maximum``], as a tuple."""
         if isinstance(value, bool):
             raise self.attr_error(node, f"{name} must be an int or {n} ints, got {value!r}")
         if isinstance(value, int):
@@ -162,7 +177,13 @@ class Op:
             raise self.attr_error(node, f"{name} must have {n} values, got {len(out)}: {value!r}")
         if any(v < minimum for v in out):
             raise self.attr_error(node, f"{name} must be >= {minimum}, got {value!r}")
+        if any(v > maximum for v in out):
+            raise self.attr_error(node, f"{name} must be <= {maximum:,}, got {value!r}")
         return out
+
+    def window_ints(self, node: str, name: str, value: Any, n: int, minimum: int = 1) -> tuple[int, ...]:
+        """A kernel, stride, dilation or window attribute: ``ints`` bounded by MAX_WINDOW."""
+        return self.ints(node, name, value, n, minimum, MAX_WINDOW)
 
     def real(self, node: str, name: str, value: Any, ok: Callable[[float], bool] = math.isfinite,
              rule: str = "a finite number") -> float:
@@ -185,8 +206,8 @@ class Op:
     def pads(self, node: str, value: Any) -> tuple[int, int, int, int]:
         """Spatial padding as (top, left, bottom, right) from an int, (ph, pw) or 4 values."""
         if isinstance(value, (list, tuple)) and len(value) == 4:
-            return self.ints(node, "padding", value, 4)
-        ph, pw = self.ints(node, "padding", value, 2)
+            return self.window_ints(node, "padding", value, 4, 0)
+        ph, pw = self.window_ints(node, "padding", value, 2, 0)
         return (ph, pw, ph, pw)
 
 
@@ -197,6 +218,12 @@ def _fmt(shape: tuple) -> str:
 def fmt_shape(shape: tuple) -> str:
     """Shapes in error messages: (N, 64, 56, 56)."""
     return _fmt(shape)
+
+
+def padded_elements(t: TensorType, pads: tuple[int, int, int, int]) -> int:
+    """Elements per sample of an (N, C, H, W) type padded by (top, left, bottom, right)."""
+    _, c, h, w = t.shape
+    return c * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3])
 
 
 def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape
+from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape, padded_elements
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
 
@@ -20,9 +20,9 @@ class _ConvBase(Op):
         _, c, h, w = self.image(node, inputs[0])
         a = dict(attrs)
         a["out_channels"] = self.ints(node, "out_channels", a["out_channels"], 1, 1)[0]
-        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
-        a["stride"] = self.ints(node, "stride", a["stride"], 2, 1)
-        a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
+        a["stride"] = self.window_ints(node, "stride", a["stride"], 2)
+        a["dilation"] = self.window_ints(node, "dilation", a["dilation"], 2)
         a["groups"] = g = self.ints(node, "groups", a["groups"], 1, 1)[0]
         a["bias"] = bool(a["bias"])
         if a["weight_init"] not in INITS:
@@ -89,6 +89,12 @@ class Conv2d(_ConvBase):
         (kh, kw), (dh, dw) = attrs["kernel_size"], attrs["dilation"]
         return Window((dh * (kh - 1) + 1, dw * (kw - 1) + 1), attrs["stride"], attrs["padding"][:2])
 
+    def workspace(self, attrs, inputs, output):
+        """The padded input, and the im2col columns (C*kh*kw rows of OH*OW) the GEMM reads."""
+        kh, kw = attrs["kernel_size"]
+        _, _, oh, ow = output.shape
+        return padded_elements(inputs[0], attrs["padding"]) + inputs[0].shape[1] * kh * kw * oh * ow
+
 
 @register
 class ConvTranspose2d(_ConvBase):
@@ -104,7 +110,7 @@ class ConvTranspose2d(_ConvBase):
     def check(self, node, attrs, inputs):
         a = self._common(node, attrs, inputs)
         a["padding"] = self.pads(node, a["padding"])
-        a["output_padding"] = self.ints(node, "output_padding", a["output_padding"], 2)
+        a["output_padding"] = self.window_ints(node, "output_padding", a["output_padding"], 2, 0)
         for op_, s, d in zip(a["output_padding"], a["stride"], a["dilation"]):
             if op_ >= max(s, d):
                 raise self.attr_error(
@@ -139,6 +145,12 @@ class ConvTranspose2d(_ConvBase):
         _, c, h, w = inputs[0].shape
         kh, kw = attrs["kernel_size"]
         return c * h * w * (attrs["out_channels"] // attrs["groups"]) * kh * kw
+
+    def workspace(self, attrs, inputs, output):
+        """The GEMM's columns (O*kh*kw rows of H*W) and the padded output they scatter into (col2im)."""
+        _, _, h, w = inputs[0].shape
+        kh, kw = attrs["kernel_size"]
+        return attrs["out_channels"] * kh * kw * h * w + padded_elements(output, attrs["padding"])
 
     def window(self, attrs, inputs):
         ks, ss, pads = [], [], []

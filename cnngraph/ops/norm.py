@@ -57,13 +57,18 @@ class LRN(Op):
     def check(self, node, attrs, inputs):
         self.image(node, inputs[0])
         return {
-            "size": self.ints(node, "size", attrs["size"], 1, 1)[0],
+            "size": self.window_ints(node, "size", attrs["size"], 1)[0],
             **{key: self.real(node, key, attrs[key]) for key in ("alpha", "beta", "k")},
         }
 
     def macs(self, attrs, inputs, output):
         """``size`` multiply-adds per element for the windowed sum of squares."""
         return attrs["size"] * output.per_sample()
+
+    def workspace(self, attrs, inputs, output):
+        """The squares, padded by the window along channels, and their windowed sum."""
+        _, c, h, w = inputs[0].shape
+        return (c + attrs["size"] - 1) * h * w + 2 * c * h * w
 
 
 # -- ONNX --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, Window, conv_out, fmt_shape
+from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, padded_elements
 from cnngraph.ops.conv import onnx_auto_pads
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
@@ -51,12 +51,12 @@ class _Pool2d(Op):
     def check(self, node, attrs, inputs):
         _, _, h, w = self.image(node, inputs[0])
         a = dict(attrs)
-        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
         stride = a["kernel_size"] if a["stride"] is None else a["stride"]
-        a["stride"] = self.ints(node, "stride", stride, 2, 1)
+        a["stride"] = self.window_ints(node, "stride", stride, 2)
         a["padding"] = self.pads(node, a["padding"])
         if "dilation" in a:
-            a["dilation"] = self.ints(node, "dilation", a["dilation"], 2, 1)
+            a["dilation"] = self.window_ints(node, "dilation", a["dilation"], 2)
         for flag in ("ceil_mode", "count_include_pad"):
             if flag in a:
                 a[flag] = bool(a[flag])
@@ -88,6 +88,10 @@ class _Pool2d(Op):
 
     def window(self, attrs, inputs):
         return Window(self._effective_kernel(attrs), attrs["stride"], attrs["padding"][:2])
+
+    def workspace(self, attrs, inputs, output):
+        """The padded input the windows are viewed over (a kernel of 65,536 padded to fit 8 pixels)."""
+        return padded_elements(inputs[0], attrs["padding"])
 
 
 @register

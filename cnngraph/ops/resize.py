@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, Window, fmt_shape
+from cnngraph.ops.base import MAX_DIM, Op, Window, fmt_shape
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
 from cnngraph.types import TensorType
 
@@ -49,7 +49,8 @@ class Upsample(Op):
         if scale is None:
             scale = tuple(o / n for o, n in zip(size, (h, w)))
         elif size is None:
-            size = tuple(math.floor(n * s) for n, s in zip((h, w), scale))
+            floors = tuple(math.floor(n * s) for n, s in zip((h, w), scale))
+            size = self.ints(node, "size from scale_factor", floors, 2, 0)
             if min(size) < 1:
                 raise self.error(node, f"scale_factor {scale} leaves no output for input {fmt_shape(inputs[0].shape)}")
         elif not all(o == math.floor(n * s) or size_given(o, n, s) for o, n, s in zip(size, (h, w), scale)):
@@ -64,7 +65,8 @@ class Upsample(Op):
         if len(pair) != 2:
             raise self.attr_error(node, f"scale_factor must be a number or two, got {value!r}")
         return tuple(
-            self.real(node, "scale_factor", v, lambda v: 0 < v < math.inf, "a positive number or two")
+            self.real(node, "scale_factor", v, lambda v: 0 < v <= MAX_DIM,
+                      f"a positive number or two, at most {MAX_DIM:,}")
             for v in pair
         )
 

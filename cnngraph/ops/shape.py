@@ -94,7 +94,7 @@ class Slice(Op):
         n = len(attrs["axes"]) if isinstance(attrs["axes"], (list, tuple)) else 1
         given = {**attrs, "steps": 1 if attrs["steps"] is None else attrs["steps"]}
         axes, starts, ends, steps = (
-            self.ints(node, k, given[k], n, -math.inf) for k in ("axes", "starts", "ends", "steps")
+            self.ints(node, k, given[k], n, -math.inf, math.inf) for k in ("axes", "starts", "ends", "steps")
         )
         axes = tuple(self.sample_axis(node, "axes", a, len(shape)) for a in axes)
         if n == 0 or len(set(axes)) != n:

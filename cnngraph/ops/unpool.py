@@ -52,8 +52,8 @@ class MaxUnpool2d(Op):
         if x.shape != indices.shape:
             raise self.error(node, f"input {fmt_shape(x.shape)} and indices {fmt_shape(indices.shape)} differ in shape")
         a = dict(attrs)
-        a["kernel_size"] = self.ints(node, "kernel_size", a["kernel_size"], 2, 1)
-        a["stride"] = self.ints(node, "stride", a["kernel_size"] if a["stride"] is None else a["stride"], 2, 1)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
+        a["stride"] = self.window_ints(node, "stride", a["kernel_size"] if a["stride"] is None else a["stride"], 2)
         a["padding"] = self.pads(node, a["padding"])
         smallest = _default_size(a, x.shape[2:])
         if a["output_size"] is None:

@@ -25,6 +25,9 @@ import numpy as np
 from cnngraph.errors import DataError
 
 TEST_FRACTION = 0.2
+MAX_CLASSES = 2**20
+"""Labels at or past this are corrupt, not classes: ImageNet-21k has 21,841, and a label of 10^12
+would otherwise build 10^12 class names (and a classifier to match)."""
 
 
 @dataclass
@@ -55,13 +58,16 @@ def checked(x: np.ndarray, y: np.ndarray, where: str, classes: list[str] | None 
     """A Dataset after checking shapes and labels, with errors naming ``where``."""
     if x.ndim != 4:
         raise DataError(f"{where}: images must be (N, C, H, W), got shape {x.shape}")
+    if x.size == 0:
+        raise DataError(f"{where}: no images (shape {x.shape}); a dataset needs at least one non-empty image")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{where}: expected {len(x)} labels for {len(x)} images, got label shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
-    if len(y) and y.min() < 0:
-        raise DataError(f"{where}: labels must be >= 0, found {y.min()}")
-    count = int(y.max()) + 1 if len(y) else 0
+    if y.min() < 0 or y.max() >= MAX_CLASSES:
+        bad = y.min() if y.min() < 0 else y.max()
+        raise DataError(f"{where}: labels must be in [0, {MAX_CLASSES:,}), found {bad}")
+    count = int(y.max()) + 1
     return Dataset(x, y.astype(np.int64), classes or [str(c) for c in range(count)])
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cnngraph.errors import DataError
+from cnngraph.limits import check_bytes, read_bounded
 from cnngraph.train.data import Dataset, Splits, checked
 
 SIDE, CHANNELS, CLASSES = 32, 3, 10
@@ -38,7 +39,7 @@ def read_batch(path: Path) -> Dataset:
     """One ``.bin`` batch as uint8 images (N, 3, 32, 32) and labels."""
     if not path.is_file():
         raise DataError(f"{path}: missing CIFAR-10 batch")
-    raw = np.frombuffer(path.read_bytes(), np.uint8)
+    raw = np.frombuffer(read_bounded(path, DataError), np.uint8)
     if raw.size == 0 or raw.size % RECORD:
         raise DataError(f"{path}: {raw.size} bytes is not a whole number of {RECORD}-byte CIFAR-10 records "
                         "(1 label byte + 3,072 pixel bytes); truncated, or not the binary version?")
@@ -51,12 +52,20 @@ def read_batch(path: Path) -> Dataset:
 
 
 def _class_names(folder: Path) -> list[str]:
+    """The names in ``batches.meta.txt`` (one per line, UTF-8), or the label numbers without one."""
     meta = folder / "batches.meta.txt"
-    names = meta.read_text().split() if meta.is_file() else []
+    if not meta.is_file():
+        return [str(c) for c in range(CLASSES)]
+    try:
+        names = read_bounded(meta, DataError).decode("utf-8").split()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{meta}: class names are not UTF-8 text ({e.reason} at byte {e.start})") from None
     return names if len(names) == CLASSES else [str(c) for c in range(CLASSES)]
 
 
 def load(folder: Path) -> Splits:
+    files = [folder / name for name in TRAIN if (folder / name).is_file()]
+    check_bytes(sum(f.stat().st_size for f in files), f"{folder}: CIFAR-10 training batches", DataError)
     parts = [read_batch(folder / name) for name in TRAIN]
     classes = _class_names(folder)
     train = Dataset(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), classes)

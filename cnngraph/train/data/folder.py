@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from cnngraph.errors import DataError
+from cnngraph.images import read_image
+from cnngraph.limits import array_bytes, check_bytes
 from cnngraph.train.data import Dataset, Splits, checked, split_off
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -23,12 +24,7 @@ def _decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     channels, h, w = shape
     if channels not in (1, 3):
         raise DataError(f"{path}: image folders feed 1- or 3-channel models, this model takes {channels}")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB").resize((w, h), Image.BILINEAR)
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{path}: cannot decode as an image ({e})") from None
-    arr = np.asarray(img, np.uint8)
+    arr = read_image(path, "L" if channels == 1 else "RGB", lambda *_: (w, h), DataError, str(path))
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
@@ -43,8 +39,9 @@ def _read(root: Path, shape: tuple[int, int, int], classes: list[str] | None = N
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in EXTENSIONS)
         if not files:
             raise DataError(f"{root / name}: no images (looked for {', '.join(sorted(EXTENSIONS))})")
-        images += [_decode(f, shape) for f in files]
         labels += [label] * len(files)
+        check_bytes(array_bytes((len(labels), *shape), 1), f"{root}: {len(labels)} images of {shape}", DataError)
+        images += [_decode(f, shape) for f in files]
     return checked(np.stack(images), np.asarray(labels, np.int64), str(root), found)
 
 

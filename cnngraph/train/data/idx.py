@@ -8,13 +8,13 @@ Gzip is recognised by its magic bytes, not the file name.
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from cnngraph.errors import DataError
+from cnngraph.limits import array_bytes, check_bytes, read_bounded
 from cnngraph.train.data import Dataset, Splits, checked
 
 TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -23,25 +23,49 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array stored in one IDX file."""
-    raw = path.read_bytes()
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip ({e})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in TYPES:
-        raise DataError(f"{path}: not an IDX file (expected magic 00 00 <type> <ndim>, found {raw[:4].hex(' ')})")
-    ndim = raw[3]
+    """The array stored in one IDX file; its size is checked against the header, the bytes present
+    and the budget before anything is allocated (a gzip is inflated only as far as the header says)."""
+    raw = read_bounded(path, DataError)
+    stream = _gunzip if raw[:2] == GZIP_MAGIC else _plain
+    head = stream(raw, 4, path)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in TYPES:
+        raise DataError(f"{path}: not an IDX file (expected magic 00 00 <type> <ndim>, found {head[:4].hex(' ')})")
+    ndim = head[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: IDX header promises {ndim} dimensions but the file has {len(raw)} bytes")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
-    dtype = np.dtype(TYPES[raw[2]])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(f"{path}: IDX header {dims} ({dtype.name}) needs {expected} bytes, the file has {len(raw)}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    head = stream(raw, header, path)
+    if len(head) < header:
+        raise DataError(f"{path}: IDX header promises {ndim} dimensions but the file has {len(head)} bytes")
+    dims = tuple(int(d) for d in np.frombuffer(head, ">u4", ndim, 4))
+    dtype = np.dtype(TYPES[head[2]])
+    nbytes = check_bytes(array_bytes(dims, dtype.itemsize), f"{path}: IDX data {dims} ({dtype.name})", DataError)
+    expected = header + nbytes
+    data = stream(raw, expected + 1, path)  # one byte more tells a longer file
+    if len(data) != expected:
+        raise DataError(f"{path}: IDX header {dims} ({dtype.name}) needs {expected} bytes, the file has "
+                        f"{'more' if len(data) > expected else len(data)}")
+    return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _plain(raw: bytes, limit: int, path: Path) -> bytes:
+    return raw[:limit]
+
+
+def _gunzip(raw: bytes, limit: int, path: Path) -> bytes:
+    """At most ``limit`` inflated bytes (concatenated gzip members included): a small bomb cannot
+    inflate past what the header asked for."""
+    out, rest = bytearray(), raw
+    try:
+        while rest and len(out) < limit:
+            inflate = zlib.decompressobj(wbits=31)  # gzip framing
+            out += inflate.decompress(rest, limit - len(out))
+            if not inflate.eof:
+                if len(out) < limit and not inflate.unconsumed_tail:
+                    raise DataError(f"{path}: corrupt or truncated gzip (the stream ends early)")
+                break
+            rest = inflate.unused_data
+    except zlib.error as e:
+        raise DataError(f"{path}: corrupt or truncated gzip ({e})") from None
+    return bytes(out)
 
 
 def _file(folder: Path, split: str, kind: str, rank: int) -> Path | None:

@@ -1,27 +1,25 @@
 """``.npz`` archives with ``x`` (N, H, W) or (N, C, H, W) images and ``y`` (N,) integer labels.
 
 Optional ``x_test``/``y_test`` give the held-out split; otherwise a fixed 20% is held out.
-Read with ``allow_pickle=False``: an archive holding object arrays is refused, never unpickled.
+Read through ``cnngraph.npzfile``: headers are checked against the bytes present and the size
+budget before any data is read, and an archive holding object arrays is refused, never unpickled.
 uint8 images are read as 0..255, float images as they are (normalisation adapts to their range).
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from cnngraph.errors import DataError
+from cnngraph.npzfile import Npz
 from cnngraph.train.data import Dataset, Splits, checked, split_off
 
 
 def _pair(archive, path: Path, x_key: str, y_key: str) -> Dataset:
     where = f"{path}: {x_key}/{y_key}"
-    try:
-        x, y = archive[x_key], archive[y_key]
-    except ValueError as e:  # object arrays need pickle, which is off
-        raise DataError(f"{where}: cannot be read without pickle ({e})") from None
+    x, y = archive.read(x_key), archive.read(y_key)
     if x.ndim == 3:
         x = x[:, None]
     if x.dtype != np.uint8:
@@ -32,12 +30,8 @@ def _pair(archive, path: Path, x_key: str, y_key: str) -> Dataset:
 
 
 def load(path: Path) -> Splits:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
-    with archive:
-        keys = set(archive.files)
+    with Npz(path, DataError) as archive:
+        keys = set(archive.keys)
         if not {"x", "y"} <= keys:
             raise DataError(f"{path}: expected arrays 'x' and 'y', found {sorted(keys) or 'none'}")
         data = _pair(archive, path, "x", "y")

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from cnngraph.errors import DataError
+from cnngraph.limits import array_bytes, check_bytes
 from cnngraph.train.data import Dataset, Splits
 
 
@@ -39,6 +40,7 @@ def fit(data: Dataset, shape: tuple[int, int, int], where: str) -> Dataset:
     """Match the model input (C, H, W): repeat a single channel, resize what differs."""
     channels, h, w = shape
     x = data.x
+    check_bytes(array_bytes((len(x), channels, h, w), 4), f"{where}: {len(x)} images fitted to {shape}", DataError)
     if x.shape[1] != channels:
         if x.shape[1] != 1:
             raise DataError(f"{where}: images have {x.shape[1]} channels, the model expects {channels}")
