@@ -108,6 +108,12 @@ def test_out_folder_holding_a_run_is_not_overwritten(files, capsys):
     assert code == 1 and "already holds a run: continue it with --resume" in err
 
 
+def test_out_naming_a_file_is_one_typed_line(files, capsys):
+    (files / "taken").write_text("not a folder")
+    code, _, err = train(capsys, f"{files}/net.py:tiny", "--data", files / "three.npz", "--out", files / "taken")
+    assert code == 1 and err.count("\n") == 1 and "is a file; a run needs a folder" in err
+
+
 def test_bad_numbers_are_argparse_errors(files, capsys):
     with pytest.raises(SystemExit) as e:
         train(capsys, "lenet5", "--crop", "-1")

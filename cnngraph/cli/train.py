@@ -122,6 +122,8 @@ def _new_run(args):
     shape = next(iter(graph.inputs.values())).shape[1:]
     splits = load_dataset(args.data, shape)
     rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if rundir.exists() and not rundir.is_dir():
+        raise CnnGraphError(f"--out {rundir} is a file; a run needs a folder (give a new or existing folder)")
     if (rundir / CHECKPOINT).exists():
         raise CnnGraphError(f"--out {rundir} already holds a run: continue it with --resume {rundir}, or pick another --out")
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from cnngraph.io import atomic_write_bytes
 
+TITLE_CHARS = 120  # a title is one line: a long graph name is cut, not laid out for seconds per epoch
 FIELDS = ("epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds")
 
 
@@ -25,6 +26,10 @@ def write_csv(path: Path, history: list[dict]) -> None:
     writer.writeheader()
     writer.writerows({k: row[k] for k in FIELDS} for row in history)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def one_line(title: str) -> str:
+    return title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1] + "…"
 
 
 def write_plot(path: Path, history: list[dict], title: str) -> None:
@@ -38,7 +43,7 @@ def write_plot(path: Path, history: list[dict], title: str) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(one_line(title))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     atomic_write_bytes(path, buf.getvalue())
