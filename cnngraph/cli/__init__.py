@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 import sys
 
+from cnngraph.cli.common import apply_threads
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        apply_threads(args)
         args.fn(args)
     except CnnGraphError as e:
         print(f"cnngraph {args.command}: error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -55,6 +56,22 @@ def add_backend_arg(p: argparse.ArgumentParser, what: str = "run on") -> None:
     names = [b.name for b in all_backends()]
     p.add_argument("--backend", choices=names, default="numpy",
                    help=f"the backend to {what} (default numpy; `cnngraph backends` says which can run here)")
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    from cnngraph.backends.threads import CROSSOVER_MACS
+
+    p.add_argument("--threads", type=positive, metavar="N",
+                   help=f"BLAS threads for the numpy and strict backends' GEMMs (default auto: one thread for a "
+                        f"GEMM under {CROSSOVER_MACS:.0e} multiply-accumulates, all {os.cpu_count()} cores above)")
+
+
+def apply_threads(args) -> None:
+    """Fix the BLAS thread count when the command took ``--threads N``; auto otherwise."""
+    if getattr(args, "threads", None) is not None:
+        from cnngraph.backends.threads import blas
+
+        blas.configure(args.threads)
 
 
 def add_dtype_arg(p: argparse.ArgumentParser) -> None:
