@@ -64,7 +64,7 @@ def test_training_backward_chooses_too():
     assert blas_threads() == (os.cpu_count() or 1)
 
 
-@pytest.mark.parametrize("command", ["run", "compile", "export", "train"])
+@pytest.mark.parametrize("command", ["run", "compile", "export", "train", "bench", "profile"])
 def test_every_computing_command_takes_threads(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])

@@ -14,7 +14,7 @@ from cnngraph.cli.common import apply_threads
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
-ORDER = ["models", "summary", "run", "compile", "export", "train", "bench", "backends"]
+ORDER = ["models", "summary", "run", "compile", "export", "train", "bench", "profile", "draw", "backends"]
 NOT_COMMANDS = {"common", "__main__"}
 
 
