@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 import cnngraph
+from cnngraph.analysis import total_macs
 from cnngraph.backends.onnx_export import export
 from cnngraph.ir import Graph
 
@@ -154,10 +156,6 @@ def bench(graph: Graph, backend: str = "numpy", dtype: str = "float32", batch: i
           repeat: int = 5, passes: str | list[str] = "default") -> dict:
     """``cnngraph bench``'s measurement as plain data: per side the timing and images/s, cnngraph's
     throughput over each other side's, cnngraph's achieved GFLOP/s (2 x MACs / time), the outputs' distance."""
-    import tempfile
-
-    from cnngraph.analysis import total_macs
-
     with tempfile.TemporaryDirectory() as folder:
         runners = {"cnngraph": cnngraph_runner(graph, backend, dtype, passes),
                    "onnxruntime": onnxruntime_runner(graph, folder),

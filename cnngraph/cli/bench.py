@@ -6,22 +6,13 @@ achieved GFLOP/s and how far the outputs are apart; `--json` prints the same as 
 
 import json
 
-from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, add_weights_arg,
-                                 apply_weights, console, load, positive)
+from cnngraph.cli.common import add_timing_args, apply_weights, console, load
 
 HELP = "time inference against onnxruntime (and PyTorch) in one run"
 
 
 def add_arguments(p) -> None:
-    add_model_args(p)
-    add_weights_arg(p)
-    add_backend_arg(p)
-    add_dtype_arg(p)
-    add_threads_arg(p)
-    p.add_argument("--batch", type=positive, default=1, help="batch size (default 1)")
-    p.add_argument("--passes", default="default", help='"default", "none", or a comma-separated list of pass names')
-    p.add_argument("--warmup", type=int, default=1, help="untimed calls per side before timing (default 1)")
-    p.add_argument("--repeat", type=positive, default=5, help="timed calls per side (default 5)")
+    add_timing_args(p, "timed runs per side; the median is reported (default 5)")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
 
 

@@ -78,3 +78,16 @@ def add_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "float64", "float16"], default="float32",
                    help="activation dtype; float16 keeps float32 master weights and BatchNorm statistics "
                         "(default float32)")
+
+
+def add_timing_args(p: argparse.ArgumentParser, repeat_help: str) -> None:
+    """What the timing commands (bench, profile) share: the model, how it runs, and how often it is timed."""
+    add_model_args(p)
+    add_weights_arg(p)
+    add_backend_arg(p)
+    add_dtype_arg(p)
+    add_threads_arg(p)
+    p.add_argument("--batch", type=positive, default=1, help="batch size (default 1)")
+    p.add_argument("--passes", default="default", help='"default", "none", or a comma-separated list of pass names')
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
+    p.add_argument("--repeat", type=positive, default=5, help=repeat_help)

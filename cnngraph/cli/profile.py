@@ -6,22 +6,13 @@ same summed; then the whole run's time beside the layers' sum, and the memory pl
 
 import json
 
-from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, add_weights_arg,
-                                 apply_weights, console, load, positive)
+from cnngraph.cli.common import add_timing_args, apply_weights, console, load, positive
 
 HELP = "time each layer and op class of a model's inference"
 
 
 def add_arguments(p) -> None:
-    add_model_args(p)
-    add_weights_arg(p)
-    add_backend_arg(p)
-    add_dtype_arg(p)
-    add_threads_arg(p)
-    p.add_argument("--batch", type=positive, default=1, help="batch size (default 1)")
-    p.add_argument("--passes", default="default", help='"default", "none", or a comma-separated list of pass names')
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
-    p.add_argument("--repeat", type=positive, default=5, help="timed runs; times are their means (default 5)")
+    add_timing_args(p, "timed runs; times are their means (default 5)")
     p.add_argument("--top", type=positive, default=15, help="layers shown, slowest first (default 15)")
     p.add_argument("--json", action="store_true", help="print every layer and op class as JSON")
 
