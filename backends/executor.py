@@ -20,6 +20,7 @@ from cnngraph.backends.devices import Backend, get_backend
 from cnngraph.backends.kernels import Choice, RunContext, Saved, resolve
 from cnngraph.backends.precision import FLOAT32, Precision
 from cnngraph.backends.randomness import Randomness
+from cnngraph.backends.threads import NodeThreads
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
 from cnngraph.ir import BATCH, Graph, Node
@@ -78,6 +79,7 @@ class Executor:
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
         self._plans: dict[tuple, Any] = {}
         self._compute = self._compute_params()
+        self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
 
     def _resolve(self, index: int, node: Node) -> Step:
         choice = resolve(self.backend.name, node, self.dtype.name, self.needs_backward)
@@ -133,6 +135,7 @@ class Executor:
                 node = step.node
                 args = [values[v] for v in node.inputs]
                 kept = keep is not None and keep(node)
+                self._threads.before(step.index, batch)
                 with naming(node):
                     ctx = RunContext(self._node_training(node, training), self.random.uniform,
                                      {} if kept else None, plan=self._plan(step, args))

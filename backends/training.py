@@ -168,6 +168,7 @@ class TrainingExecutor(Executor):
                 continue
             saved.need_inputs = tuple(self._reach[v] for v in node.inputs)
             saved.need_params = frozenset(r for r, k in node.params.items() if k in trainable)
+            self._threads.before(step.index, grad.shape[0] if grad.ndim else 1)
             with naming(node, " backward"):
                 dins, dparams = self._backward_step(step, grad, saved, params)
             for v, need, d, shape in zip(node.inputs, saved.need_inputs, dins, saved.shapes):

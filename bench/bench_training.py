@@ -16,12 +16,12 @@ import os
 import platform
 
 import numpy as np
-from bench_inference import time_call  # a sibling script: the same warm-up and median timing
 from rich.console import Console
 from rich.table import Table
 
 import cnngraph
 from cnngraph import models
+from cnngraph.benchmark import time_call  # the same warm-up and median timing as the inference bench
 from cnngraph.train import SGD, CrossEntropy
 
 
@@ -110,7 +110,7 @@ def main() -> None:
     rates = []
     for name, make in sides.items():
         losses = []  # the first (warm-up) step's loss shows both sides train the same model
-        seconds = time_call(make(graph, x, y, losses), args.steps)
+        seconds = time_call(make(graph, x, y, losses), 1, args.steps).median
         rates.append(args.batch / seconds)
         table.add_row(name, f"{seconds:.2f}", f"{rates[-1]:.1f}", f"{losses[0]:.5f}")
     console.print(table)

@@ -100,17 +100,19 @@ def _whole_size(graph: Graph) -> tuple[float, float]:
     return (1, 1)
 
 
+def node_macs(graph: Graph, node: Node) -> int:
+    """Multiply-accumulates of one node for one sample."""
+    return int(get_op(node.op).macs(node.attrs, [graph.type_of(v) for v in node.inputs], node.type))
+
+
 def node_stats(graph: Graph) -> list[NodeStats]:
     fields = receptive_fields(graph)
     rows = []
     for node in graph.nodes:
-        op = get_op(node.op)
-        in_types = [graph.type_of(v) for v in node.inputs]
         specs = graph.param_specs(node)
         params = sum(graph.params[k].size for r, k in node.params.items() if specs[r].trainable)
         buffers = sum(graph.params[k].size for r, k in node.params.items() if not specs[r].trainable)
-        rows.append(NodeStats(node, int(params), int(buffers), int(op.macs(node.attrs, in_types, node.type)),
-                              fields[node.name]))
+        rows.append(NodeStats(node, int(params), int(buffers), node_macs(graph, node), fields[node.name]))
     return rows
 
 

@@ -66,3 +66,7 @@ class DeviceMemoryError(CnnGraphError):
 
 class BackendCheckError(CnnGraphError):
     """A backend (or precision) whose result differs from the NumPy float64 reference past the dtype's tolerance."""
+
+
+class DrawError(CnnGraphError):
+    """A picture of a graph could not be written (unknown format, Graphviz failed)."""

@@ -27,6 +27,7 @@ class Backend:
     dtypes: tuple[str, ...] = ("float32", "float64")
     lowering: tuple[str, ...] = ()  # passes the backend appends to a compile's pipeline
     prefers: str = "NCHW"  # the storage its fast kernels want (channels_last lowers toward it)
+    cpu_blas: bool = False  # its GEMMs run in this process's BLAS, whose threads backends/threads.py sets
     rank: int = 0  # where `cnngraph backends` lists it: the reference first, test backends last
     # Node-by-node check tolerance per dtype, relative to the reference's largest magnitude (backends/check.py)
     tolerances: dict[str, float] = {"float64": 1e-9, "float32": 1e-4, "float16": 1e-2}

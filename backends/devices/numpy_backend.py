@@ -14,6 +14,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     summary = "NumPy on the CPU: the reference semantics, BLAS GEMMs"
     dtypes = ("float32", "float64", "float16")
+    cpu_blas = True
 
     @property
     def xp(self) -> Any:

@@ -17,7 +17,7 @@ import traceback
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
-ORDER = ["models", "summary", "run", "compile", "export", "train", "bench", "backends"]
+ORDER = ["models", "summary", "run", "compile", "export", "train", "bench", "profile", "draw", "backends"]
 NOT_COMMANDS = {"common", "__main__"}
 
 
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(words)
         command = args.command
+        from cnngraph.cli.common import apply_threads  # inside: Ctrl-C while loading is one line too
+
+        apply_threads(args)
         args.fn(args)
     except KeyboardInterrupt:
         _report(command, "interrupted", debug)

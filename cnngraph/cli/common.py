@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -57,7 +58,36 @@ def add_backend_arg(p: argparse.ArgumentParser, what: str = "run on") -> None:
                    help=f"the backend to {what} (default numpy; `cnngraph backends` says which can run here)")
 
 
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    from cnngraph.backends.threads import CROSSOVER_MACS
+
+    p.add_argument("--threads", type=positive, metavar="N",
+                   help=f"BLAS threads for the numpy and strict backends' GEMMs (default auto: one thread for a "
+                        f"GEMM under {CROSSOVER_MACS:.0e} multiply-accumulates, all {os.cpu_count()} cores above)")
+
+
+def apply_threads(args) -> None:
+    """Fix the BLAS thread count when the command took ``--threads N``; auto otherwise."""
+    if getattr(args, "threads", None) is not None:
+        from cnngraph.backends.threads import blas
+
+        blas.configure(args.threads)
+
+
 def add_dtype_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "float64", "float16"], default="float32",
                    help="activation dtype; float16 keeps float32 master weights and BatchNorm statistics "
                         "(default float32)")
+
+
+def add_timing_args(p: argparse.ArgumentParser, repeat_help: str) -> None:
+    """What the timing commands (bench, profile) share: the model, how it runs, and how often it is timed."""
+    add_model_args(p)
+    add_weights_arg(p)
+    add_backend_arg(p)
+    add_dtype_arg(p)
+    add_threads_arg(p)
+    p.add_argument("--batch", type=positive, default=1, help="batch size (default 1)")
+    p.add_argument("--passes", default="default", help='"default", "none", or a comma-separated list of pass names')
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
+    p.add_argument("--repeat", type=positive, default=5, help=repeat_help)

@@ -8,7 +8,8 @@ and then the backend at `--dtype`, node by node, against the NumPy float64 refer
 
 from collections import Counter
 
-from cnngraph.cli.common import add_backend_arg, add_dtype_arg, add_model_args, console, load, positive
+from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, console, load,
+                                 positive)
 
 HELP = "optimise a model with graph passes and write it as .cng"
 
@@ -20,6 +21,7 @@ def add_arguments(p) -> None:
                    help='"default", "none", or a comma-separated list of pass names')
     add_backend_arg(p, "lower to")
     add_dtype_arg(p)
+    add_threads_arg(p)
     p.add_argument("--check", action="store_true",
                    help="run the graph before and after each pass, then on the backend node by node; fail naming "
                         "the first pass or layer that changes outputs")

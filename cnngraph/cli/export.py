@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cnngraph.cli.common import add_backend_arg, add_model_args, console, load
+from cnngraph.cli.common import add_backend_arg, add_model_args, add_threads_arg, console, load
 from cnngraph.errors import CnnGraphError
 
 HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
@@ -20,6 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--verify", action="store_true",
                    help="run the file in onnxruntime against the cnngraph executor at two batch sizes")
     add_backend_arg(p, "verify against (with --verify)")
+    add_threads_arg(p)
 
 
 def run(args) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_weights_arg, apply_weights,
-                                 console, load, positive)
+from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, add_weights_arg,
+                                 apply_weights, console, load, positive)
 from cnngraph.errors import CnnGraphError
 from cnngraph.imagenet import is_image, preprocess, top5
 from cnngraph.limits import array_bytes, check_bytes
@@ -29,6 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the random input (default 0)")
     add_backend_arg(p)
     add_dtype_arg(p)
+    add_threads_arg(p)
     p.add_argument("--check", action="store_true",
                    help="prove the passes and the backend node by node against the NumPy float64 reference")
     p.add_argument("--exit", type=positive, metavar="K",

@@ -13,7 +13,8 @@ import dataclasses
 import time
 from pathlib import Path
 
-from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
+from cnngraph.cli.common import (add_model_args, add_threads_arg, add_weights_arg, apply_weights, console, load,
+                                 positive)
 from cnngraph.errors import CnnGraphError
 
 HELP = "train a model on digits, MNIST, CIFAR-10, an image folder or a .npz"
@@ -42,6 +43,7 @@ def positive_float(text: str) -> float:
 def add_arguments(p) -> None:
     add_model_args(p, optional=True)
     add_weights_arg(p)
+    add_threads_arg(p)
     from cnngraph.backends.devices import all_backends
     from cnngraph.train.config import SCHEDULES, TrainConfig
     from cnngraph.train.optim import OPTIMIZERS

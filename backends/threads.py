@@ -1,0 +1,71 @@
+"""BLAS threads chosen per GEMM size, for the backends whose GEMMs run in the process's CPU BLAS.
+
+A small GEMM finishes before a second OpenBLAS thread has started, and on a loaded machine threads
+that must share cores spin: LeNet-5 trained 3.5x slower with two threads than with one. So under
+``auto`` a GEMM below ``CROSSOVER_MACS`` runs on one thread and a larger one on every core. The
+executor decides per node from its multiply-accumulates and the batch, and the BLAS library is
+told only when the choice changes (a direct ``set_num_threads`` costs about 2 µs; threadpoolctl's
+``threadpool_limits`` context, which rescans the loaded libraries, about 800 µs).
+"""
+
+from __future__ import annotations
+
+import os
+
+from cnngraph.analysis import node_macs
+from cnngraph.errors import CnnGraphError
+from cnngraph.ir import Graph
+
+# Where a second thread started to pay on this project's 2-core machine: np.matmul in float32 at 1 and 2
+# threads over ResNet/LeNet GEMM shapes (best of 7), two threads faster from about 3e7 MACs (64x576x784).
+CROSSOVER_MACS = 30_000_000
+
+
+class BlasThreads:
+    """The process's BLAS thread count: ``auto`` (per GEMM size) or a fixed number (``--threads N``)."""
+
+    def __init__(self) -> None:
+        self.fixed: int | None = None
+        self._libraries = None  # threadpoolctl's BLAS controllers, found once
+        self._current: int | None = None
+
+    def configure(self, threads: int | None) -> None:
+        """``None`` for auto; otherwise every GEMM runs on ``threads`` threads."""
+        if threads is not None and threads < 1:
+            raise CnnGraphError(f"--threads must be at least 1, got {threads}")
+        self.fixed = threads
+
+    def choose(self, macs: int) -> int:
+        """The thread count for a GEMM of ``macs`` multiply-accumulates."""
+        if self.fixed is not None:
+            return self.fixed
+        return 1 if macs < CROSSOVER_MACS else os.cpu_count() or 1
+
+    def use(self, threads: int) -> None:
+        """Set the BLAS thread count, calling into the library only when it changes."""
+        if threads == self._current:
+            return
+        if self._libraries is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._libraries = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        for library in self._libraries:
+            library.set_num_threads(threads)
+        self._current = threads
+
+
+
+blas = BlasThreads()
+
+
+class NodeThreads:
+    """An executor's per-node choice: each step's multiply-accumulates per sample, known once the graph is,
+    scaled by the batch when the node runs. Nodes without MACs (element-wise, shapes) leave the count
+    as it is, and so does every node on a backend whose GEMMs do not run in this process's BLAS."""
+
+    def __init__(self, graph: Graph, cpu_blas: bool) -> None:
+        self.macs = [node_macs(graph, node) if cpu_blas else 0 for node in graph.nodes]
+
+    def before(self, index: int, batch: int) -> None:
+        if self.macs[index]:
+            blas.use(blas.choose(self.macs[index] * batch))

@@ -1,0 +1,63 @@
+"""`cnngraph bench` and `cnngraph profile`: what they measure and print, not how fast anything is."""
+
+import json
+
+import pytest
+
+from cnngraph import models
+from cnngraph.cli import main
+from cnngraph.profile import profile
+
+
+def run_json(capsys, *argv) -> dict:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_profile_layer_times_add_up_to_the_whole_run():
+    result = profile(models.build("resnet18", input_size=64), batch=2, repeat=3)
+    assert abs(result.layer_seconds - result.run_seconds) <= 0.1 * result.run_seconds
+    assert [layer.name for layer in result.layers][:2] == ["conv1", "maxpool"]  # the optimised graph's nodes
+    assert sum(op["count"] for op in result.ops.values()) == len(result.layers)
+    assert result.planned_bytes > 0 and result.unplanned_bytes >= result.planned_bytes
+
+
+def test_profile_json(capsys):
+    result = run_json(capsys, "profile", "lenet5", "--repeat", "2", "--batch", "3")
+    assert {"model", "backend", "dtype", "batch", "run_seconds", "layer_seconds", "layers", "ops", "planned_bytes",
+            "unplanned_bytes"} <= set(result)
+    convs = [layer for layer in result["layers"] if layer["op"] == "FusedConv2d"]
+    assert len(convs) == 3 and all(layer["gflops"] > 0 and layer["macs"] > 0 for layer in convs)
+    assert next(layer for layer in result["layers"] if layer["op"] == "Flatten")["gflops"] is None
+    assert result["ops"]["FusedConv2d"]["count"] == 3
+
+
+def test_profile_table(capsys):
+    assert main(["profile", "lenet5", "--repeat", "1", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "per op class" in out and "memory plan peak at batch 1" in out and "FusedConv2d" in out
+
+
+def test_bench_json_compares_with_onnxruntime(capsys):
+    pytest.importorskip("onnxruntime")
+    result = run_json(capsys, "bench", "lenet5", "--repeat", "2", "--warmup", "0", "--batch", "2")
+    assert set(result["sides"]) >= {"cnngraph", "onnxruntime"}
+    assert len(result["sides"]["cnngraph"]["samples_s"]) == 2
+    assert result["ratios"]["cnngraph/onnxruntime"] > 0
+    assert result["max_rel_diff"] < 1e-4  # both ran the same computation
+
+
+def test_bench_table(capsys):
+    assert main(["bench", "lenet5", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cnngraph / side" in out and "GFLOP/s" in out
+
+
+@pytest.mark.parametrize("command", ["bench", "profile"])
+def test_errors_are_one_line_and_exit_codes(command, capsys):
+    assert main([command, "no_such_model"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"cnngraph {command}: error:")
+    with pytest.raises(SystemExit) as e:
+        main([command, "lenet5", "--repeat", "0"])
+    assert e.value.code == 2
