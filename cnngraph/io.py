@@ -120,7 +120,7 @@ def graph_from_json(doc: dict, params: dict[str, np.ndarray]) -> Graph:
 def save(graph: Graph, path: str | os.PathLike) -> None:
     """Write ``graph`` and its parameters to one ``.cng`` file, atomically."""
     header = json.dumps(graph_to_json(graph))
-    tensors = {k: np.ascontiguousarray(v) for k, v in graph.params.items()}
+    tensors = {k: np.require(v, requirements="C") for k, v in graph.params.items()}
     atomic_write_bytes(path, st_save(tensors, metadata={"format": FORMAT, "version": str(VERSION), "graph": header}))
 
 

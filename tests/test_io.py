@@ -32,6 +32,13 @@ def test_round_trip_keeps_structure_params_and_numbers(tmp_path):
     np.testing.assert_array_equal(cnngraph.compile(back)(x), cnngraph.compile(g)(x))
 
 
+def test_scalar_constants_keep_their_zero_dimensional_shape(tmp_path):
+    x = dsl.input("x", (3, 4, 4))
+    g = dsl.Model(x, dsl.mul(x, dsl.constant(0.5, name="half")))
+    io.save(g, tmp_path / "s.cng")
+    assert io.load(tmp_path / "s.cng").params["half.value"].shape == ()
+
+
 @pytest.mark.parametrize("cut", [0, 4, 40, -3])
 def test_truncated_file_gives_clear_error(tmp_path, cut):
     path = tmp_path / "m.cng"

@@ -38,7 +38,7 @@ class Checkpoint:
 
 def save(path: str | Path, graph: Graph, arrays: dict[str, dict[str, np.ndarray]], state: dict) -> None:
     """Write ``arrays`` (group -> name -> array, ``param`` included) and ``state`` atomically."""
-    flat = {f"{group}/{name}": np.ascontiguousarray(a) for group, table in arrays.items() for name, a in table.items()}
+    flat = {f"{group}/{name}": np.require(a, requirements="C") for group, table in arrays.items() for name, a in table.items()}
     meta = {"format": FORMAT, "version": VERSION, "graph": json.dumps(graph_to_json(graph)), "state": json.dumps(state)}
     atomic_write_bytes(path, st_save(flat, metadata=meta))
 
