@@ -155,6 +155,8 @@ class Executor:
             values.clear()
             tape.clear()
             raise self._out_of_memory(step.node, batch, keep is not None) from e
+        finally:
+            self._threads.done()
         return {name: values[name] for name in self.graph.outputs}, tape
 
     def _node_training(self, node: Node, training: bool) -> bool:

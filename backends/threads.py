@@ -27,6 +27,7 @@ class BlasThreads:
     def __init__(self) -> None:
         self.fixed: int | None = None
         self._libraries = None  # threadpoolctl's BLAS controllers, found once
+        self._original: list[int] = []  # their thread counts before cnngraph changed them
         self._current: int | None = None
 
     def configure(self, threads: int | None) -> None:
@@ -49,10 +50,18 @@ class BlasThreads:
             from threadpoolctl import ThreadpoolController
 
             self._libraries = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+            self._original = [library.num_threads for library in self._libraries]
         for library in self._libraries:
             library.set_num_threads(threads)
         self._current = threads
 
+    def restore(self) -> None:
+        """Give the libraries back the thread counts they had: the rest of the process is not ours."""
+        if self._current is None:
+            return
+        for library, threads in zip(self._libraries, self._original):
+            library.set_num_threads(threads)
+        self._current = None
 
 
 blas = BlasThreads()
@@ -69,3 +78,8 @@ class NodeThreads:
     def before(self, index: int, batch: int) -> None:
         if self.macs[index]:
             blas.use(blas.choose(self.macs[index] * batch))
+
+    @staticmethod
+    def done() -> None:
+        """After a forward or backward pass: the BLAS libraries as they were."""
+        blas.restore()

@@ -161,6 +161,16 @@ class TrainingExecutor(Executor):
         for name, grad in grad_outputs.items():
             values.add(name, self._seed(name, grad))
         trainable = set(self._training_keys)
+        try:
+            self._backward_steps(tape, values, by_key, trainable)
+        finally:
+            self._threads.done()
+        self.input_grads = {v: values.total[v] for v in self.graph.inputs if v in values.total}
+        self.grads = {k: self._grad_or_zeros(by_key.total.get(k), k) for k in self._training_keys}
+        return self.grads
+
+    def _backward_steps(self, tape: dict, values: _Sums, by_key: _Sums, trainable: set[str]) -> None:
+        """Every kept node's backward, in reverse schedule order, summing gradients per value and per key."""
         for step, params in zip(reversed(self.steps), reversed(self._compute)):
             node = step.node
             saved, grad = tape.pop(node.name, None), values.pop(node.name)
@@ -176,9 +186,6 @@ class TrainingExecutor(Executor):
                     values.add(v, self._checked(node, v, d, shape))
             for role in saved.need_params:
                 by_key.add(node.params[role], dparams[role])
-        self.input_grads = {v: values.total[v] for v in self.graph.inputs if v in values.total}
-        self.grads = {k: self._grad_or_zeros(by_key.total.get(k), k) for k in self._training_keys}
-        return self.grads
 
     def _backward_step(self, step: Step, grad: Any, saved, params: dict) -> tuple[list, dict]:
         """One node's backward. Around a float32 kernel, half-precision gradients are widened and the results

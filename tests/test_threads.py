@@ -74,3 +74,9 @@ def test_every_computing_command_takes_threads(command, capsys):
 def test_run_with_threads(capsys):
     assert main(["run", "lenet5", "--threads", "1"]) == 0
     assert blas.fixed == 1
+
+
+def test_the_process_gets_its_blas_threads_back_after_a_run():
+    before = blas_threads()
+    assert threads_during(models.build("lenet5"), 32, "c3") == 1
+    assert blas_threads() == before  # the rest of the program's NumPy is not ours to slow down
