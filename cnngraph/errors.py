@@ -47,6 +47,11 @@ class OnnxImportError(ModelFileError):
     dtype or dynamic shape the IR cannot represent. Names the node, its op type and what is supported."""
 
 
+class OnnxUpgradeWarning(UserWarning):
+    """An ONNX file older than opset 7 that the import converted with onnx.version_converter: the
+    graph is the converter's reading of the file, which the user should know."""
+
+
 class OnnxExportError(CnnGraphError):
     """A graph that cannot be written as ONNX: an op without a mapping, an opset out of range."""
 

@@ -1,4 +1,5 @@
-"""ONNX -> IR: models made by PyTorch, Keras (tf2onnx), Caffe2 or the ONNX zoo, opsets 7 to newest.
+"""ONNX -> IR: models made by PyTorch, Keras (tf2onnx), Caffe2 or the ONNX zoo, opsets 7 to newest
+(older files are converted first, see onnx_upgrade).
 
 The importer walks the nodes in order and keeps, for every ONNX value, either the IR value that
 computes it at run time or a ``Folded`` constant. A node whose inputs are all constant is folded
@@ -21,7 +22,7 @@ import numpy as np
 import onnx
 
 from cnngraph.errors import CnnGraphError, OnnxImportError
-from cnngraph.frontends import onnx_reading
+from cnngraph.frontends import onnx_reading, onnx_upgrade
 from cnngraph.frontends.onnx_fold_size import output_elements
 from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array, type_name
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
@@ -93,7 +94,7 @@ class Importer:
 
     def __init__(self, model: onnx.ModelProto, source: str):
         self.source = source
-        self.model = model
+        self.model = model = onnx_upgrade.upgraded(model, source)
         self.opset = onnx_reading.opset_of(model, source)
         g = model.graph
         self.graph = Graph(g.name or Path(source).stem or "onnx_model")

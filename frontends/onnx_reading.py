@@ -41,11 +41,17 @@ def read(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
-def opset_of(model: onnx.ModelProto, source: str) -> int:
-    """The default-domain opset, which must be one this onnx release knows, from opset 7 on."""
+def default_opset(model: onnx.ModelProto) -> int | None:
+    """The opset the file declares for the standard domain (None when it declares none)."""
     versions = {o.domain: o.version for o in model.opset_import}
+    return versions.get("", versions.get("ai.onnx"))
+
+
+def opset_of(model: onnx.ModelProto, source: str) -> int:
+    """The default-domain opset, which must be one this onnx release knows, from opset 7 on
+    (older files are upgraded first, by onnx_upgrade)."""
     newest = onnx.defs.onnx_opset_version()
-    version = versions.get("", versions.get("ai.onnx"))
+    version = default_opset(model)
     if version is None or not MIN_OPSET <= version <= newest:
         raise OnnxImportError(f"{source}: opset {version}; supported: {MIN_OPSET} to {newest}")
     return version

@@ -205,7 +205,6 @@ BAD = [
      r"\(Gather\): gathers along the batch axis"),
     ("ir shape error", lambda: node_model("Conv", [(3, 5)], {}, {"w": np.ones((2, 3, 1), np.float32)}),
      r"node 'node' \(Conv\): as Conv2d: layer 'y0' \(Conv2d\): expects a 4-D \(N, C, H, W\) input"),
-    ("old opset", lambda: node_model("Relu", [(3,)], opset=6), r"opset 6; supported: 7 to"),
 ]
 
 
