@@ -69,7 +69,7 @@ def test_pytorch_export_of_the_new_activations_imports_and_matches():
 def test_pytorch_mobilenet_v3_and_convnext_style_blocks_import_fuse_and_match():
     """Conv-BN-Hardswish, squeeze-and-excitation gated by hardsigmoid, a ConvNeXt block (depthwise conv,
     channels-last LayerNorm, GELU, layer scale, residual) and mean pooling. The ConvNeXt Linears are 1x1
-    convolutions here: a MatMul on a 4-D value does not import yet."""
+    convolutions here, so the fusions show; test_onnx_channels_last_linear imports them as nn.Linear."""
     torch = pytest.importorskip("torch")
     nn = torch.nn
 

@@ -94,8 +94,20 @@ def _matmul_load(ctx, node):
                         {"weight": weight})
     if adaptive_pool_load(ctx, node):
         return None
-    raise ctx.fail(node, "supported: x @ W with a runtime 2-D x and a constant 2-D W (a Linear layer), or "
+    if runtime_x and ctx.type(node, 0).rank == 4 and ctx.constant(node, 1).ndim == 2:
+        return _channels_last_load(ctx, node, ctx.constant(node, 1))
+    raise ctx.fail(node, "supported: x @ W with a runtime 2-D x and a constant 2-D W (a Linear layer), a "
+                         "runtime (N, H, W, K) x and a constant (K, M) W (a Linear over channels-last pixels), or "
                          "adaptive average pooling written as constant averaging matrices on H or W")
+
+
+def _channels_last_load(ctx, node, weight):
+    """(N, H, W, K) @ (K, M), torch's nn.Linear on channels-last pixels (ConvNeXt's MLP), is the same
+    map at every pixel: a 1x1 convolution between transposes to and from (N, K, H, W)."""
+    nchw = ctx.emit(node, "Transpose", [ctx.value(node, 0)], {"perm": (0, 3, 1, 2)}, output="nchw")
+    conv = ctx.emit(node, "Conv2d", [nchw], {"out_channels": weight.shape[1], "kernel_size": 1, "bias": False},
+                    {"weight": weight.T[:, :, None, None]}, output="pointwise")
+    return ctx.emit(node, "Transpose", [conv], {"perm": (0, 2, 3, 1)})
 
 
 ONNX = onnx_table(
