@@ -4,7 +4,8 @@ Receptive fields use the usual algebra per spatial axis: a window op with kernel
 leading pad p maps a value with field size r, jump j (distance between neighbouring outputs in
 input pixels: the effective stride) and first centre c (where output pixel 0's field is centred,
 in input pixel coordinates) to r + (k - 1) j, j s and c + ((k - 1) / 2 - p) j. Ops that see the
-whole input (global pooling, linear layers) make the field the whole image.
+whole input (global pooling, linear layers) make the field the whole image; a join of such a
+global value with a map (squeeze-and-excitation) keeps the map's field.
 """
 
 from __future__ import annotations
@@ -81,9 +82,15 @@ def spatial_crop(graph: Graph, value: str) -> tuple[str, tuple[int, int]] | None
 
 
 def _union(fields: list[Field], ref: Field) -> Field:
-    """The field covering every input's field of output pixel 0, with ``ref``'s jump and centre."""
-    if len(fields) == 1 or any(f.whole for f in fields):
-        return max(fields, key=lambda f: (f.whole, f.size))
+    """The field covering every spatial input's field of output pixel 0, with ``ref``'s jump and centre.
+
+    Whole-image inputs beside spatial ones (a squeeze-and-excitation gate, a global context vector)
+    are broadcast over the map: they have no pixel geometry, so the map's field, stride and centre
+    carry on, and later joins stay checkable.
+    """
+    fields = [f for f in fields if not f.whole] or fields[:1]
+    if len(fields) == 1:
+        return fields[0]
     size = []
     for ax in range(2):
         lo = min(f.start[ax] - (f.size[ax] - 1) / 2 for f in fields)

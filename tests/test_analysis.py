@@ -4,7 +4,7 @@ models, the U-Net paper's overlap-tile geometry."""
 
 import pytest
 
-from cnngraph import models
+from cnngraph import io, models
 from cnngraph.alignment import ALIGNED, OFFSET, STRIDE, SUBPIXEL, alignment_crop, joins
 from cnngraph.analysis import receptive_fields
 from cnngraph.cli import main
@@ -150,3 +150,42 @@ def test_constants_have_no_receptive_field_and_do_not_join():
     assert fields["mean"].constant and not fields["centred"].constant
     assert fields["conv"].size == (3, 3)
     assert joins(g) == []
+
+
+def _se_block(shortcut_kernel):
+    """Stem (stride 2), squeeze-and-excitation gating it, two convs (the second stride 2) and a residual Add
+    whose shortcut is a stride-2 conv of ``shortcut_kernel`` (1: aligned, 2: half a stride-2 pixel off)."""
+    x = dsl.input("x", (3, 32, 32))
+    stem = dsl.conv2d(x, 8, 3, stride=2, padding=1, name="stem")
+    gate = dsl.conv2d(dsl.relu(dsl.conv2d(dsl.global_avg_pool(stem, name="squeeze"), 2, 1)), 8, 1)
+    scaled = dsl.mul(stem, dsl.sigmoid(gate, name="gate"), name="scale")
+    y = dsl.conv2d(dsl.conv2d(scaled, 8, 3, padding=1, name="c1"), 8, 3, stride=2, padding=1, name="c2")
+    short = dsl.conv2d(scaled, 8, shortcut_kernel, stride=2, name="short")
+    return dsl.Model(x, dsl.add(y, short, name="res"))
+
+
+def test_squeeze_and_excitation_keeps_the_maps_geometry_and_later_joins_are_checked():
+    """The (N, C, 1, 1) gate is broadcast over the map: the Mul keeps the stem's field, the stride goes on
+    to 4 at c2, and the residual Add after it is checked, aligned or not (the gate's Mul is no spatial join)."""
+    g = _se_block(1)
+    fields = receptive_fields(g)
+    assert fields["gate"].whole and fields["scale"] == fields["stem"]
+    assert fields["c2"].jump == (4, 4) and not fields["c2"].whole and fields["c2"].size == (11, 11)  # 3, + 2 * 2, + 2 * 2
+    (join,) = joins(g)
+    assert join.node.name == "res" and [i.value for i in join.inputs] == ["c2", "short"] and join.status == ALIGNED
+    (join,) = joins(_se_block(2))
+    assert join.status == SUBPIXEL and join.inputs[1].shift == (-0.25, -0.25)
+
+
+def test_summary_carries_the_maps_geometry_through_squeeze_and_excitation(capsys, tmp_path):
+    """The table shows the gate as global (no stride), the Mul and later layers with the map's field and
+    stride, and counts the residual Add as a checked join."""
+    path = tmp_path / "se.cng"
+    io.save(_se_block(2), path)
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[6:9]]
+            for line in out.splitlines() if line.startswith("│")}
+    assert rows["gate"] == ["all", "-", "-"] and rows["scale"] == rows["stem"] == ["3", "2", "0"]
+    assert rows["c2"] == ["11", "4", "0"]
+    assert "Joins: 1 checked, 1 misaligned (sub-pixel)" in out

@@ -1,7 +1,8 @@
 """`cnngraph summary MODEL`: per-layer shapes, parameters, MACs and receptive fields, then the joins.
 
 For every layer: its receptive field, effective stride (jump) and centre (where output pixel 0's
-field is centred, in input pixels). For every join (Add, Concat, Mul) of spatial maps: whether
+field is centred, in input pixels); a global value (pooled, or a squeeze-and-excitation gate) has
+field "all" and no stride or centre, and a map it is broadcast over keeps its own. For every join (Add, Concat, Mul) of spatial maps: whether
 its inputs are aligned (same stride and centre, not merely the same shape) and, where not, the
 crop that would align them. Joins that are misaligned or fed by a crop are listed; --all-joins
 lists every one.
@@ -20,9 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--all-joins", action="store_true", help="list every join, aligned or not")
 
 
-def _fmt(pair, whole=False) -> str:
-    if whole:
-        return "all"
+def _fmt(pair) -> str:
     a, b = (f"{v:g}" for v in pair)
     return a if a == b else f"{a}x{b}"
 
@@ -39,7 +38,8 @@ def run(args) -> None:
         f = r.field
         table.add_row(r.node.name, r.node.op, str(r.node.type.shape).replace("'", ""), f"{r.params:,}",
                       f"{r.macs:,}", *(("const", "-", "-") if f.constant else
-                                       (_fmt(f.size, f.whole), _fmt(f.jump), "-" if f.whole else _fmt(f.start))))
+                                       ("all", "-", "-") if f.whole else
+                                       (_fmt(f.size), _fmt(f.jump), _fmt(f.start))))
     console.print(table)
     params, buffers, macs = (sum(getattr(r, a) for r in rows) for a in ("params", "buffers", "macs"))
     act = sum(r.node.type.per_sample() for r in rows) * 4
