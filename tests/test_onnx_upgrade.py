@@ -73,3 +73,10 @@ def test_cli_prints_the_upgrade(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cnngraph.cli", "summary", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"{path}: opset 6 upgraded to opset 7 by onnx.version_converter" in done.stderr
+
+
+def test_an_opset_newer_than_this_onnx_release_is_still_refused():
+    model = node_model("Relu", [(3,)])
+    model.opset_import[0].version = 99
+    with pytest.raises(OnnxImportError, match=r"^new\.onnx: opset 99; supported: 7 to \d+$"):
+        from_model(model, "new.onnx")
