@@ -40,7 +40,9 @@ def test_run_reads_npy_input(capsys, tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, x)
     code, out, _ = run_cli(capsys, "run", "lenet5", "--input", str(path))
-    assert code == 0 and "shape (2, 10)" in out
+    assert code == 0 and "shape (2, 10)" in out and "--batch" not in out
+    code, out, _ = run_cli(capsys, "run", "lenet5", "--input", str(path), "--batch", "3")
+    assert code == 0 and "--batch 3 sizes random input only: --input" in out and "runs as batch 2" in out
     np.save(path, x[:, :, :16])
     code, _, err = run_cli(capsys, "run", "lenet5", "--input", str(path))
     assert code == 1 and "input 'image': expected shape (N, 1, 32, 32), got (2, 1, 16, 32)" in err
