@@ -17,7 +17,21 @@ def run_cli(capsys, *argv):
 
 def test_models_lists_the_zoo(capsys):
     code, out, _ = run_cli(capsys, "models")
-    assert code == 0 and "resnet50" in out and "lenet5" in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+    assert code == 0
+    assert all(w in lines["resnet50"] for w in ("25.56 M", "3x224x224", "classification"))
+    assert all(w in lines["lenet5"] for w in ("61.7 K", "1x32x32"))
+    assert all(w in lines["unet"] for w in ("1x572x572", "segmentation"))
+    assert "classification, 4 outputs" in lines["msdnet"]
+
+
+def test_models_builds_with_zero_parameters_and_restores_the_initialiser(capsys):
+    from cnngraph import models
+    from cnngraph.frontends import dsl
+
+    drawn = dsl.initialize
+    assert run_cli(capsys, "models")[0] == 0
+    assert dsl.initialize is drawn and models.build("lenet5").params["c1.weight"].any()
 
 
 def test_summary_prints_total_params_comma_grouped(capsys):
