@@ -15,6 +15,14 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def test_version(capsys):
+    import cnngraph
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"cnngraph {cnngraph.__version__}\n"
+
+
 def test_models_lists_the_zoo(capsys):
     code, out, _ = run_cli(capsys, "models")
     lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}

@@ -14,6 +14,7 @@ import pkgutil
 import sys
 import traceback
 
+from cnngraph import __version__
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
@@ -29,6 +30,7 @@ def commands() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnngraph", description="Declare, compile and run convolutional networks.")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its line")
+    parser.add_argument("--version", action="version", version=f"cnngraph {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands():
         module = importlib.import_module(f"{__name__}.{name}")
