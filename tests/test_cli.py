@@ -103,3 +103,14 @@ def test_console_script_help_and_bad_arguments():
 def test_run_zoo_model_default_batch(capsys, model):
     code, out, _ = run_cli(capsys, "run", model, "--input-size", "64", "--batch", "2")
     assert code == 0 and "shape (2, 1000)" in out
+
+
+def test_summary_depth_folds_layers_into_scopes(capsys):
+    code, out, _ = run_cli(capsys, "summary", "resnet18", "--depth", "1")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]] for line in out.splitlines()
+            if line.startswith("│")}
+    assert code == 0 and "layer1.0" not in rows and "layer1.0.conv1" not in rows
+    assert rows["layer1"][:3] == ["14", "(N, 64, 56, 56)", "147,968"]
+    assert sum(int(r[2].replace(",", "")) for r in rows.values()) == 11_689_512
+    code, out, _ = run_cli(capsys, "summary", "resnet18", "--depth", "2")
+    assert code == 0 and "│ layer1.0 " in out and "│ layer1 " not in out
