@@ -24,7 +24,8 @@ HELP = "build, compile and run a model on random input, a .npy array or a photo"
 def add_arguments(p) -> None:
     add_model_args(p)
     add_weights_arg(p)
-    p.add_argument("--batch", type=positive, help="batch size for random input (default 1); --input runs its own batch (1 for a photo)")
+    p.add_argument("--batch", type=positive,
+                   help="batch size for random input (default 1); --input runs its own batch (1 for a photo)")
     p.add_argument("--input", help="a .npy array shaped like the model input, or a photo (.jpg, .png, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random input (default 0)")
     add_backend_arg(p)
