@@ -4,7 +4,8 @@ Zoo models name their parameters like torchvision's modules, so a state_dict exp
 (``safetensors.torch.save_file(model.state_dict(), path)``) loads unchanged. Neither format can run
 code on load: safetensors is raw arrays behind a JSON header, and ``.npz`` members are read as
 plain number arrays after their headers are checked (``cnngraph.npzfile``). Every mismatch is
-collected first and reported in one error.
+collected first and reported in one error: one line (the CLI prints errors as one line), with the count
+of each group and its first few keys, so a wrong architecture is a short line, not 10 KB of names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cnngraph.npzfile import read_npz
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch BatchNorm bookkeeping, no counterpart here
 FORMATS = (".safetensors", ".npz")
+SHOWN_KEYS = 5  # per group in a mismatch error: enough to see the pattern, short enough for one line
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -40,18 +42,24 @@ def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:
     """Replace ``graph``'s parameters (and BN statistics) with those in ``path``, in place; returns ``graph``.
 
     The file must hold exactly the graph's keys with the graph's shapes, apart from torch's
-    ``num_batches_tracked``; otherwise nothing is changed and one error lists every missing,
-    unexpected and mis-shaped key. Values are cast to each parameter's dtype.
+    ``num_batches_tracked``; otherwise nothing is changed and one error counts the missing,
+    unexpected and mis-shaped keys and names the first few of each. Values are cast to each parameter's dtype.
     """
     found = {k: v for k, v in read_state_dict(path).items() if not k.endswith(IGNORED_SUFFIXES)}
     missing = sorted(set(graph.params) - set(found))
     unexpected = sorted(set(found) - set(graph.params))
     misshaped = [f"{k} (file {tuple(found[k].shape)}, model {tuple(graph.params[k].shape)})"
                  for k in sorted(set(found) & set(graph.params)) if found[k].shape != graph.params[k].shape]
-    problems = [f"{label} {len(keys)}: {', '.join(keys)}" for label, keys in
+    problems = [f"{label} {len(keys)}: {_first(keys)}" for label, keys in
                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
     if problems:
         raise ModelFileError(f"{path}: weights do not fit model '{graph.name}': " + "; ".join(problems))
     for key, value in found.items():
         graph.params[key] = np.require(value, dtype=graph.params[key].dtype, requirements="W")
     return graph
+
+
+def _first(keys: list[str]) -> str:
+    """The first SHOWN_KEYS keys, then how many more there are."""
+    more = len(keys) - SHOWN_KEYS
+    return ", ".join(keys[:SHOWN_KEYS]) + (f" and {more} more" if more > 0 else "")

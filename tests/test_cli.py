@@ -15,9 +15,31 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def test_version(capsys):
+    import cnngraph
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"cnngraph {cnngraph.__version__}\n"
+
+
 def test_models_lists_the_zoo(capsys):
     code, out, _ = run_cli(capsys, "models")
-    assert code == 0 and "resnet50" in out and "lenet5" in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+    assert code == 0
+    assert all(w in lines["resnet50"] for w in ("25.56 M", "3x224x224", "classification"))
+    assert all(w in lines["lenet5"] for w in ("61.7 K", "1x32x32"))
+    assert all(w in lines["unet"] for w in ("1x572x572", "segmentation"))
+    assert "classification, 4 outputs" in lines["msdnet"]
+
+
+def test_models_builds_with_zero_parameters_and_restores_the_initialiser(capsys):
+    from cnngraph import models
+    from cnngraph.frontends import dsl
+
+    drawn = dsl.initialize
+    assert run_cli(capsys, "models")[0] == 0
+    assert dsl.initialize is drawn and models.build("lenet5").params["c1.weight"].any()
 
 
 def test_summary_prints_total_params_comma_grouped(capsys):
@@ -40,7 +62,9 @@ def test_run_reads_npy_input(capsys, tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, x)
     code, out, _ = run_cli(capsys, "run", "lenet5", "--input", str(path))
-    assert code == 0 and "shape (2, 10)" in out
+    assert code == 0 and "shape (2, 10)" in out and "--batch" not in out
+    code, out, _ = run_cli(capsys, "run", "lenet5", "--input", str(path), "--batch", "3")
+    assert code == 0 and "--batch 3 sizes random input only: --input" in out and "runs as batch 2" in out
     np.save(path, x[:, :, :16])
     code, _, err = run_cli(capsys, "run", "lenet5", "--input", str(path))
     assert code == 1 and "input 'image': expected shape (N, 1, 32, 32), got (2, 1, 16, 32)" in err
@@ -79,3 +103,14 @@ def test_console_script_help_and_bad_arguments():
 def test_run_zoo_model_default_batch(capsys, model):
     code, out, _ = run_cli(capsys, "run", model, "--input-size", "64", "--batch", "2")
     assert code == 0 and "shape (2, 1000)" in out
+
+
+def test_summary_depth_folds_layers_into_scopes(capsys):
+    code, out, _ = run_cli(capsys, "summary", "resnet18", "--depth", "1")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:]] for line in out.splitlines()
+            if line.startswith("│")}
+    assert code == 0 and "layer1.0" not in rows and "layer1.0.conv1" not in rows
+    assert rows["layer1"][:3] == ["14", "(N, 64, 56, 56)", "147,968"]
+    assert sum(int(r[2].replace(",", "")) for r in rows.values()) == 11_689_512
+    code, out, _ = run_cli(capsys, "summary", "resnet18", "--depth", "2")
+    assert code == 0 and "│ layer1.0 " in out and "│ layer1 " not in out

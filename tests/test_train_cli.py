@@ -59,6 +59,21 @@ def test_train_writes_a_run_folder_and_resume_extends_it(files, capsys):
     assert "resuming" in out and [r["epoch"] for r in rows(run)] == ["1", "2"]
 
 
+def test_resume_refuses_options_that_differ_and_lists_them(files, capsys):
+    run = files / "run"
+    assert train(capsys, f"{files}/net.py:tiny", "--data", files / "three.npz", "--epochs", 1, "--batch", 8,
+                 "--out", run)[0] == 0
+    code, _, err = train(capsys, "--resume", run, "--epochs", 2, "--batch", 16, "--lr", 0.1, "--flip",
+                         "--out", files / "other")
+    assert code == 1 and err.count("\n") == 1
+    assert ("these options differ: --batch 16 (saved: 8), --lr 0.1 (saved: None), --flip True (saved: False), "
+            "--out. Drop them") in err
+    assert [r["epoch"] for r in rows(run)] == ["1"]  # nothing trained
+    code, out, err = train(capsys, "--resume", run, "--epochs", 2, "--batch", 8)  # the saved value is no change
+    assert code == 0, err
+    assert [r["epoch"] for r in rows(run)] == ["1", "2"]
+
+
 def test_backend_dtype_clipping_and_prefetch_are_saved_and_resume_keeps_them(files, capsys):
     run = files / "run"
     code, _, err = train(capsys, f"{files}/net.py:tiny", "--data", files / "three.npz", "--epochs", 1, "--batch", 8,

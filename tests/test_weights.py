@@ -117,3 +117,14 @@ def test_cli_weights_for_run_and_summary(tmp_path, capsys):
     assert main(["summary", "lenet5", "--num-classes", "7", "--weights", str(weights)]) == 1
     err = capsys.readouterr().err
     assert "mis-shaped 2: output.bias (file (10,), model (7,)), output.weight" in err and err.count("\n") == 1
+
+
+def test_a_wrong_architecture_is_a_short_error(tmp_path):
+    path = tmp_path / "resnet18.npz"
+    np.savez(path, **models.build("resnet18").params)
+    with pytest.raises(ModelFileError) as info:
+        load_weights(models.build("lenet5"), path)
+    message = str(info.value)
+    assert ("missing 10: c1.bias, c1.weight, c3.bias, c3.weight, c5.bias and 5 more; unexpected 102: "
+            "bn1.bias, bn1.running_mean, bn1.running_var, bn1.weight, conv1.weight and 97 more") in message
+    assert len(message) < 600 and "\n" not in message

@@ -13,7 +13,9 @@ import importlib
 import pkgutil
 import sys
 import traceback
+import warnings
 
+from cnngraph import __version__
 from cnngraph.errors import CnnGraphError
 
 # Listed in the order `cnngraph --help` shows them; any other command module is appended.
@@ -29,6 +31,7 @@ def commands() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnngraph", description="Declare, compile and run convolutional networks.")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its line")
+    parser.add_argument("--version", action="version", version=f"cnngraph {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in commands():
         module = importlib.import_module(f"{__name__}.{name}")
@@ -48,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         from cnngraph.cli.common import apply_threads  # inside: Ctrl-C while loading is one line too
 
         apply_threads(args)
-        args.fn(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _note_for(command)
+            args.fn(args)
     except KeyboardInterrupt:
         _report(command, "interrupted", debug)
         return 130
@@ -64,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
                 debug)
         return 1
     return 0
+
+
+def _note_for(command: str):
+    """Warnings (an ONNX file upgraded from an old opset, say) as one line each, like errors."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"cnngraph {command}: note: {' '.join(str(message).split())}", file=sys.stderr)
+
+    return show
 
 
 def _report(command: str, message: str, debug: bool) -> None:

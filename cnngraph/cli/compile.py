@@ -8,14 +8,15 @@ and then the backend at `--dtype`, node by node, against the NumPy float64 refer
 
 from collections import Counter
 
-from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, console, load,
-                                 positive)
+from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, add_weights_arg,
+                                 apply_weights, console, load, positive)
 
 HELP = "optimise a model with graph passes and write it as .cng"
 
 
 def add_arguments(p) -> None:
     add_model_args(p)
+    add_weights_arg(p)
     p.add_argument("-o", "--output", help="write the optimised graph here (.cng)")
     p.add_argument("--passes", default="default",
                    help='"default", "none", or a comma-separated list of pass names')
@@ -35,7 +36,7 @@ def run(args) -> None:
     from cnngraph import io
     from cnngraph.memory import plan
 
-    graph = load(args)
+    graph = apply_weights(load(args), args)
     model = cnngraph.compile(graph, args.backend, args.dtype, passes=args.passes, check=args.check)
     optimized = model.graph
     if args.report:

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from cnngraph.cli.common import add_backend_arg, add_model_args, add_threads_arg, console, load
+from cnngraph.cli.common import (add_backend_arg, add_model_args, add_threads_arg, add_weights_arg, apply_weights,
+                                 console, load)
 from cnngraph.errors import CnnGraphError
 
 HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
@@ -12,6 +13,7 @@ def add_arguments(p) -> None:
     from cnngraph.backends.onnx_export import DEFAULT_OPSET, MIN_OPSET
 
     add_model_args(p)
+    add_weights_arg(p)
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                    help=f"ONNX opset, {MIN_OPSET} or later (default {DEFAULT_OPSET})")
@@ -27,7 +29,7 @@ def run(args) -> None:
     from cnngraph.backends.onnx_export import export
     from cnngraph.backends.onnx_verify import verify
 
-    graph = load(args)
+    graph = apply_weights(load(args), args)
     model = export(graph, args.output, opset=args.opset, training=args.training)
     mode = "training" if args.training else "inference"
     console.print(f"wrote {args.output}: {graph.name}, opset {args.opset}, {mode}, {len(model.graph.node)} nodes, "

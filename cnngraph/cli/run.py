@@ -24,7 +24,8 @@ HELP = "build, compile and run a model on random input, a .npy array or a photo"
 def add_arguments(p) -> None:
     add_model_args(p)
     add_weights_arg(p)
-    p.add_argument("--batch", type=positive, default=1, help="batch size for random input (default 1)")
+    p.add_argument("--batch", type=positive,
+                   help="batch size for random input (default 1); --input runs its own batch (1 for a photo)")
     p.add_argument("--input", help="a .npy array shaped like the model input, or a photo (.jpg, .png, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random input (default 0)")
     add_backend_arg(p)
@@ -52,6 +53,8 @@ def run(args) -> None:
     outputs = model.run(feeds, to_host=True)
     t2 = time.perf_counter()
     batch = next(iter(feeds.values())).shape[0]
+    if args.input and args.batch not in (None, batch):  # --batch sizes random input only; say so rather than ignore it
+        console.print(f"--batch {args.batch} sizes random input only: --input {args.input} runs as batch {batch}")
     console.print(f"{graph.name}: compiled in {1e3 * (t1 - t0):.1f} ms, ran batch {batch} in {1e3 * (t2 - t1):.1f} ms "
                   f"on {args.backend} ({args.dtype})")
     if args.check:
@@ -99,10 +102,10 @@ def _inputs(graph, args) -> dict:
             raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
         name, t = next(iter(graph.inputs.items()))
         return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
-    rng = np.random.default_rng(args.seed)
+    rng, batch = np.random.default_rng(args.seed), args.batch or 1
     for name, t in graph.inputs.items():
-        check_bytes(array_bytes(t.concrete(args.batch), 4), f"random input '{name}' {t.concrete(args.batch)}")
-    return {name: rng.standard_normal(t.concrete(args.batch)).astype(np.float32) for name, t in graph.inputs.items()}
+        check_bytes(array_bytes(t.concrete(batch), 4), f"random input '{name}' {t.concrete(batch)}")
+    return {name: rng.standard_normal(t.concrete(batch)).astype(np.float32) for name, t in graph.inputs.items()}
 
 
 def _photo(path: str, t):

@@ -2,15 +2,17 @@
 
 For every layer: its receptive field, effective stride (jump) and centre (where output pixel 0's
 field is centred, in input pixels); a global value (pooled, or a squeeze-and-excitation gate) has
-field "all" and no stride or centre, and a map it is broadcast over keeps its own. For every join (Add, Concat, Mul) of spatial maps: whether
-its inputs are aligned (same stride and centre, not merely the same shape) and, where not, the
+field "all" and no stride or centre, and a map it is broadcast over keeps its own. For every join
+(Add, Concat, Mul) of spatial maps: whether its inputs are aligned (same stride and centre, not merely the same shape) and, where not, the
 crop that would align them. Joins that are misaligned or fed by a crop are listed; --all-joins
-lists every one.
+lists every one. --depth K folds the layers into their scopes, the first K parts of their dotted
+names (ResNet's layer1.0.conv1 is in layer1 at depth 1), summing parameters and MACs per scope, as
+torchinfo's depth does; each scope shows its last layer's output and field.
 """
 
 from rich.table import Table
 
-from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load
+from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
 
 HELP = "per-layer table (shapes, params, MACs, receptive field, stride, centre) and join alignment"
 
@@ -19,6 +21,8 @@ def add_arguments(p) -> None:
     add_model_args(p)
     add_weights_arg(p)
     p.add_argument("--all-joins", action="store_true", help="list every join, aligned or not")
+    p.add_argument("--depth", type=positive, metavar="K",
+                   help="one row per scope: the first K parts of the dotted layer names, params and MACs summed")
 
 
 def _fmt(pair) -> str:
@@ -33,13 +37,15 @@ def run(args) -> None:
     graph = apply_weights(load(args), args)
     fields = receptive_fields(graph)
     rows = node_stats(graph)
-    table = Table("layer", "op", "output", "params", "MACs", "RF", "stride", "centre", title=f"{graph.name}")
-    for r in rows:
-        f = r.field
-        table.add_row(r.node.name, r.node.op, str(r.node.type.shape).replace("'", ""), f"{r.params:,}",
-                      f"{r.macs:,}", *(("const", "-", "-") if f.constant else
-                                       ("all", "-", "-") if f.whole else
-                                       (_fmt(f.size), _fmt(f.jump), _fmt(f.start))))
+    table = Table("scope" if args.depth else "layer", "layers" if args.depth else "op", "output", "params", "MACs",
+                  "RF", "stride", "centre", title=f"{graph.name}")
+    for name, what, last, params, macs in (_scopes(rows, args.depth) if args.depth else
+                                           ((r.node.name, r.node.op, r, r.params, r.macs) for r in rows)):
+        f = last.field
+        table.add_row(name, what, str(last.node.type.shape).replace("'", ""), f"{params:,}", f"{macs:,}",
+                      *(("const", "-", "-") if f.constant else
+                        ("all", "-", "-") if f.whole else
+                        (_fmt(f.size), _fmt(f.jump), _fmt(f.start))))
     console.print(table)
     params, buffers, macs = (sum(getattr(r, a) for r in rows) for a in ("params", "buffers", "macs"))
     act = sum(r.node.type.per_sample() for r in rows) * 4
@@ -61,3 +67,12 @@ def run(args) -> None:
     bad = [j for j in found if j.status != ALIGNED]
     verdict = "all aligned" if not bad else f"{len(bad)} misaligned ({', '.join(sorted({j.status for j in bad}))})"
     console.print(f"Joins: {len(found)} checked, {verdict}")
+
+
+def _scopes(rows, depth: int):
+    """(scope, layer count, last row, params, MACs) per scope, in order of first appearance."""
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(".".join(r.node.name.split(".")[:depth]), []).append(r)
+    return [(scope, str(len(rs)), rs[-1], sum(r.params for r in rs), sum(r.macs for r in rs))
+            for scope, rs in groups.items()]

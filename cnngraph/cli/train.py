@@ -3,7 +3,8 @@
 The run folder (--out) gets checkpoint.safetensors, metrics.csv, curves.png and, at the end, model.cng.
 --backend and --dtype say where and in what precision it computes (saved with the run, as every setting).
 Ctrl-C saves a checkpoint and stops (press it twice to stop without saving); --resume RUNDIR continues
-the run with its saved settings (only --epochs may change, to extend it).
+the run with its saved settings: --epochs may change, to extend it; any other option that differs from the
+saved run is refused, listed, rather than ignored.
 """
 
 from __future__ import annotations
@@ -49,59 +50,88 @@ def add_arguments(p) -> None:
     from cnngraph.train.optim import OPTIMIZERS
 
     d = TrainConfig()
-    p.add_argument("--data", default=d.data, help="'digits' (shipped), an MNIST or CIFAR-10 folder, an image "
+    p.add_argument("--data", help="'digits' (shipped), an MNIST or CIFAR-10 folder, an image "
                    "folder, or a .npz (default digits)")
     p.add_argument("--epochs", type=positive, help=f"epochs to train (default {d.epochs})")
-    p.add_argument("--batch", type=positive, default=d.batch, help=f"batch size (default {d.batch})")
-    p.add_argument("--optimizer", choices=list(OPTIMIZERS), default=d.optimizer)
+    p.add_argument("--batch", type=positive, help=f"batch size (default {d.batch})")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"(default {d.optimizer})")
     p.add_argument("--lr", type=non_negative(float), help="learning rate (default sgd 0.05, others 0.001)")
     p.add_argument("--momentum", type=non_negative(float), help="momentum for sgd (default 0.9) and rmsprop (default 0)")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    p.add_argument("--weight-decay", type=non_negative(float), default=d.weight_decay,
+    p.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
+    p.add_argument("--weight-decay", type=non_negative(float),
                    help=f"weight decay, never applied to biases or BatchNorm parameters (default {d.weight_decay})")
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help=f"learning-rate schedule (default {d.schedule})")
-    p.add_argument("--warmup", type=non_negative(int), default=d.warmup, help="epochs of linear warm-up (default 0)")
-    p.add_argument("--step-epochs", type=positive, default=d.step_epochs,
+    p.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default {d.schedule})")
+    p.add_argument("--warmup", type=non_negative(int), help="epochs of linear warm-up (default 0)")
+    p.add_argument("--step-epochs", type=positive,
                    help=f"with --schedule step: decay every N epochs (default {d.step_epochs}) ...")
-    p.add_argument("--gamma", type=non_negative(float), default=d.gamma, help=f"... by this factor (default {d.gamma})")
-    p.add_argument("--label-smoothing", type=non_negative(float), default=d.label_smoothing,
+    p.add_argument("--gamma", type=non_negative(float), help=f"... by this factor (default {d.gamma})")
+    p.add_argument("--label-smoothing", type=non_negative(float),
                    help=f"cross-entropy label smoothing (default {d.label_smoothing})")
-    p.add_argument("--crop", type=non_negative(int), default=d.crop, help="random-crop augmentation: pad by N pixels and crop back, "
+    p.add_argument("--crop", type=non_negative(int), help="random-crop augmentation: pad by N pixels and crop back, "
                    f"0 for none (default {d.crop})")
-    p.add_argument("--flip", action="store_true", help="random horizontal flips (not for digits or text)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for shuffling, augmentation and dropout (default 0)")
+    p.add_argument("--flip", action="store_true", default=None, help="random horizontal flips (not for digits or text)")
+    p.add_argument("--seed", type=int, help="seed for shuffling, augmentation and dropout (default 0)")
     p.add_argument("--freeze-upto", metavar="LAYER", help="freeze LAYER (or scope, e.g. layer3) and all it depends on")
     p.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX",
                    help="scale the gradients down to a total 2-norm of at most MAX (default: no clipping)")
-    p.add_argument("--backend", choices=sorted(b.name for b in all_backends()), default=d.backend,
+    p.add_argument("--backend", choices=sorted(b.name for b in all_backends()),
                    help=f"where to compute: numpy (CPU), cupy (a CUDA GPU), strict (tests) (default {d.backend})")
-    p.add_argument("--dtype", choices=["float32", "float16"], default=d.dtype,
+    p.add_argument("--dtype", choices=["float32", "float16"],
                    help="float16: half-precision activations with float32 master weights and loss scaling "
                    f"(default {d.dtype})")
-    p.add_argument("--prefetch", type=non_negative(int), default=d.prefetch,
+    p.add_argument("--prefetch", type=non_negative(int),
                    help=f"batches a background thread prepares and copies to the device ahead of the step "
                    f"(0: none; default {d.prefetch})")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
 
-def run(args) -> None:
-    from cnngraph.train import Trainer
+# Options that make a new run's model and folder; a resumed run has both already.
+NEW_RUN_ONLY = ("weights", "num_classes", "input_size", "out")
 
-    if args.resume:
-        if args.model is not None:
-            raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
-        trainer = Trainer.resume(args.resume, epochs=args.epochs, console=console)
-        console.print(f"resuming {args.resume} at epoch {trainer.epoch + 1}, step {trainer.step}")
-    else:
-        trainer = _new_run(args)
+
+def run(args) -> None:
+    trainer = _resumed(args) if args.resume else _new_run(args)
     trainer.fit()
     best = max(trainer.history, key=lambda r: r["test_acc"])
     console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
                   f"{best['epoch']}); run folder {trainer.rundir}")
 
 
-def _model(args):
+def _settings(args) -> dict:
+    """The run settings the user gave on the command line (the options default to None, so absent ones are not
+    here); the options are named after TrainConfig's fields."""
+    from cnngraph.train import TrainConfig
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
+def _resumed(args):
+    """The saved run, with --epochs applied; any other option that differs from the saved run is refused, listed,
+    rather than silently ignored."""
+    from cnngraph.train import Trainer
+
+    if args.model is not None:
+        raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
+    given = _settings(args)
+    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console)
+    differ = [f"--{_flag(k)} {v} (saved: {getattr(trainer.config, k)})" for k, v in given.items()
+              if v != getattr(trainer.config, k)]
+    differ += [f"--{_flag(k)}" for k in NEW_RUN_ONLY if getattr(args, k) is not None]
+    if differ:
+        raise CnnGraphError(f"--resume {args.resume} continues the run with its saved settings (only --epochs may "
+                            f"change); these options differ: {', '.join(differ)}. Drop them, or start a new run "
+                            f"from the run's model.cng")
+    console.print(f"resuming {args.resume} at epoch {trainer.epoch + 1}, step {trainer.step}")
+    return trainer
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _model(args, seed: int):
     """The graph to train. A pretrained one (--weights, .cng, .onnx) is built as it was trained, then
     --num-classes swaps its classifier head for a fresh one: the fine-tuning recipe."""
     from cnngraph.train import replace_head
@@ -109,7 +139,7 @@ def _model(args):
     pretrained = bool(args.weights) or args.model.endswith((".cng", ".onnx"))
     as_built = argparse.Namespace(**{**vars(args), "num_classes": None}) if pretrained else args
     graph = apply_weights(load(as_built), args)
-    return replace_head(graph, args.num_classes, seed=args.seed) if pretrained and args.num_classes else graph
+    return replace_head(graph, args.num_classes, seed=seed) if pretrained and args.num_classes else graph
 
 
 def _new_run(args):
@@ -118,11 +148,10 @@ def _new_run(args):
 
     if args.model is None:
         raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
-    graph = _model(args)
-    fields = (f.name for f in dataclasses.fields(TrainConfig))  # the options are named after the settings
-    config = TrainConfig(**{name: getattr(args, name) for name in fields if getattr(args, name, None) is not None})
+    config = TrainConfig(**_settings(args))
+    graph = _model(args, config.seed)
     shape = next(iter(graph.inputs.values())).shape[1:]
-    splits = load_dataset(args.data, shape)
+    splits = load_dataset(config.data, shape)
     rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if rundir.exists() and not rundir.is_dir():
         raise CnnGraphError(f"--out {rundir} is a file; a run needs a folder (give a new or existing folder)")
