@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cnngraph.io import atomic_write_bytes
 
@@ -32,18 +33,32 @@ def one_line(title: str) -> str:
     return title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1] + "…"
 
 
-def write_plot(path: Path, history: list[dict], title: str) -> None:
-    fig = Figure(figsize=(10, 4), layout="constrained")
+def curves(history: list[dict], title: str) -> Figure:
+    """Loss, accuracy (in percent) and learning rate per epoch; the best test accuracy's epoch is marked."""
+    fig = Figure(figsize=(13, 4), layout="constrained")
     FigureCanvasAgg(fig)
     epochs = [row["epoch"] for row in history]
-    for ax, metric, label in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
+    best = max(history, key=lambda row: row["test_acc"])["epoch"] if history else None
+    loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
+    for ax, metric, label, scale in ((loss_ax, "loss", "loss", 1), (acc_ax, "acc", "accuracy (%)", 100)):
         for split in ("train", "test"):
-            ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], marker="o", markersize=3, label=split)
-        ax.set_xlabel("epoch")
+            ax.plot(epochs, [scale * row[f"{split}_{metric}"] for row in history], marker="o", markersize=3,
+                    label=split)
         ax.set_ylabel(label)
+    lr_ax.plot(epochs, [row["lr"] for row in history], marker="o", markersize=3, color="tab:gray", label="lr")
+    lr_ax.set_ylabel("learning rate (end of epoch)")
+    for ax in (loss_ax, acc_ax, lr_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.grid(alpha=0.3)
+        if best is not None:
+            ax.axvline(best, color="tab:green", linestyle="--", linewidth=1, label=f"best test accuracy (epoch {best})")
         ax.legend()
     fig.suptitle(one_line(title))
+    return fig
+
+
+def write_plot(path: Path, history: list[dict], title: str) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    curves(history, title).savefig(buf, format="png", dpi=100)
     atomic_write_bytes(path, buf.getvalue())
