@@ -86,6 +86,14 @@ class Executor:
         return Step(index, node, choice, self.precision.widens(choice.impl.dtypes),
                     self.precision.half and Precision.keeps_float32(self.graph, node))
 
+    def to_graph(self) -> Graph:
+        """The compiled graph with its parameters as they are now, as NumPy arrays in the graph's dtypes:
+        what a custom training loop saves (``cnngraph.io.save(model.to_graph(), "model.cng")``)."""
+        graph = self.graph.copy()
+        graph.params = {k: self.backend.to_host(v).astype(self.graph.params[k].dtype, copy=False)
+                        for k, v in self.params.items()}
+        return graph
+
     def kernels(self) -> dict[str, str]:
         """Which backend's implementation runs each node (``generic``: the kernels written over ``xp``)."""
         return {s.node.name: s.impl.name for s in self.steps}

@@ -207,3 +207,21 @@ def test_an_overflowing_step_is_skipped_and_the_scale_backs_off():
     model.train_step(x_batch(), target, MeanSquaredError(), SGD(lr=0.1))
     assert model.scaler.growth_tracker == 1 and model.scaler.skipped == 1
     assert any(not np.array_equal(before[k], v) for k, v in model.params.items())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_to_graph_gives_the_trained_parameters_back_as_a_graph(backend, tmp_path):
+    from cnngraph import io
+    from cnngraph.train.losses import MeanSquaredError
+    from cnngraph.train.optim import SGD
+
+    model = cnngraph.compile(tanh_net(), backend=backend, train=True)
+    model.train_step(x_batch(), np.zeros((2, 2, 6, 6), np.float32), MeanSquaredError(), SGD(lr=0.5))
+    graph = model.to_graph()
+    for key, value in model.params.items():
+        np.testing.assert_array_equal(graph.params[key], model.backend.to_host(value))
+        assert isinstance(graph.params[key], np.ndarray)
+    assert not np.array_equal(graph.params["conv.weight"], tanh_net().params["conv.weight"])  # it trained
+    io.save(graph, tmp_path / "trained.cng")
+    np.testing.assert_array_equal(cnngraph.compile(io.load(tmp_path / "trained.cng"), passes="none").run(x_batch())["r2"],
+                                  model.run(x_batch(), to_host=True)["r2"])
