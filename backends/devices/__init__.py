@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cnngraph.arrays import to_numpy
 from cnngraph.errors import BackendError
 from cnngraph.registry import Registry, import_modules
 
@@ -69,7 +70,7 @@ class Backend:
 
     def to_host(self, value: Any) -> np.ndarray:
         """A NumPy array with the values of ``value``, copied back from the device if need be."""
-        return np.asarray(value)
+        return to_numpy(value)
 
     def is_array(self, value: Any) -> bool:
         raise NotImplementedError

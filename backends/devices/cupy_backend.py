@@ -56,12 +56,6 @@ class CupyBackend(Backend):
     def xp(self) -> Any:
         return self._module()
 
-    def copy(self, value: Any, dtype: Any = None) -> Any:
-        return self.xp.array(value, dtype=dtype, copy=True)
-
-    def to_host(self, value: Any) -> np.ndarray:
-        return value.get() if self.is_array(value) else np.asarray(value)
-
     def is_array(self, value: Any) -> bool:
         cupy = sys.modules.get("cupy")  # never imported just to answer no
         return cupy is not None and isinstance(value, cupy.ndarray)

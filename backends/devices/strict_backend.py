@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from cnngraph.backends import strict
 from cnngraph.backends.devices import register
@@ -24,13 +23,6 @@ class StrictBackend(NumpyBackend):
     @property
     def xp(self) -> Any:
         return strict.namespace
-
-    def copy(self, value: Any, dtype: Any = None) -> strict.StrictArray:
-        data = value.data if isinstance(value, strict.StrictArray) else value
-        return strict.StrictArray(np.array(data, dtype=dtype, copy=True))
-
-    def to_host(self, value: Any) -> np.ndarray:
-        return value.get() if isinstance(value, strict.StrictArray) else np.asarray(value)
 
     def is_array(self, value: Any) -> bool:
         return isinstance(value, strict.StrictArray)
