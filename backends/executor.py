@@ -78,6 +78,7 @@ class Executor:
         last = {owner: i for i, node in enumerate(graph.nodes) if (owner := self._concats.owner.get(node.name))}
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
         self._plans: dict[tuple, Any] = {}
+        self._fits: set[tuple[int, bool]] = set()  # (batch, keeps for backward) already checked against the budget
         self._compute = self._compute_params()
         self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
 
@@ -134,7 +135,9 @@ class Executor:
         ``keep`` selects get a stash and keep what their backward declares (the tape)."""
         values = dict(feeds)
         batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
-        check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
+        if (batch, keep is not None) not in self._fits:  # the plan depends on these only: checked once per batch
+            check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
+            self._fits.add((batch, keep is not None))
         buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
         tape: dict[str, Saved] = {}
         step = None
