@@ -125,8 +125,8 @@ def _cancel_pairs(graph: Graph) -> int:
             graph.replace_uses(node.name, source.inputs[0])
             graph.remove_node(node.name)
             cancelled += 1
+    users = graph.users()
     for node in list(graph.nodes):  # conversions nothing reads any more
-        if node.op == "Layout" and not any(node.name in n.inputs for n in graph.nodes) \
-                and node.name not in graph.outputs:
+        if node.op == "Layout" and not users[node.name] and node.name not in graph.outputs:
             graph.remove_node(node.name)
     return cancelled
