@@ -147,7 +147,7 @@ def test_the_check_names_the_first_layer_that_strays(strict_kernel):
 def test_the_check_passes_a_correct_backend_and_reports_each_node(backend, dtype):
     model = cnngraph.compile(tanh_net(), backend=backend, dtype=dtype, check=True)
     assert [name for name, _ in model.check_errors] == [n.name for n in model.graph.nodes]
-    assert max(err for _, err in model.check_errors) > (0 if dtype == "float16" else -1)
+    assert max(err for _, err in model.check_errors) > 0  # the rounding of float32 or float16 shows; a check of nothing would not
 
 
 def test_out_of_memory_names_the_layer_the_batch_and_one_that_fits(strict_kernel):
