@@ -52,6 +52,11 @@ class OnnxUpgradeWarning(UserWarning):
     graph is the converter's reading of the file, which the user should know."""
 
 
+class BatchNormFoldWarning(UserWarning):
+    """State_dict BatchNorms folded into the convolutions of an eval-mode export while loading weights:
+    the result depends on an epsilon the state_dict does not hold, which the user should know."""
+
+
 class OnnxExportError(CnnGraphError):
     """A graph that cannot be written as ONNX: an op without a mapping, an opset out of range."""
 

@@ -11,11 +11,13 @@ of each group and its first few keys, so a wrong architecture is a short line, n
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from cnngraph.errors import ModelFileError
+from cnngraph import batch_norm_weights
+from cnngraph.errors import BatchNormFoldWarning, ModelFileError
 from cnngraph.io import read_safetensors
 from cnngraph.ir import Graph
 from cnngraph.npzfile import read_npz
@@ -38,14 +40,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:
+def load_weights(graph: Graph, path: str | os.PathLike, bn_eps: float = batch_norm_weights.DEFAULT_EPS) -> Graph:
     """Replace ``graph``'s parameters (and BN statistics) with those in ``path``, in place; returns ``graph``.
 
     The file must hold exactly the graph's keys with the graph's shapes, apart from torch's
     ``num_batches_tracked``; otherwise nothing is changed and one error counts the missing,
     unexpected and mis-shaped keys and names the first few of each. Values are cast to each parameter's dtype.
+    A state_dict for a PyTorch ONNX export whose BatchNorms were folded into its convolutions fits after
+    folding them the same way (``bn_eps`` is their epsilon; a BatchNormFoldWarning says it happened).
     """
     found = {k: v for k, v in read_state_dict(path).items() if not k.endswith(IGNORED_SUFFIXES)}
+    folded = batch_norm_weights.fold_into_convs(graph, found, bn_eps)
     missing = sorted(set(graph.params) - set(found))
     unexpected = sorted(set(found) - set(graph.params))
     misshaped = [f"{k} (file {tuple(found[k].shape)}, model {tuple(graph.params[k].shape)})"
@@ -54,6 +59,10 @@ def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:
                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
     if problems:
         raise ModelFileError(f"{path}: weights do not fit model '{graph.name}': " + "; ".join(problems))
+    if folded:
+        warnings.warn(f"{path}: folded {len(folded)} BatchNorms into the convolutions before them, as the "
+                      f"exporter had (eps {bn_eps:g}; --bn-eps if the model used another)",
+                      BatchNormFoldWarning, stacklevel=2)
     for key, value in found.items():
         graph.params[key] = np.require(value, dtype=graph.params[key].dtype, requirements="W")
     return graph

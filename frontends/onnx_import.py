@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 
 from cnngraph.errors import CnnGraphError, OnnxImportError
-from cnngraph.frontends import onnx_reading, onnx_upgrade
+from cnngraph.frontends import onnx_reading, onnx_upgrade, torch_names
 from cnngraph.frontends.onnx_fold_size import output_elements
 from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_array, type_name
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
@@ -313,7 +313,7 @@ class Importer:
             array = self._float(self.array(p), f"{name}.{role}")
             if array.shape != specs[role].shape:
                 raise self.fail(node, f"as {op}: {role} has shape {array.shape}, expected {specs[role].shape}")
-            keys[role] = self._param_key(p, array, f"{name}.{role}")
+            keys[role] = self._param_key(p, array, self._default_key(node, name, role))
         self.graph.add_node(Node(name, op, list(inputs), attrs, keys, out))
         if isinstance(output, int):
             self.bind(node, name, output)
@@ -399,14 +399,22 @@ class Importer:
         return key
 
     def _param_key(self, p: Folded | np.ndarray, array: np.ndarray, fallback: str) -> str:
-        """An initializer used as stored keeps its name (shared weights share it); anything else is keyed
-        ``<node>.<role>`` like DSL-built graphs."""
-        if isinstance(p, Folded) and (p.name not in self.graph.params or self.graph.params[p.name] is array):
+        """An initializer used as stored keeps its name (shared weights share it), unless PyTorch's exporter
+        invented that name; anything else is keyed ``fallback``. A generated initializer several nodes
+        read (the exporter deduplicates equal tensors) becomes one copy per node, as in the model."""
+        if isinstance(p, Folded) and not torch_names.is_generated(p.name) and (
+                p.name not in self.graph.params or self.graph.params[p.name] is array):
             self.graph.params[p.name] = array
             return p.name
         key = self._fresh_key(fallback)
-        self.graph.params[key] = array
+        self.graph.params[key] = array.copy() if any(v is array for v in self.graph.params.values()) else array
         return key
+
+    @staticmethod
+    def _default_key(node: OnnxNode, ir_name: str, role: str) -> str:
+        """``<module>.<role>`` for a PyTorch export's nodes (state_dict keys), else ``<node>.<role>``."""
+        module = torch_names.module_path(node.proto.name)
+        return f"{module}.{role}" if module else f"{ir_name}.{role}"
 
     def _float(self, array: np.ndarray, what: str) -> np.ndarray:
         """Parameters are float32 or float64 (float16 widens); integer weights are a mistake in the file."""

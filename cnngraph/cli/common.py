@@ -39,6 +39,9 @@ def load(args):
 def add_weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE",
                    help="load parameters from a .safetensors or .npz file keyed by torchvision's state_dict names")
+    p.add_argument("--bn-eps", type=float, default=1e-5, metavar="EPS",
+                   help="BatchNorm epsilon when --weights has BatchNorms the ONNX export folded into its "
+                        "convolutions (default 1e-5, PyTorch's; torchvision's Inception v3 and GoogLeNet use 1e-3)")
 
 
 def apply_weights(graph, args):
@@ -46,7 +49,7 @@ def apply_weights(graph, args):
     if args.weights:
         from cnngraph.weights import load_weights
 
-        load_weights(graph, args.weights)
+        load_weights(graph, args.weights, args.bn_eps)
     return graph
 
 
