@@ -102,11 +102,14 @@ class Exporter:
         self.dtype = np.float32
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
+        self.aliases: dict[str, str] = {}
         self.types = {v: graph.type_of(v) for v in [*graph.inputs, *(n.name for n in graph.nodes)]}
 
     def run(self) -> onnx.ModelProto:
         for node in self.graph.nodes:
             self.emit(node)
+        for node in self.nodes:
+            node.input[:] = [self.aliases.get(v, v) for v in node.input]
         g = helper.make_graph(
             self.nodes, self.graph.name,
             [self._value_info(v) for v in self.graph.inputs],
@@ -169,11 +172,19 @@ class Exporter:
         """A named constant; float arrays take the model's element type."""
         if name in self.initializers:
             raise OnnxExportError(f"two constants are both named '{name}'")
+        self.initializers[name] = self.tensor(name, array)
+        return name
+
+    def tensor(self, name: str, array: np.ndarray) -> onnx.TensorProto:
+        """``array`` as a TensorProto; float arrays take the model's element type."""
         array = np.asarray(array)
         if np.issubdtype(array.dtype, np.floating):
             array = array.astype(self.dtype, copy=False)
-        self.initializers[name] = numpy_helper.from_array(array, name)
-        return name
+        return numpy_helper.from_array(array, name)
+
+    def alias(self, value: str, onnx_name: str) -> None:
+        """Let the nodes that read IR ``value`` read ``onnx_name`` instead (rewritten once all are emitted)."""
+        self.aliases[value] = onnx_name
 
     def param(self, key: str) -> str:
         """Parameter ``key`` as an initializer of the same name (added once, however many nodes share it)."""

@@ -54,6 +54,16 @@ def from_model(model: onnx.ModelProto, source: str = "<onnx model>") -> Graph:
         raise boundary_error(source, e) from None
 
 
+def _initializers(g: onnx.GraphProto) -> set[str]:
+    """The file's weights, as opposed to what it computes: its initializers, and the Identity copies by which
+    PyTorch's exporter lets modules share one stored tensor when their values are equal."""
+    names = {t.name for t in g.initializer}
+    for node in g.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in names:
+            names.update(node.output)
+    return names
+
+
 def supported_ops() -> list[str]:
     """Every ONNX op type the importer reads (more fold when their inputs are constant)."""
     return sorted({*importable(), *SHAPE_ONLY, "Cast", "Constant", "ConstantOfShape"})
@@ -103,6 +113,7 @@ class Importer:
         self.values: dict[str, str | Folded] = {}
         self.outputs = [o.name for o in g.output]
         self.read = {v for n in g.node for v in n.input} | set(self.outputs)
+        self.initializers = _initializers(g)
 
     # -- the walk ----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -280,10 +291,14 @@ class Importer:
         return self._materialize(Folded(suffix, (array, array), self.probes), self._fresh(f"{node.name}/{suffix}"))
 
     def _materialize(self, value: Folded, name: str) -> str:
+        """A Constant node for ``value``: trainable, and keyed by its own name, when it is an initializer."""
         array = self._float(value.value, name)
-        key = self._fresh_key(f"{name}.value")
+        trainable = value.name in self.initializers
+        named = trainable and not torch_names.is_generated(value.name) and value.name not in self.graph.params
+        key = value.name if named else self._fresh_key(f"{name}.value")
         self.graph.params[key] = array
-        self.graph.add_node(Node(name, "Constant", [], {"shape": array.shape}, {"value": key}, TensorType(array.shape)))
+        attrs = {"shape": array.shape, "trainable": trainable}
+        self.graph.add_node(Node(name, "Constant", [], attrs, {"value": key}, TensorType(array.shape)))
         return name
 
     def bind(self, node: OnnxNode, ir_value: str, k: int = 0) -> str:

@@ -1,4 +1,5 @@
-"""Constant: the stored value, as is. Its value is a buffer, so it has no gradient to give."""
+"""Constant: the stored value, as is. A trainable one's gradient is the gradient of its output (its
+consumers already summed their broadcasting away); a buffer has none to give."""
 
 from __future__ import annotations
 
@@ -12,4 +13,4 @@ def constant(xp, inputs, params, attrs, ctx):
 
 @backward("Constant")
 def constant_backward(xp, grad, saved, params, attrs):
-    return [], {}
+    return [], ({"value": grad} if attrs["trainable"] else {})
