@@ -70,3 +70,14 @@ def test_pytorch_gelu_silu_and_hardswish_exports_recompose():
     graph = from_model(torch_export(module, np.zeros((1, 3, 8, 8), np.float32), opset_version=13))
     opt, _ = optimize(graph, DEFAULT, check=True)
     assert [n.attrs.get("activation") for n in opt.nodes] == ["GELU", "SiLU", "HardSwish"]
+
+
+def test_gelu_of_a_sum_is_found_whichever_add_comes_first():
+    """ConvNeXt's Linear + GELU: x is itself an Add (the bias), the first Add the product reads; the
+    pattern must still take the other one as the gate."""
+    x = dsl.input("x", (3, 6, 6))
+    biased = dsl.add(conv(x), dsl.constant(np.full((4, 1, 1), 0.3, np.float32)))
+    erf = dsl.erf(dsl.mul(biased, dsl.constant(math.sqrt(0.5))))
+    graph = dsl.Model(x, dsl.mul(dsl.mul(biased, dsl.add(erf, dsl.constant(1.0))), dsl.constant(0.5), name="y"))
+    opt, _ = optimize(graph, ["activation_patterns"], check=True)
+    assert [n.op for n in opt.nodes if n.op not in ("Constant", "Conv2d")] == ["Add", "GELU"]

@@ -68,6 +68,7 @@ DEFAULT = [
     "identity_removal",
     "activation_patterns",
     "constant_folding",
+    "transpose_sinking",
     "bn_folding",
     "scale_folding",
     "residual_fusion",

@@ -30,15 +30,17 @@ def _scalar(graph: Graph, value: str, want: float) -> bool:
     return array.size == 1 and math.isclose(float(array.reshape(())), want, rel_tol=1e-6)
 
 
-def _split(graph: Graph, node: Node, op: str) -> tuple[str, Node] | None:
-    """A binary node's (other input, producer of ``op``), whichever side the producer is on."""
+def _splits(graph: Graph, node: Node, op: str) -> list[tuple[str, Node]]:
+    """A binary node's (other input, producer of ``op``) pairs: one per side an ``op`` produces."""
     if len(node.inputs) != 2:
-        return None
-    for mine, other in (node.inputs, node.inputs[::-1]):
-        found = _producer(graph, mine, op)
-        if found is not None:
-            return other, found
-    return None
+        return []
+    pairs = [(other, _producer(graph, mine, op)) for mine, other in (node.inputs, node.inputs[::-1])]
+    return [(other, found) for other, found in pairs if found is not None]
+
+
+def _split(graph: Graph, node: Node, op: str) -> tuple[str, Node] | None:
+    """The first of ``_splits``, for patterns whose other input cannot be an ``op`` too."""
+    return next(iter(_splits(graph, node, op)), None)
 
 
 def _silu(graph: Graph, mul: Node) -> Match | None:
@@ -65,20 +67,17 @@ def _gelu(graph: Graph, mul: Node) -> Match | None:
     if not half or not _scalar(graph, half[0], 0.5):
         return None
     product = half[1]
-    gate = _split(graph, product, "Add")
-    if not gate:
-        return None
-    x, add = gate
-    one = _split(graph, add, "Erf")
-    if not one or not _scalar(graph, one[0], 1.0):
-        return None
-    erf = one[1]
-    scaled = _producer(graph, erf.inputs[0], "Mul")
-    if scaled is None or x not in scaled.inputs:
-        return None
-    if not _scalar(graph, scaled.inputs[scaled.inputs[0] == x], math.sqrt(0.5)):
-        return None
-    return x, [product, add, erf, scaled], "GELU", {"approximate": "none"}
+    for x, add in _splits(graph, product, "Add"):  # x may be an Add too (a bias before the GELU)
+        one = _split(graph, add, "Erf")
+        if not one or not _scalar(graph, one[0], 1.0):
+            continue
+        erf = one[1]
+        scaled = _producer(graph, erf.inputs[0], "Mul")
+        if scaled is None or x not in scaled.inputs:
+            continue
+        if _scalar(graph, scaled.inputs[scaled.inputs[0] == x], math.sqrt(0.5)):
+            return x, [product, add, erf, scaled], "GELU", {"approximate": "none"}
+    return None
 
 
 def _blocked(graph: Graph, absorbed: list[Node], users: dict[str, list[Node]]) -> str | None:
