@@ -84,3 +84,16 @@ def test_unet3d_keeps_the_volume_and_refuses_sizes_pooling_cannot_halve():
     assert graph.outputs and graph.type_of(graph.outputs[0]).shape == ("N", 3, 24, 24, 24)
     with pytest.raises(GraphError, match=r"input size 20 must be a positive multiple of 2\^3 = 8.*16 or 24"):
         models.build("unet3d", input_size=20, depth=3)
+
+
+def test_summary_shows_volumes_with_their_fields(capsys):
+    """By hand: two 3x3x3 convs see 5 voxels, a 2x2x2 pool makes it 6 at stride 2 centred on 0.5; two more
+    convs at stride 2 add 8 (14), the second pool 2 more (16) at stride 4 centred on 0.5 + 0.5 * 2."""
+    from tests.test_cli import run_cli
+
+    code, out, _ = run_cli(capsys, "summary", "unet3d", "--depth", "1")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in out.splitlines()
+            if line.startswith("│")}
+    assert code == 0 and "Total params: 72,022" in out and "Joins: 2 checked, all aligned" in out
+    assert rows["pool1"][1:] == ["(N, 8, 8, 8, 8)", "0", "32,768", "6", "2", "0.5"]
+    assert rows["pool2"][1:] == ["(N, 16, 4, 4, 4)", "0", "8,192", "16", "4", "1.5"]
