@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cnngraph.analysis import Field, receptive_fields, reference_input, spatial_crop
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
+from cnngraph.ops.base import fmt_sizes
 
 JOIN_OPS = ("Add", "Concat", "Mul")
 TOLERANCE = 1e-6
@@ -90,8 +91,8 @@ def alignment_crop(graph: Graph, source: str, target: str,
     have, want = graph.type_of(source).shape[2:], graph.type_of(target).shape[2:]
     crop = (*begins, *(n - t - b for n, t, b in zip(have, want, begins)))
     if min(crop) < 0:
-        raise CnnGraphError(f"'{source}' ({'x'.join(map(str, have))}) must be cropped by {crop} (begins, then ends; "
-                            f"top, left, bottom, right in 2-D) to align with '{target}' ({'x'.join(map(str, want))}): "
+        raise CnnGraphError(f"'{source}' ({fmt_sizes(have)}) must be cropped by {crop} (begins, then ends; "
+                            f"top, left, bottom, right in 2-D) to align with '{target}' ({fmt_sizes(want)}): "
                             "it needs padding, not cropping, where negative")
     return crop
 

@@ -179,6 +179,25 @@ def test_backward_matches_finite_differences(case):
     check_gradients(graph, inputs)
 
 
+@pytest.mark.parametrize("axes", [1, 3])
+def test_bn_folding_and_fusion_work_on_sequences_and_volumes(axes):
+    """conv -> BN -> ReLU and conv -> BN -> + skip -> ReLU become FusedConv2d nodes, and the pipeline's own
+    numeric check (the NumPy reference before and after each pass) holds."""
+    import cnngraph
+
+    conv = {1: dsl.conv1d, 3: dsl.conv3d}[axes]
+    x = dsl.input("x", (3, *(6,) * axes))
+    y = dsl.relu(dsl.batch_norm(conv(x, 4, 3, padding=1, bias=False, name="c1"), name="bn1"))
+    z = dsl.batch_norm(conv(y, 4, 3, padding=1, name="c2"), name="bn2")
+    graph = dsl.Model(x, dsl.relu(z + y), seed=5)
+    for key in [k for k in graph.params if "running" in k]:
+        graph.params[key] = np.abs(random(graph.params[key].shape, 14)).astype(np.float32) + 0.5
+    optimised, reports = cnngraph.optimize(graph, "default", check=True)
+    assert [n.op for n in optimised.nodes] == ["FusedConv2d", "FusedConv2d"]
+    last = optimised.nodes[-1]
+    assert last.attrs["residual"] and last.attrs["activation"] == "ReLU" and last.attrs["kernel_size"] == (3,) * axes
+
+
 def test_analysis_counts_3d_parameters_macs_and_fields():
     """A 3x3x3 conv: weights O*C*27, MACs O*C*27 per output voxel; stride 2 doubles the jump on every axis."""
     from cnngraph.analysis import node_stats

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 
+from cnngraph.ops.base import padded_size
+
 WHOLE = slice(None)
 
 
@@ -62,6 +64,5 @@ def unwindows(xp, cols, shape, pads, kernel, stride, dilation):
     """Adjoint of ``windows(pad_spatial(x, pads))``: scatter-add (N, C, *kernel, *out) columns onto an
     (N, C, *spatial) array of ``shape``; what lands in the padding is dropped."""
     r = len(pads) // 2
-    padded = (*shape[:2], *(n + b + e for n, b, e in zip(shape[2:], pads[:r], pads[r:])))
-    full = col2im(xp, cols, padded, kernel, stride, dilation)
+    full = col2im(xp, cols, (*shape[:2], *padded_size(shape[2:], pads)), kernel, stride, dilation)
     return full[(WHOLE, WHOLE, *(slice(b, b + n) for b, n in zip(pads[:r], shape[2:])))]

@@ -229,10 +229,20 @@ def fmt_shape(shape: tuple) -> str:
     return _fmt(shape)
 
 
+def fmt_sizes(values) -> str:
+    """Window and spatial sizes in messages: 5, 3x3, 3x3x3."""
+    return "x".join(map(str, values))
+
+
+def padded_size(size: tuple[int, ...], pads: tuple[int, ...]) -> tuple[int, ...]:
+    """Spatial ``size`` padded by (begins..., ends...)."""
+    r = len(size)
+    return tuple(n + b + e for n, b, e in zip(size, pads[:r], pads[r:]))
+
+
 def padded_elements(t: TensorType, pads: tuple[int, ...]) -> int:
     """Elements per sample of an (N, C, *spatial) type padded by (begins..., ends...)."""
-    r = len(pads) // 2
-    return t.shape[1] * math.prod(n + b + e for n, b, e in zip(t.shape[2:], pads[:r], pads[r:]))
+    return t.shape[1] * math.prod(padded_size(t.shape[2:], pads))
 
 
 def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False) -> int:

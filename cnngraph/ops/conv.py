@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape, padded_elements
+from cnngraph.ops.base import Op, ParamSpec, Window, conv_out, fmt_shape, fmt_sizes, padded_elements, padded_size
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
 
@@ -59,12 +59,12 @@ class Conv2d(_ConvBase):
             a["padding"] = (0,) * (2 * len(size))
         else:
             a["padding"] = self.pads(node, a["padding"], len(size))
-        padded = _padded_size(size, a["padding"])
+        padded = padded_size(size, a["padding"])
         if any(d * (k - 1) + 1 > p for k, d, p in zip(kernel, dilation, padded)):
             raise self.error(
                 node,
-                f"kernel {_by(kernel)} (dilation {_by(dilation)}) is larger than its padded input "
-                f"{_by(padded)} (input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
+                f"kernel {fmt_sizes(kernel)} (dilation {fmt_sizes(dilation)}) is larger than its padded input "
+                f"{fmt_sizes(padded)} (input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
             )
         return a
 
@@ -165,16 +165,6 @@ class ConvTranspose2d(_ConvBase):
             ss.append(1 / s)
             pads.append((k_in - 1) / 2 - (p - (k_eff - 1) / 2) / s)
         return Window(tuple(ks), tuple(ss), tuple(pads))
-
-
-def _by(values) -> str:
-    """Sizes in messages: 3x3, 3x3x3, 5."""
-    return "x".join(map(str, values))
-
-
-def _padded_size(size, pads) -> tuple[int, ...]:
-    r = len(size)
-    return tuple(n + b + e for n, b, e in zip(size, pads[:r], pads[r:]))
 
 
 def _same_pads(size, kernel, stride, dilation) -> tuple[int, ...]:

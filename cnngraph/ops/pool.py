@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, padded_elements
-from cnngraph.ops.conv import _by, onnx_auto_pads
+from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, fmt_sizes, padded_elements, padded_size
+from cnngraph.ops.conv import onnx_auto_pads
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
 
@@ -69,13 +69,13 @@ class _Pool2d(Op):
         kernel = self._effective_kernel(a)
         if any(p > k // 2 for p, k in zip(a["padding"], kernel * 2)):
             raise self.attr_error(
-                node, f"padding {a['padding']} must be at most half the (effective) kernel {_by(kernel)}"
+                node, f"padding {a['padding']} must be at most half the (effective) kernel {fmt_sizes(kernel)}"
             )
         if min(pooled_size(a, size)) < 1:
-            padded = (n + b + e for n, b, e in zip(size, a["padding"][:r], a["padding"][r:]))
+            padded = fmt_sizes(padded_size(size, a["padding"]))
             raise self.error(
                 node,
-                f"kernel {_by(kernel)} is larger than its padded input {_by(padded)} "
+                f"kernel {fmt_sizes(kernel)} is larger than its padded input {padded} "
                 f"(input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
             )
         return a
