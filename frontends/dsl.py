@@ -118,14 +118,16 @@ def _for_axes(axes: int, layer_fn: Callable[..., Tensor], name: str) -> Callable
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = f"{layer_fn.__doc__.splitlines()[0]} Over {SPATIAL[axes]} inputs."
+    wrapper.__doc__ = f"{layer_fn.__doc__}\n\n    Over {SPATIAL[axes]} inputs only."
     return wrapper
 
 
 def _conv(x, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
           init="he", name=None) -> Tensor:
-    """Convolution; ``padding`` is an int, one per axis, the begins then the ends ((top, left, bottom,
-    right) in 2-D), "same" or "valid"."""
+    """Convolution (cross-correlation), PyTorch semantics and weight layout (C_out, C_in/groups, *kernel).
+
+    ``padding`` is an int, one per axis, the begins then the ends ((top, left, bottom, right) in 2-D),
+    "same" or "valid"."""
     return layer("Conv2d", [x], name, out_channels=out_channels, kernel_size=kernel_size, stride=stride,
                  padding=padding, dilation=dilation, groups=groups, bias=bias, weight_init=init)
 
