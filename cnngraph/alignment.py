@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cnngraph.analysis import Field, receptive_fields, reference_input, spatial_crop
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
+from cnngraph.ops.base import fmt_sizes
 
 JOIN_OPS = ("Add", "Concat", "Mul")
 TOLERANCE = 1e-6
@@ -29,8 +30,8 @@ class JoinInput:
 
     value: str
     field: Field
-    shift: tuple[float, float]
-    crop: tuple[str, tuple[int, int]] | None = None  # (source, (top, left)) when the input is a spatial crop
+    shift: tuple[float, ...]
+    crop: tuple[str, tuple[int, ...]] | None = None  # (source, (top, left)) when the input is a spatial crop
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Join:
                 notes.append(f"pixel {_pair(i.shift)} of '{i.value}' sits where pixel 0 of '{ref.value}' does: "
                              + _remedy(i, ref, self.status))
             elif i.crop:
-                source, (top, left) = i.crop
-                notes.append(f"'{i.value}' crops '{source}' at ({top}, {left}): aligned")
+                source, starts = i.crop
+                notes.append(f"'{i.value}' crops '{source}' at {_tuple(starts)}: aligned")
         return "; ".join(notes) or "aligned"
 
 
@@ -86,19 +87,21 @@ def alignment_crop(graph: Graph, source: str, target: str,
     if not all(_is_integer(s) for s in shift):
         raise CnnGraphError(f"pixel {_pair(shift)} of '{source}' sits where pixel 0 of '{target}' does: "
                             "a sub-pixel offset, no crop aligns them")
-    top, left = (round(s) for s in shift)
-    (h, w), (th, tw) = graph.type_of(source).shape[2:], graph.type_of(target).shape[2:]
-    crop = (top, left, h - th - top, w - tw - left)
+    begins = tuple(round(s) for s in shift)
+    have, want = graph.type_of(source).shape[2:], graph.type_of(target).shape[2:]
+    crop = (*begins, *(n - t - b for n, t, b in zip(have, want, begins)))
     if min(crop) < 0:
-        raise CnnGraphError(f"'{source}' ({h}x{w}) must be cropped by {crop} (top, left, bottom, right) to align "
-                            f"with '{target}' ({th}x{tw}): it needs padding, not cropping, where negative")
+        raise CnnGraphError(f"'{source}' ({fmt_sizes(have)}) must be cropped by {crop} (begins, then ends; "
+                            f"top, left, bottom, right in 2-D) to align with '{target}' ({fmt_sizes(want)}): "
+                            "it needs padding, not cropping, where negative")
     return crop
 
 
 def _is_spatial(graph: Graph, value: str, field: Field) -> bool:
-    """4-D, not a whole-image (global) field, not a constant, and not a 1x1 map broadcast over the others."""
+    """With spatial axes (3-D to 5-D), not a whole-image (global) field, not a constant, and not a
+    1x1 map broadcast over the others."""
     t = graph.type_of(value)
-    return t.rank == 4 and not field.whole and not field.constant and t.shape[2:] != (1, 1)
+    return t.rank >= 3 and not field.whole and not field.constant and any(d != 1 for d in t.shape[2:])
 
 
 def _shift(ref: Field, f: Field) -> tuple[float, float]:
@@ -121,15 +124,19 @@ def _status(inputs: list[JoinInput]) -> str:
 def _remedy(i: JoinInput, ref: JoinInput, status: str) -> str:
     if status == SUBPIXEL:
         return "a sub-pixel offset, which no crop fixes (the resampling layers are centred differently)"
-    dy, dx = (round(s) for s in i.shift)
+    shift = tuple(round(s) for s in i.shift)
     if i.crop:
-        source, (top, left) = i.crop
-        return f"crop '{source}' from ({top + dy}, {left + dx}) instead of ({top}, {left})"
-    if dy >= 0 and dx >= 0:
-        return f"crop ({dy}, {dx}) rows/columns from the top/left of '{i.value}'"
-    return f"crop ({-dy}, {-dx}) from the top/left of '{ref.value}' (or pad '{i.value}')"
+        source, starts = i.crop
+        return f"crop '{source}' from {_tuple(s + d for s, d in zip(starts, shift))} instead of {_tuple(starts)}"
+    if min(shift) >= 0:
+        return f"crop {_tuple(shift)} rows/columns from the top/left of '{i.value}'"
+    return f"crop {_tuple(-d for d in shift)} from the top/left of '{ref.value}' (or pad '{i.value}')"
+
+
+def _tuple(values) -> str:
+    return f"({', '.join(map(str, values))})"
 
 
 def _pair(values) -> str:
-    a, b = (f"{v:g}" for v in values)
-    return a if a == b else f"({a}, {b})"
+    texts = [f"{v:g}" for v in values]
+    return texts[0] if len(set(texts)) == 1 else f"({', '.join(texts)})"

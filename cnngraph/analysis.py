@@ -18,11 +18,12 @@ from cnngraph.ops import get_op
 
 @dataclass(frozen=True)
 class Field:
-    """Receptive field of one value along (H, W): size, jump (effective stride) and first centre."""
+    """Receptive field of one value along each spatial axis (L; H, W; or D, H, W): size, jump
+    (effective stride) and first centre."""
 
-    size: tuple[float, float] = (1, 1)
-    jump: tuple[float, float] = (1, 1)
-    start: tuple[float, float] = (0, 0)
+    size: tuple[float, ...] = (1, 1)
+    jump: tuple[float, ...] = (1, 1)
+    start: tuple[float, ...] = (0, 0)
     whole: bool = False  # sees the entire input image
     constant: bool = False  # depends on no graph input (a Constant and what is computed from it)
 
@@ -40,7 +41,7 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
     """Field of every value. At a join (or any op of several inputs) the size is the union of the
     inputs' fields and the geometry (jump, centre) that of ``reference_input``; whether the inputs
     agree is checked by ``cnngraph.alignment``."""
-    fields: dict[str, Field] = {name: Field() for name in graph.inputs}
+    fields: dict[str, Field] = {name: _input_field(t) for name, t in graph.inputs.items()}
     for node in graph.nodes:
         if all(fields[v].constant for v in node.inputs):  # also true for a node without inputs
             fields[node.name] = Field(constant=True)
@@ -52,13 +53,24 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
             fields[node.name] = Field(_whole_size(graph), base.jump, base.start, True)
             continue
         size, jump, start = [], [], []
-        for ax in range(2):
-            k, s, p = win.kernel[ax], win.stride[ax], win.pad[ax]
+        for ax in range(len(base.size)):
+            k, s, p = _axis(win.kernel, ax, 1), _axis(win.stride, ax, 1), _axis(win.pad, ax, 0)
             size.append(base.size[ax] + (k - 1) * base.jump[ax])
             jump.append(base.jump[ax] * s)
             start.append(base.start[ax] + ((k - 1) / 2 - p) * base.jump[ax])
         fields[node.name] = Field(tuple(size), tuple(jump), tuple(start))
     return fields
+
+
+def _input_field(t) -> Field:
+    """A graph input's own field: one pixel per spatial axis (two axes for a non-spatial input)."""
+    axes = t.rank - 2 if t.rank >= 3 else 2
+    return Field((1,) * axes, (1,) * axes, (0,) * axes)
+
+
+def _axis(values: tuple, ax: int, default: float) -> float:
+    """A window's entry for spatial axis ``ax``; an empty window tuple leaves the axis alone."""
+    return values[ax] if ax < len(values) else default
 
 
 def reference_input(graph: Graph, node: Node, fields: dict[str, Field]) -> str:
@@ -70,15 +82,17 @@ def reference_input(graph: Graph, node: Node, fields: dict[str, Field]) -> str:
     return next((v for v in spatial if spatial_crop(graph, v) is None), spatial[0])
 
 
-def spatial_crop(graph: Graph, value: str) -> tuple[str, tuple[int, int]] | None:
-    """(source, (top, left)) when ``value`` is a Slice of H and/or W (``dsl.crop``, FCN's Crop)."""
+def spatial_crop(graph: Graph, value: str) -> tuple[str, tuple[int, ...]] | None:
+    """(source, (top, left)) when ``value`` is a Slice of spatial axes (``dsl.crop``, FCN's Crop); one
+    start per spatial axis of the value ((front, top, left) in 3-D)."""
     if value in graph.inputs:
         return None
     node = graph.node(value)
-    if node.op != "Slice" or not {2, 3} & set(node.attrs["axes"]):
+    spatial_axes = range(2, node.type.rank)
+    if node.op != "Slice" or not set(spatial_axes) & set(node.attrs["axes"]):
         return None
     starts = dict(zip(node.attrs["axes"], node.attrs["starts"]))
-    return node.inputs[0], (starts.get(2, 0), starts.get(3, 0))
+    return node.inputs[0], tuple(starts.get(a, 0) for a in spatial_axes)
 
 
 def _union(fields: list[Field], ref: Field) -> Field:
@@ -92,18 +106,18 @@ def _union(fields: list[Field], ref: Field) -> Field:
     if len(fields) == 1:
         return fields[0]
     size = []
-    for ax in range(2):
+    for ax in range(len(ref.size)):
         lo = min(f.start[ax] - (f.size[ax] - 1) / 2 for f in fields)
         hi = max(f.start[ax] + (f.size[ax] - 1) / 2 for f in fields)
         size.append(max(hi - ref.start[ax], ref.start[ax] - lo) * 2 + 1)
     return Field(tuple(size), ref.jump, ref.start)
 
 
-def _whole_size(graph: Graph) -> tuple[float, float]:
-    """The spatial size of the (first image) input, which a global field covers."""
+def _whole_size(graph: Graph) -> tuple[float, ...]:
+    """The spatial size of the first input with spatial axes, which a global field covers."""
     for t in graph.inputs.values():
-        if t.rank == 4:
-            return (t.shape[2], t.shape[3])
+        if t.rank >= 3:
+            return t.shape[2:]
     return (1, 1)
 
 

@@ -14,16 +14,18 @@ unnamed layers names (``relu``, ``relu_1``, ... inside their scope), initialises
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from cnngraph.errors import GraphError
+from cnngraph.errors import GraphError, ShapeError
 from cnngraph.init import initialize
 from cnngraph.ir import BATCH, Graph, Node, TensorType
 from cnngraph.ops import get_op
+from cnngraph.ops.base import fmt_shape
 
 _scopes: list[str] = []
 _ids = itertools.count()
@@ -98,18 +100,49 @@ def layer(op_name: str, inputs: Sequence[Tensor], name: str | None = None, **att
 
 # -- convolution and linear ---------------------------------------------------------
 
-def conv2d(x, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-           init="he", name=None) -> Tensor:
-    """2-D convolution; ``padding`` is an int, (ph, pw), (top, left, bottom, right), "same" or "valid"."""
+SPATIAL = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def _for_axes(axes: int, layer_fn: Callable[..., Tensor], name: str) -> Callable[..., Tensor]:
+    """``layer_fn`` (whose op takes 1 to 3 spatial axes) as the wrapper for one rank, as PyTorch's
+    Conv1d/2d/3d are: an input of another rank is a mistake, caught on the line that made it. Its
+    unnamed layers are named after the wrapper (``conv3d``, ``maxpool3d_1``)."""
+
+    @functools.wraps(layer_fn)
+    def wrapper(x: Tensor, *args, **kwargs) -> Tensor:
+        if x.type.rank != axes + 2:
+            raise ShapeError(kwargs.get("name") or f"{_prefix()}{name}", name,
+                             f"expects an {SPATIAL[axes]} input, got shape {fmt_shape(x.shape)}")
+        out = layer_fn(x, *args, **kwargs)
+        out.base = name.replace("_", "")  # conv3d, maxpool1d: the 2-D names stay as they were
+        return out
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = f"{layer_fn.__doc__}\n\n    Over {SPATIAL[axes]} inputs only."
+    return wrapper
+
+
+def _conv(x, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+          init="he", name=None) -> Tensor:
+    """Convolution (cross-correlation), PyTorch semantics and weight layout (C_out, C_in/groups, *kernel).
+
+    ``padding`` is an int, one per axis, the begins then the ends ((top, left, bottom, right) in 2-D),
+    "same" or "valid"."""
     return layer("Conv2d", [x], name, out_channels=out_channels, kernel_size=kernel_size, stride=stride,
                  padding=padding, dilation=dilation, groups=groups, bias=bias, weight_init=init)
 
 
-def conv_transpose2d(x, out_channels, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
-                     groups=1, bias=True, init="torch", name=None) -> Tensor:
+def _conv_transpose(x, out_channels, kernel_size, stride=1, padding=0, output_padding=0, dilation=1,
+                    groups=1, bias=True, init="torch", name=None) -> Tensor:
+    """Transposed convolution, PyTorch's weight layout (C_in, C_out/groups, *kernel)."""
     return layer("ConvTranspose2d", [x], name, out_channels=out_channels, kernel_size=kernel_size,
                  stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
                  groups=groups, bias=bias, weight_init=init)
+
+
+conv1d, conv2d, conv3d = (_for_axes(k, _conv, f"conv{k}d") for k in (1, 2, 3))
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (
+    _for_axes(k, _conv_transpose, f"conv_transpose{k}d") for k in (1, 2, 3))
 
 
 def linear(x, out_features, bias=True, init="torch", name=None) -> Tensor:
@@ -120,6 +153,7 @@ def linear(x, out_features, bias=True, init="torch", name=None) -> Tensor:
 # -- normalisation and regularisation --------------------------------------------------
 
 def batch_norm(x, eps=1e-5, momentum=0.1, name=None) -> Tensor:
+    """Batch normalisation of (N, C) to (N, C, D, H, W): PyTorch's BatchNorm1d, 2d and 3d."""
     return layer("BatchNorm2d", [x], name, eps=eps, momentum=momentum)
 
 
@@ -169,20 +203,35 @@ def log_softmax(x, axis=1, name=None) -> Tensor:
 
 # -- pooling and resizing ----------------------------------------------------------------
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, name=None) -> Tensor:
+def _max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, name=None) -> Tensor:
+    """Max pooling; the stride defaults to the kernel, padding counts as -inf."""
     return layer("MaxPool2d", [x], name, kernel_size=kernel_size, stride=stride, padding=padding,
                  dilation=dilation, ceil_mode=ceil_mode)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               name=None) -> Tensor:
+def _avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+              name=None) -> Tensor:
+    """Average pooling; the stride defaults to the kernel."""
     return layer("AvgPool2d", [x], name, kernel_size=kernel_size, stride=stride, padding=padding,
                  ceil_mode=ceil_mode, count_include_pad=count_include_pad)
 
 
+max_pool1d, max_pool2d, max_pool3d = (_for_axes(k, _max_pool, f"max_pool{k}d") for k in (1, 2, 3))
+avg_pool1d, avg_pool2d, avg_pool3d = (_for_axes(k, _avg_pool, f"avg_pool{k}d") for k in (1, 2, 3))
+
+
 def global_avg_pool(x, name=None) -> Tensor:
-    """Mean over H and W, keeping them as 1x1: (N, C, 1, 1)."""
+    """Mean over every spatial axis, keeping each as size 1: (N, C, 1, 1) from an image, (N, C, 1)
+    from (N, C, L), (N, C, 1, 1, 1) from a volume."""
     return layer("GlobalAvgPool", [x], name)
+
+
+def global_max_pool(x, name=None) -> Tensor:
+    """Max over every spatial axis, keeping each as size 1 (ONNX's GlobalMaxPool): a max pool whose
+    window is the whole input."""
+    out = layer("MaxPool2d", [x], name, kernel_size=x.shape[2:])
+    out.base = "globalmaxpool"
+    return out
 
 
 def adaptive_avg_pool2d(x, output_size, name=None) -> Tensor:
@@ -190,7 +239,8 @@ def adaptive_avg_pool2d(x, output_size, name=None) -> Tensor:
 
 
 def upsample(x, scale_factor=None, size=None, mode="nearest", align_corners=False, name=None) -> Tensor:
-    """Resize H and W by ``scale_factor`` or to ``size``; mode "nearest" or "bilinear"."""
+    """Resize the spatial axes by ``scale_factor`` or to ``size``; mode "nearest", or as PyTorch names
+    linear interpolation by rank: "linear" (N, C, L), "bilinear" (N, C, H, W), "trilinear" (N, C, D, H, W)."""
     return layer("Upsample", [x], name, scale_factor=scale_factor, size=size, mode=mode,
                  align_corners=align_corners)
 

@@ -277,6 +277,13 @@ class Importer:
             raise self.fail(node, f"input {i} has shape {t.shape}; supported: 4-D (N, C, H, W) inputs")
         return t.shape
 
+    def spatial(self, node: OnnxNode, i: int) -> tuple:
+        """(N, C, L), (N, C, H, W) or (N, C, D, H, W) of input ``i``, or an error naming the shape found."""
+        t = self.type(node, i)
+        if not 3 <= t.rank <= 5:
+            raise self.fail(node, f"input {i} has shape {t.shape}; supported: 3-D to 5-D (N, C, *spatial) inputs")
+        return t.shape
+
     def value(self, node: OnnxNode, i: int) -> str:
         """The IR value of input ``i``; a constant becomes a Constant node the first time it is used."""
         value = self.values[node.inputs[i]]

@@ -22,7 +22,7 @@ from cnngraph.limits import check_bytes
 
 MIN_OPSET = 7
 DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}
-INPUT_RANKS = (2, 3, 4)  # (N, features) up to (N, C, H, W)
+INPUT_RANKS = (2, 3, 4, 5)  # (N, features) up to (N, C, D, H, W)
 
 
 def read(path: str | os.PathLike) -> onnx.ModelProto:
@@ -103,7 +103,7 @@ def _input_type(info: onnx.ValueInfoProto, source: str) -> TensorType:
         raise OnnxImportError(f"{where} has type {found}; supported: FLOAT, DOUBLE")
     if not tensor.HasField("shape") or len(tensor.shape.dim) not in INPUT_RANKS:
         rank = len(tensor.shape.dim) if tensor.HasField("shape") else "unknown"
-        raise OnnxImportError(f"{where} has rank {rank}; supported: ranks 2 to 4, (N, features) up to (N, C, H, W)")
+        raise OnnxImportError(f"{where} has rank {rank}; supported: ranks 2 to 5, (N, features) up to (N, C, D, H, W)")
     dims = [BATCH]
     for axis, d in enumerate(tensor.shape.dim[1:], start=1):
         if not d.HasField("dim_value") or d.dim_value < 1:

@@ -44,6 +44,18 @@ def test_without_the_frontend_resolution_falls_back_and_says_why(monkeypatch):
     assert choice.declined == [("cupy", "the cuDNN frontend is not installed (pip install nvidia-cudnn-frontend)")]
 
 
+@pytest.mark.parametrize("wrapper,shape", [("conv3d", (4, 5, 6, 7)), ("conv1d", (4, 9))])
+def test_non_2d_convolutions_resolve_to_the_generic_kernel_on_cupy(monkeypatch, wrapper, shape):
+    """cuDNN is wired for 2-D only: with the frontend 'installed' a 3-D or 1-D conv still goes to the
+    generic kernel, and the reason says why."""
+    monkeypatch.setattr(cudnn_conv, "_cudnn", lambda: object())
+    x = dsl.input("x", shape)
+    graph = dsl.Model(x, getattr(dsl, wrapper)(x, 6, 3, name="conv"))
+    choice = resolve("cupy", graph.node("conv"), "float32", training=True)
+    assert choice.impl.backend == GENERIC
+    assert choice.declined == [("cupy", f"only 2-D convolutions are wired to cuDNN, not {len(shape) - 1}-D ones")]
+
+
 @pytest.mark.parametrize("attrs", [{}, {"stride": 2}, {"padding": (0, 1, 2, 1), "dilation": 2}, {"stride": (3, 2)}])
 def test_the_declared_output_shape_is_the_schemas(attrs):
     node, graph = conv_node(**attrs)

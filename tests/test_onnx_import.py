@@ -171,8 +171,8 @@ BAD = [
     ("missing initializer",
      lambda: model_of([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], {"x": (3, 5, 5)}, ["y"]),
      r"node 'conv' \(Conv\) reads 'w', which no graph input, initializer or node defines \(a missing initializer\?\)"),
-    ("rank 5 input", lambda: model_of(relu_chain(), {"x": (3, 4, 5, 6)}, ["z"]),
-     r"input 'x' has rank 5; supported: ranks 2 to 4"),
+    ("rank 6 input", lambda: model_of(relu_chain(), {"x": (3, 4, 5, 6, 7)}, ["z"]),
+     r"input 'x' has rank 6; supported: ranks 2 to 5"),
     ("rank 1 input", lambda: model_of(relu_chain(), {"x": ()}, ["z"]), r"input 'x' has rank 1"),
     ("integer input", bad_dtype_model, r"input 'x' has type INT64; supported: FLOAT, DOUBLE"),
     ("unsupported op", lambda: node_model("Hardmax", [(3,)]),
@@ -203,8 +203,8 @@ BAD = [
      r"node 'pool' \(MaxPool\): output 1 \('i'\) is used, but only the first output is supported"),
     ("gather on batch", lambda: node_model("Gather", [(3,)], {}, {"i": np.int64(0)}),
      r"\(Gather\): gathers along the batch axis"),
-    ("ir shape error", lambda: node_model("Conv", [(3, 5)], {}, {"w": np.ones((2, 3, 1), np.float32)}),
-     r"node 'node' \(Conv\): as Conv2d: layer 'y0' \(Conv2d\): expects a 4-D \(N, C, H, W\) input"),
+    ("ir shape error", lambda: node_model("Conv", [(3, 5)], {}, {"w": np.ones((2, 3, 1, 1), np.float32)}),
+     r"node 'node' \(Conv\): as Conv2d: layer 'y0' \(Conv2d\): kernel_size must have 1 values, got 2"),
 ]
 
 

@@ -115,8 +115,8 @@ def test_macs():
 
 
 @pytest.mark.parametrize("op,shape,attrs,error,match", [
-    ("BatchNorm2d", (1, 3, 5), {}, ShapeError,
-     r"expects a 4-D \(N, C, H, W\) or 2-D \(N, C\) input, got shape \(N, 3, 5\)"),
+    ("BatchNorm2d", (1, 3, 2, 2, 2, 2), {}, ShapeError,
+     r"expects an \(N, C\) to \(N, C, D, H, W\) input \(rank 2 to 5\), got shape \(N, 3, 2, 2, 2, 2\)"),
     ("BatchNorm2d", (1, 3), dict(momentum=1.5), AttrError, r"momentum must be in \[0, 1\], got 1.5"),
     ("BatchNorm2d", (1, 3), dict(eps=0), AttrError, "eps must be positive, got 0"),
     ("LRN", (1, 3), dict(size=3), ShapeError, r"expects a 4-D \(N, C, H, W\) input, got shape \(N, 3\)"),

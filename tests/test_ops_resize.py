@@ -140,7 +140,7 @@ def test_window_centres_and_macs():
      r"give exactly one of scale_factor or size \(got \(2.0, 2.0\) and \(7, 7\), which disagree"),
     (dict(scale_factor=2, align_corners=True), AttrError, "align_corners=True needs mode 'bilinear'"),
     (dict(scale_factor=2, mode="bicubic"), AttrError, "mode must be one of"),
-    (dict(scale_factor=-1), AttrError, "scale_factor must be a positive number or two"),
+    (dict(scale_factor=-1), AttrError, "scale_factor must be a positive number or 2"),
     (dict(scale_factor=0.1), ShapeError, r"scale_factor \(0.1, 0.1\) leaves no output for input \(N, 3, 5, 6\)"),
 ])
 def test_bad_attributes_name_the_layer(attrs, error, match):

@@ -175,7 +175,7 @@ def test_a_png_chunk_claiming_gigabytes_reads_only_what_is_there(tmp_path):
     (lambda x: dsl.max_pool2d(x, 2, padding=(10**9, 0)), r"padding must be <= 65,536"),
     (lambda x: dsl.lrn(x, 10**9), r"size must be <= 65,536"),
     (lambda x: dsl.linear(dsl.flatten(x), 10**11), r"out_features must be <= 2,147,483,647"),
-    (lambda x: dsl.upsample(x, scale_factor=1e300), r"scale_factor must be a positive number or two, at most"),
+    (lambda x: dsl.upsample(x, scale_factor=1e300), r"scale_factor must be a positive number or 2, at most"),
 ])
 def test_attributes_the_kernels_cannot_execute_fail_verification(build, message):
     with pytest.raises(AttrError, match=message):

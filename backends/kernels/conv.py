@@ -1,4 +1,5 @@
-"""Conv2d as im2col + one batched GEMM per conv; ConvTranspose2d as GEMM + col2im.
+"""Conv2d as im2col + one batched GEMM per conv; ConvTranspose2d as GEMM + col2im; both over 1, 2
+or 3 spatial axes (the op names keep the 2-D spelling).
 
 The two are each other's adjoint, so each backward reuses the other's forward for the input
 gradient; the weight gradient of both is one GEMM per group with the batch folded into the sum.
@@ -6,71 +7,86 @@ gradient; the weight gradient of both is one GEMM per group with the batch folde
 
 from __future__ import annotations
 
+import math
+
 from cnngraph.backends.kernels import backward, kernel
-from cnngraph.backends.kernels.windows import pad2d, unwindows, windows
+from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, unwindows, windows
+
+
+def conv_out_size(size, kernel, stride, padding, dilation):
+    """Output size along each spatial axis of a convolution over an input of spatial ``size``."""
+    r = len(size)
+    return tuple((n + b + e - d * (k - 1) - 1) // s + 1
+                 for n, k, s, d, b, e in zip(size, kernel, stride, dilation, padding[:r], padding[r:]))
+
+
+def _per_channel(o, r):
+    """The shape that broadcasts an (O,) bias over (N, O, *spatial) with ``r`` spatial axes."""
+    return (1, o) + (1,) * r
 
 
 def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=None):
-    """NCHW cross-correlation with torch's (O, C/g, kh, kw) weights, into ``out`` when given.
+    """(N, C, *spatial) cross-correlation with torch's (O, C/g, *kernel) weights (1, 2 or 3 spatial
+    axes), into ``out`` when given.
 
     Into ``out`` the bias add (or a copy) moves the GEMM's result: matmul straight into a strided
     slice measured no faster, and a reshape of a slice could silently copy.
     """
-    n, c, h, w = x.shape
-    o, cg, kh, kw = weight.shape
-    pt, pl, pb, pr = padding
-    (sh, sw), (dh, dw) = stride, dilation
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if kh == kw == 1 and sh == sw == 1 and not any(padding):
-        cols = x.reshape(n, groups, cg, h * w)  # a 1x1 conv is a plain GEMM: no copy
+    n, c, *size = x.shape
+    o, cg, *kernel = weight.shape
+    r = len(kernel)
+    out_size = conv_out_size(size, kernel, stride, padding, dilation)
+    taps = math.prod(kernel)
+    if taps == 1 and all(s == 1 for s in stride) and not any(padding):
+        cols = x.reshape(n, groups, cg, math.prod(size))  # a 1x1 conv is a plain GEMM: no copy
     else:
-        view = windows(xp, pad2d(xp, x, padding), (kh, kw), (sh, sw), (dh, dw), (oh, ow))
-        cols = view.reshape(n, groups, cg * kh * kw, oh * ow)
-    wmat = weight.reshape(groups, o // groups, cg * kh * kw)
-    result = xp.matmul(wmat, cols).reshape(n, o, oh, ow)
+        view = windows(xp, pad_spatial(xp, x, padding), kernel, stride, dilation, out_size)
+        cols = view.reshape(n, groups, cg * taps, math.prod(out_size))
+    wmat = weight.reshape(groups, o // groups, cg * taps)
+    result = xp.matmul(wmat, cols).reshape(n, o, *out_size)
     if out is None:
         out = result
     elif bias is None:
         out[...] = result
     if bias is not None:
-        xp.add(result, bias.reshape(1, o, 1, 1), out=out)
+        xp.add(result, bias.reshape(_per_channel(o, r)), out=out)
     return out
 
 
-def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out_hw):
-    """Transposed convolution with torch's (C, O/g, kh, kw) weights onto an output of size ``out_hw``."""
-    n, c, h, w = x.shape
-    _, og, kh, kw = weight.shape
-    o = og * groups
-    wmat = weight.reshape(groups, c // groups, og * kh * kw).transpose(0, 2, 1)  # (g, og*kh*kw, c/g)
-    cols = xp.matmul(wmat, x.reshape(n, groups, c // groups, h * w))  # (n, g, og*kh*kw, h*w)
-    cols = cols.reshape(n, o, kh, kw, h, w)
-    out = unwindows(xp, cols, (n, o, *out_hw), padding, (kh, kw), stride, dilation)
+def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out_size):
+    """Transposed convolution with torch's (C, O/g, *kernel) weights onto an output of spatial size ``out_size``."""
+    n, c, *size = x.shape
+    _, og, *kernel = weight.shape
+    o, taps = og * groups, math.prod(kernel)
+    wmat = weight.reshape(groups, c // groups, og * taps).transpose(0, 2, 1)  # (g, og*taps, c/g)
+    cols = xp.matmul(wmat, x.reshape(n, groups, c // groups, math.prod(size)))  # (n, g, og*taps, prod(size))
+    cols = cols.reshape(n, o, *kernel, *size)
+    out = unwindows(xp, cols, (n, o, *out_size), padding, kernel, stride, dilation)
     if bias is not None:
-        out = out + bias.reshape(1, o, 1, 1)
+        out = out + bias.reshape(_per_channel(o, len(kernel)))
     return xp.ascontiguousarray(out)
 
 
 def _weight_grad(xp, small, big, attrs):
-    """Sum over the batch of ``small`` (N, S, OH, OW) against the windows of ``big`` (N, B, H, W): (S, B/g, kh, kw).
+    """Sum over the batch of ``small`` (N, S, *out) against the windows of ``big`` (N, B, *in): (S, B/g, *kernel).
 
     For Conv2d ``small`` is the output gradient and ``big`` the input; for ConvTranspose2d the roles
     swap (its input against the windows of its output gradient), which gives its (C, O/g) layout.
     """
-    n, s, oh, ow = small.shape
-    b, g, (kh, kw) = big.shape[1], attrs["groups"], attrs["kernel_size"]
-    view = windows(xp, pad2d(xp, big, attrs["padding"]), (kh, kw), attrs["stride"], attrs["dilation"], (oh, ow))
-    cols = view.transpose(1, 2, 3, 0, 4, 5).reshape(g, b // g * kh * kw, n * oh * ow)
-    rows = small.transpose(1, 0, 2, 3).reshape(g, s // g, n * oh * ow)
-    return xp.matmul(rows, cols.transpose(0, 2, 1)).reshape(s, b // g, kh, kw)
+    n, s, *out_size = small.shape
+    b, g, kernel = big.shape[1], attrs["groups"], attrs["kernel_size"]
+    r, taps, positions = len(kernel), math.prod(kernel), n * math.prod(out_size)
+    view = windows(xp, pad_spatial(xp, big, attrs["padding"]), kernel, attrs["stride"], attrs["dilation"], out_size)
+    cols = view.transpose(1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r)).reshape(g, b // g * taps, positions)
+    rows = small.transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, positions)
+    return xp.matmul(rows, cols.transpose(0, 2, 1)).reshape(s, b // g, *kernel)
 
 
 def _param_grads(xp, saved, grad, small, big, attrs):
     """The bias and weight gradients that are wanted (``small`` and ``big`` as for ``_weight_grad``)."""
     grads = {}
     if "bias" in saved.need_params:
-        grads["bias"] = grad.sum(axis=(0, 2, 3))
+        grads["bias"] = grad.sum(axis=(0, *range(2, grad.ndim)))
     if "weight" in saved.need_params:
         grads["weight"] = _weight_grad(xp, small, big, attrs)
     return grads
@@ -89,16 +105,16 @@ def _input_grad_as_conv(xp, grad, weight, attrs):
     """For stride 1, the input gradient is a plain convolution of ``grad`` with the flipped, transposed
     kernel and the complementary padding d(k-1) - p: the im2col GEMM path, 2-3x faster than GEMM +
     col2im's scattered adds. None where that padding would be negative (p > d(k-1)) or stride > 1."""
-    (kh, kw), (dh, dw), g = attrs["kernel_size"], attrs["dilation"], attrs["groups"]
-    pt, pl, pb, pr = attrs["padding"]
-    full = (dh * (kh - 1), dw * (kw - 1))
-    pads = (full[0] - pt, full[1] - pl, full[0] - pb, full[1] - pr)
-    if attrs["stride"] != (1, 1) or min(pads) < 0:
+    kernel, dilation, g = attrs["kernel_size"], attrs["dilation"], attrs["groups"]
+    r = len(kernel)
+    full = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    pads = tuple(f - p for f, p in zip(full * 2, attrs["padding"]))
+    if any(s != 1 for s in attrs["stride"]) or min(pads) < 0:
         return None
     o, cg = weight.shape[:2]
-    flipped = weight.reshape(g, o // g, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g, kh, kw)
-    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped[:, :, ::-1, ::-1]), None, (1, 1), pads,
-                          (dh, dw), g)
+    flipped = weight.reshape(g, o // g, cg, *kernel).transpose(0, 2, 1, *range(3, 3 + r)).reshape(g * cg, o // g, *kernel)
+    flipped = flipped[(WHOLE, WHOLE, *(slice(None, None, -1),) * r)]
+    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped), None, (1,) * r, pads, dilation, g)
 
 
 @backward("Conv2d", keeps=("inputs",))
@@ -112,15 +128,20 @@ def conv2d_backward(xp, grad, saved, params, attrs):
     return [dx], _param_grads(xp, saved, grad, grad, x, attrs)
 
 
+def conv_transpose_out_size(size, attrs):
+    """Output size along each spatial axis of a transposed convolution over an input of spatial ``size``."""
+    r = len(size)
+    pads = attrs["padding"]
+    return tuple((n - 1) * s - b - e + d * (k - 1) + op + 1
+                 for n, k, s, d, b, e, op in zip(size, attrs["kernel_size"], attrs["stride"], attrs["dilation"],
+                                                 pads[:r], pads[r:], attrs["output_padding"]))
+
+
 @kernel("ConvTranspose2d")
 def conv_transpose2d(xp, inputs, params, attrs, ctx):
-    x, weight = inputs[0], params["weight"]
-    kh, kw = weight.shape[2:]
-    pt, pl, pb, pr = attrs["padding"]
-    (sh, sw), (dh, dw), (oph, opw) = attrs["stride"], attrs["dilation"], attrs["output_padding"]
-    out_h = (x.shape[2] - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
-    out_w = (x.shape[3] - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
-    return conv_transpose2d_forward(xp, x, weight, params.get("bias"), *_geometry(attrs), (out_h, out_w))
+    x = inputs[0]
+    return conv_transpose2d_forward(xp, x, params["weight"], params.get("bias"), *_geometry(attrs),
+                                    conv_transpose_out_size(x.shape[2:], attrs))
 
 
 @backward("ConvTranspose2d", keeps=("inputs",))
@@ -128,8 +149,8 @@ def conv_transpose2d_backward(xp, grad, saved, params, attrs):
     """The input gradient is a convolution of ``grad``; with output_padding >= stride (possible when
     dilation > stride) it yields extra trailing positions that belong to no input, dropped here."""
     x = saved.inputs[0]
-    h, w = x.shape[2:]
     dx = None
     if saved.need_inputs[0]:
-        dx = conv2d_forward(xp, grad, params["weight"], None, *_geometry(attrs))[:, :, :h, :w]
+        dx = conv2d_forward(xp, grad, params["weight"], None, *_geometry(attrs))
+        dx = dx[(WHOLE, WHOLE, *(slice(0, n) for n in x.shape[2:]))]
     return [dx], _param_grads(xp, saved, grad, x, grad, attrs)

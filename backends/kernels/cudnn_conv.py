@@ -40,6 +40,8 @@ def supports(node, dtype: str) -> str | None:
         return "the cuDNN frontend is not installed (pip install nvidia-cudnn-frontend)"
     if dtype not in DTYPES:
         return f"cuDNN convolutions run {' and '.join(DTYPES)} here, not {dtype}"
+    if len(node.attrs["kernel_size"]) != 2:
+        return f"only 2-D convolutions are wired to cuDNN, not {len(node.attrs['kernel_size'])}-D ones"
     if node.attrs["groups"] != 1:
         return "grouped convolutions are not wired to cuDNN yet"
     act = node.attrs.get("activation")

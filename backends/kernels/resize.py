@@ -1,4 +1,5 @@
-"""Upsample as gathers along H then W with index arrays (bilinear is separable): no per-pixel loops.
+"""Upsample as gathers along each spatial axis in turn with index arrays (linear interpolation is
+separable): no per-pixel loops, over one, two or three spatial axes.
 
 Resizing is linear and acts on each axis separately, so its gradient is the transposed per-axis
 matrix (one-hot rows for nearest, two weights per row for bilinear) applied to the output gradient.
@@ -7,7 +8,7 @@ matrix (one-hot rows for nearest, two weights per row for bilinear) applied to t
 from __future__ import annotations
 
 from cnngraph.backends.kernels import backward, kernel
-from cnngraph.backends.kernels.separable import one_hot, separable_backward
+from cnngraph.backends.kernels.separable import along_axes, one_hot
 from cnngraph.ops.resize import size_given
 
 
@@ -47,7 +48,7 @@ def _lerp(xp, x, axis, left, right, weight):
 @kernel("Upsample")
 def upsample(xp, inputs, params, attrs, ctx):
     x = inputs[0]
-    for axis, n, o, scale in zip((2, 3), x.shape[2:], attrs["size"], attrs["scale_factor"]):
+    for axis, n, o, scale in zip(range(2, x.ndim), x.shape[2:], attrs["size"], attrs["scale_factor"]):
         if attrs["mode"] == "nearest":
             x = xp.take(x, _nearest_index(xp, n, o, scale), axis=axis)
         else:
@@ -66,8 +67,8 @@ def _axis_matrix(xp, n, o, scale, attrs, dtype):
 
 @backward("Upsample")
 def upsample_backward(xp, grad, saved, params, attrs):
-    rows, cols = (
-        _axis_matrix(xp, n, o, scale, attrs, grad.dtype)
+    transposed = [
+        _axis_matrix(xp, n, o, scale, attrs, grad.dtype).T
         for n, o, scale in zip(saved.shapes[0][2:], attrs["size"], attrs["scale_factor"])
-    )
-    return [separable_backward(xp, grad, rows, cols)], {}
+    ]
+    return [along_axes(xp, grad, transposed)], {}

@@ -17,6 +17,16 @@ def separable_backward(xp, grad, rows, cols):
     return separable(xp, grad, rows.T, cols.T)
 
 
+def along_axes(xp, x, matrices):
+    """Apply matrix k (O_k, N_k) to spatial axis k of an (N, C, *spatial) array, any number of axes:
+    the N-d form of ``separable``, which 2-D callers keep for its two plain matmuls."""
+    if len(matrices) == 2:
+        return separable(xp, x, *matrices)
+    for axis, m in enumerate(matrices, start=2):
+        x = xp.moveaxis(xp.matmul(m, xp.moveaxis(x, axis, -2)), -2, axis)
+    return x
+
+
 def one_hot(xp, index, n, dtype):
     """(len(index), n) matrix with a 1 at column index[i] of row i; rows with an index outside [0, n) are 0."""
     return (index[:, None] == xp.arange(n)).astype(dtype)

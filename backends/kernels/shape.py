@@ -11,7 +11,7 @@ import math
 
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import one_hot, separable_backward
-from cnngraph.backends.kernels.windows import pad2d
+from cnngraph.backends.kernels.windows import pad_spatial
 
 
 @kernel("Flatten")
@@ -68,7 +68,7 @@ def slice_backward(xp, grad, saved, params, attrs):
 @kernel("Pad")
 def pad(xp, inputs, params, attrs, ctx):
     if attrs["mode"] == "constant":
-        return pad2d(xp, inputs[0], attrs["padding"], attrs["value"])
+        return pad_spatial(xp, inputs[0], attrs["padding"], attrs["value"])
     pt, pl, pb, pr = attrs["padding"]
     return xp.pad(inputs[0], ((0, 0), (0, 0), (pt, pb), (pl, pr)), mode=attrs["mode"])
 

@@ -1,52 +1,68 @@
 """Sliding-window views (im2col) and their scatter-add inverse (col2im), shared by conv and pooling.
 
-The views are zero-copy ``as_strided`` windows; callers reshape them into GEMM operands, which
-makes exactly one copy. ``unwindows`` is the adjoint of padding then windowing, the way back for
-transposed convolution and for the gradients of convolution and pooling. No Python loop runs over pixels or channels; col2im loops over the
-kernel's taps only.
+Arrays are (N, C, *spatial) with one, two or three spatial axes (L; H, W; D, H, W), and padding is
+ordered as ONNX orders it: the begins, then the ends ((top, left, bottom, right) in 2-D). The
+views are zero-copy ``as_strided`` windows of shape (N, C, *kernel, *out); callers reshape them
+into GEMM operands, which makes exactly one copy. ``unwindows`` is the adjoint of padding then
+windowing, the way back for transposed convolution and for the gradients of convolution and
+pooling. No Python loop runs over pixels or channels; col2im loops over the kernel's taps only.
 """
 
 from __future__ import annotations
 
+import itertools
 
-def pad2d(xp, x, pads, value=0.0):
-    """Pad the two spatial axes of an NCHW array by (top, left, bottom, right)."""
-    pt, pl, pb, pr = pads
+from cnngraph.ops.base import padded_size
+
+WHOLE = slice(None)
+
+
+def pad_spatial(xp, x, pads, value=0.0):
+    """Pad the spatial axes of an (N, C, *spatial) array by (begins..., ends...)."""
     if not any(pads):
         return x
-    return xp.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), mode="constant", constant_values=value)
+    r = len(pads) // 2
+    widths = ((0, 0), (0, 0), *zip(pads[:r], pads[r:]))
+    return xp.pad(x, widths, mode="constant", constant_values=value)
 
 
-def windows(xp, x, kernel, stride, dilation, out_hw):
-    """A view of shape (N, C, kh, kw, OH, OW) over an already padded NCHW array."""
-    n, c = x.shape[:2]
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    s_n, s_c, s_h, s_w = x.strides
+def windows(xp, x, kernel, stride, dilation, out_size):
+    """A view of shape (N, C, *kernel, *out_size) over an already padded (N, C, *spatial) array."""
+    s_n, s_c, *s_spatial = x.strides
+    steps = tuple(s * d for s, d in zip(s_spatial, dilation)) + tuple(s * t for s, t in zip(s_spatial, stride))
     return xp.lib.stride_tricks.as_strided(
-        x, shape=(n, c, kh, kw, oh, ow), strides=(s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw)
+        x, shape=(*x.shape[:2], *kernel, *out_size), strides=(s_n, s_c, *steps)
     )
 
 
-def col2im(xp, cols, out_shape, kernel, stride, dilation):
-    """Scatter-add (N, C, kh, kw, H, W) columns into a zeroed (N, C, Hp, Wp) array.
+def taps(kernel):
+    """Every kernel position, as an index tuple (ki, kj, ...), in C order."""
+    return itertools.product(*(range(k) for k in kernel))
 
-    Column (i, j) of tap (ki, kj) lands at row i*sh + ki*dh, column j*sw + kj*dw: the adjoint
-    of ``windows``. Used by transposed convolution and by convolution backward.
+
+def tap(view, position):
+    """The (N, C, *out) slice of a window view at one kernel position."""
+    return view[(WHOLE, WHOLE, *position)]
+
+
+def col2im(xp, cols, out_shape, kernel, stride, dilation):
+    """Scatter-add (N, C, *kernel, *size) columns into a zeroed (N, C, *padded) array.
+
+    Column i of tap k lands at position i*stride + k*dilation along each axis: the adjoint of
+    ``windows``. Used by transposed convolution and by convolution backward.
     """
-    n, c, kh, kw, h, w = cols.shape
-    (sh, sw), (dh, dw) = stride, dilation
+    size = cols.shape[2 + len(kernel):]
     out = xp.zeros(out_shape, dtype=cols.dtype)
-    for ki in range(kh):
-        for kj in range(kw):
-            r0, c0 = ki * dh, kj * dw
-            out[:, :, r0 : r0 + (h - 1) * sh + 1 : sh, c0 : c0 + (w - 1) * sw + 1 : sw] += cols[:, :, ki, kj]
+    for position in taps(kernel):
+        target = tuple(slice(k * d, k * d + (n - 1) * s + 1, s)
+                       for k, d, n, s in zip(position, dilation, size, stride))
+        out[(WHOLE, WHOLE, *target)] += tap(cols, position)
     return out
 
 
 def unwindows(xp, cols, shape, pads, kernel, stride, dilation):
-    """Adjoint of ``windows(pad2d(x, pads))``: scatter-add (N, C, kh, kw, OH, OW) columns onto an
-    (N, C, H, W) array of ``shape``; what lands in the padding is dropped."""
-    n, c, h, w = shape
-    pt, pl, pb, pr = pads
-    full = col2im(xp, cols, (n, c, h + pt + pb, w + pl + pr), kernel, stride, dilation)
-    return full[:, :, pt : pt + h, pl : pl + w]
+    """Adjoint of ``windows(pad_spatial(x, pads))``: scatter-add (N, C, *kernel, *out) columns onto an
+    (N, C, *spatial) array of ``shape``; what lands in the padding is dropped."""
+    r = len(pads) // 2
+    full = col2im(xp, cols, (*shape[:2], *padded_size(shape[2:], pads)), kernel, stride, dilation)
+    return full[(WHOLE, WHOLE, *(slice(b, b + n) for b, n in zip(pads[:r], shape[2:])))]

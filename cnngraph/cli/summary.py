@@ -25,9 +25,10 @@ def add_arguments(p) -> None:
                    help="one row per scope: the first K parts of the dotted layer names, params and MACs summed")
 
 
-def _fmt(pair) -> str:
-    a, b = (f"{v:g}" for v in pair)
-    return a if a == b else f"{a}x{b}"
+def _fmt(values) -> str:
+    """One number when every spatial axis agrees, else one per axis: 7, 7x5, 3x7x7."""
+    texts = [f"{v:g}" for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
 
 
 def run(args) -> None:

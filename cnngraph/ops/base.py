@@ -34,14 +34,15 @@ class ParamSpec:
 class Window:
     """How one op maps positions spatially, for receptive-field analysis.
 
-    ``kernel`` is the effective kernel (dilation applied), ``stride`` may be fractional
-    for upsampling, ``pad`` is the padding before the first row/column. ``global_`` marks
-    ops that see the whole input (global pooling, adaptive pooling to 1x1, flatten+linear).
+    One entry per spatial axis (L; H, W; or D, H, W). ``kernel`` is the effective kernel (dilation
+    applied), ``stride`` may be fractional for upsampling, ``pad`` is the padding before the first
+    position. Empty tuples (the default) leave every axis as it is. ``global_`` marks ops that see
+    the whole input (global pooling, adaptive pooling to 1x1, flatten+linear).
     """
 
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[float, float] = (1, 1)
-    pad: tuple[float, float] = (0, 0)
+    kernel: tuple[int, ...] = ()
+    stride: tuple[float, ...] = ()
+    pad: tuple[float, ...] = ()
     global_: bool = False
 
 
@@ -160,6 +161,13 @@ class Op:
             raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {_fmt(t.shape)}")
         return t.shape  # type: ignore[return-value]
 
+    def spatial(self, node: str, t: TensorType, what: str = "input") -> tuple:
+        """Unpack an (N, C, L), (N, C, H, W) or (N, C, D, H, W) type, or fail naming the node and the shape."""
+        if not 3 <= t.rank <= 5:
+            raise self.error(node, f"expects an (N, C, L), (N, C, H, W) or (N, C, D, H, W) {what}, "
+                                   f"got shape {_fmt(t.shape)}")
+        return t.shape
+
     def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0,
              maximum: int = MAX_DIM) -> tuple[int, ...]:
         """An int or a sequence of ``n`` ints, each in [``minimum``, ``maximum``], as a tuple."""
@@ -203,12 +211,13 @@ class Op:
             raise self.attr_error(node, f"{name}={value} is the batch axis; only per-sample axes are allowed")
         return axis
 
-    def pads(self, node: str, value: Any) -> tuple[int, int, int, int]:
-        """Spatial padding as (top, left, bottom, right) from an int, (ph, pw) or 4 values."""
-        if isinstance(value, (list, tuple)) and len(value) == 4:
-            return self.window_ints(node, "padding", value, 4, 0)
-        ph, pw = self.window_ints(node, "padding", value, 2, 0)
-        return (ph, pw, ph, pw)
+    def pads(self, node: str, value: Any, n: int = 2) -> tuple[int, ...]:
+        """Padding of ``n`` spatial axes as ONNX orders it, the begins then the ends ((top, left, bottom,
+        right) in 2-D), from an int, ``n`` values (both sides alike) or ``2n`` values."""
+        if isinstance(value, (list, tuple)) and len(value) == 2 * n:
+            return self.window_ints(node, "padding", value, 2 * n, 0)
+        begins = self.window_ints(node, "padding", value, n, 0)
+        return begins + begins
 
 
 def _fmt(shape: tuple) -> str:
@@ -220,10 +229,20 @@ def fmt_shape(shape: tuple) -> str:
     return _fmt(shape)
 
 
-def padded_elements(t: TensorType, pads: tuple[int, int, int, int]) -> int:
-    """Elements per sample of an (N, C, H, W) type padded by (top, left, bottom, right)."""
-    _, c, h, w = t.shape
-    return c * (h + pads[0] + pads[2]) * (w + pads[1] + pads[3])
+def fmt_sizes(values) -> str:
+    """Window and spatial sizes in messages: 5, 3x3, 3x3x3."""
+    return "x".join(map(str, values))
+
+
+def padded_size(size: tuple[int, ...], pads: tuple[int, ...]) -> tuple[int, ...]:
+    """Spatial ``size`` padded by (begins..., ends...)."""
+    r = len(size)
+    return tuple(n + b + e for n, b, e in zip(size, pads[:r], pads[r:]))
+
+
+def padded_elements(t: TensorType, pads: tuple[int, ...]) -> int:
+    """Elements per sample of an (N, C, *spatial) type padded by (begins..., ends...)."""
+    return t.shape[1] * math.prod(padded_size(t.shape[2:], pads))
 
 
 def conv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False) -> int:

@@ -12,7 +12,8 @@ from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, as_float, onnx
 
 @register
 class BatchNorm2d(Op):
-    """Batch normalisation over axis 1 of (N, C, H, W) or (N, C), PyTorch semantics and state_dict roles.
+    """Batch normalisation over axis 1 of (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W): PyTorch's
+    BatchNorm1d, 2d and 3d in one op, with their semantics and state_dict roles.
 
     The running statistics are buffers (not trainable); in training the kernel updates them in place.
     """
@@ -22,8 +23,9 @@ class BatchNorm2d(Op):
 
     def check(self, node, attrs, inputs):
         t = inputs[0]
-        if t.rank not in (2, 4):
-            raise self.error(node, f"expects a 4-D (N, C, H, W) or 2-D (N, C) input, got shape {fmt_shape(t.shape)}")
+        if not 2 <= t.rank <= 5:
+            raise self.error(node, f"expects an (N, C) to (N, C, D, H, W) input (rank 2 to 5), got shape "
+                                   f"{fmt_shape(t.shape)}")
         return {
             "eps": self.real(node, "eps", attrs["eps"], lambda v: 0 < v < math.inf, "positive"),
             "momentum": self.real(node, "momentum", attrs["momentum"], lambda v: 0 <= v <= 1, "in [0, 1]"),

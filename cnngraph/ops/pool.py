@@ -1,15 +1,20 @@
 """Pooling: MaxPool2d, AvgPool2d, GlobalAvgPool and AdaptiveAvgPool2d, PyTorch semantics.
 
+MaxPool2d, AvgPool2d and GlobalAvgPool take one, two or three spatial axes (ONNX's MaxPool,
+AveragePool and GlobalAveragePool do; the names keep their 2-D spelling); AdaptiveAvgPool2d is 2-D.
+
 MACs of a pool count one operation (a comparison or an addition) per kernel element per output
 element, so pools show up in cost tables next to the convolutions they sit between.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cnngraph.ops import register
-from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, padded_elements
+from cnngraph.ops.base import Op, Window, conv_out, fmt_shape, fmt_sizes, padded_elements, padded_size
 from cnngraph.ops.conv import onnx_auto_pads
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
 from cnngraph.types import TensorType
@@ -24,17 +29,17 @@ def pool_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, 
     return out
 
 
-def dilation_of(attrs: dict) -> tuple[int, int]:
+def dilation_of(attrs: dict) -> tuple[int, ...]:
     """MaxPool2d has a dilation; AvgPool2d (like torch's) does not, which is dilation 1."""
-    return attrs.get("dilation", (1, 1))
+    return attrs.get("dilation", (1,) * len(attrs["kernel_size"]))
 
 
-def pooled_size(attrs: dict, hw: tuple[int, int]) -> tuple[int, int]:
-    """(OH, OW) of a MaxPool2d/AvgPool2d with normalised ``attrs`` over an input of spatial size ``hw``."""
-    pads = attrs["padding"]
+def pooled_size(attrs: dict, size: tuple[int, ...]) -> tuple[int, ...]:
+    """Output spatial size of a MaxPool2d/AvgPool2d with normalised ``attrs`` over an input of spatial ``size``."""
+    pads, r = attrs["padding"], len(size)
     return tuple(
         pool_out(n, k, s, p0, p1, d, attrs["ceil_mode"])
-        for n, k, s, p0, p1, d in zip(hw, attrs["kernel_size"], attrs["stride"], pads[:2], pads[2:],
+        for n, k, s, p0, p1, d in zip(size, attrs["kernel_size"], attrs["stride"], pads[:r], pads[r:],
                                       dilation_of(attrs))
     )
 
@@ -49,45 +54,46 @@ class _Pool2d(Op):
     short = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d"}
 
     def check(self, node, attrs, inputs):
-        _, _, h, w = self.image(node, inputs[0])
+        size = self.spatial(node, inputs[0])[2:]
+        r = len(size)
         a = dict(attrs)
-        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], 2)
+        a["kernel_size"] = self.window_ints(node, "kernel_size", a["kernel_size"], r)
         stride = a["kernel_size"] if a["stride"] is None else a["stride"]
-        a["stride"] = self.window_ints(node, "stride", stride, 2)
-        a["padding"] = self.pads(node, a["padding"])
+        a["stride"] = self.window_ints(node, "stride", stride, r)
+        a["padding"] = self.pads(node, a["padding"], r)
         if "dilation" in a:
-            a["dilation"] = self.window_ints(node, "dilation", a["dilation"], 2)
+            a["dilation"] = self.window_ints(node, "dilation", a["dilation"], r)
         for flag in ("ceil_mode", "count_include_pad"):
             if flag in a:
                 a[flag] = bool(a[flag])
         kernel = self._effective_kernel(a)
         if any(p > k // 2 for p, k in zip(a["padding"], kernel * 2)):
             raise self.attr_error(
-                node, f"padding {a['padding']} must be at most half the (effective) kernel {kernel[0]}x{kernel[1]}"
+                node, f"padding {a['padding']} must be at most half the (effective) kernel {fmt_sizes(kernel)}"
             )
-        if min(pooled_size(a, (h, w))) < 1:
-            pt, pl, pb, pr = a["padding"]
+        if min(pooled_size(a, size)) < 1:
+            padded = fmt_sizes(padded_size(size, a["padding"]))
             raise self.error(
                 node,
-                f"kernel {kernel[0]}x{kernel[1]} is larger than its padded input {h + pt + pb}x{w + pl + pr} "
+                f"kernel {fmt_sizes(kernel)} is larger than its padded input {padded} "
                 f"(input {fmt_shape(inputs[0].shape)}, padding {a['padding']})",
             )
         return a
 
     @staticmethod
-    def _effective_kernel(attrs) -> tuple[int, int]:
+    def _effective_kernel(attrs) -> tuple[int, ...]:
         return tuple(d * (k - 1) + 1 for k, d in zip(attrs["kernel_size"], dilation_of(attrs)))
 
     def infer(self, node, attrs, inputs):
-        n, c, h, w = inputs[0].shape
-        return TensorType((n, c, *pooled_size(attrs, (h, w))), inputs[0].dtype)
+        n, c, *size = inputs[0].shape
+        return TensorType((n, c, *pooled_size(attrs, tuple(size))), inputs[0].dtype)
 
     def macs(self, attrs, inputs, output):
-        kh, kw = attrs["kernel_size"]
-        return output.per_sample() * kh * kw
+        return output.per_sample() * math.prod(attrs["kernel_size"])
 
     def window(self, attrs, inputs):
-        return Window(self._effective_kernel(attrs), attrs["stride"], attrs["padding"][:2])
+        kernel = self._effective_kernel(attrs)
+        return Window(kernel, attrs["stride"], attrs["padding"][:len(kernel)])
 
     def workspace(self, attrs, inputs, output):
         """The padded input the windows are viewed over (a kernel of 65,536 padded to fit 8 pixels)."""
@@ -112,17 +118,18 @@ class AvgPool2d(_Pool2d):
 
 @register
 class GlobalAvgPool(Op):
-    """Mean over H and W, kept as 1x1: (N, C, H, W) -> (N, C, 1, 1)."""
+    """Mean over every spatial axis, each kept as size 1: (N, C, H, W) -> (N, C, 1, 1), and likewise
+    (N, C, L) and (N, C, D, H, W)."""
 
     name = "GlobalAvgPool"
 
     def check(self, node, attrs, inputs):
-        self.image(node, inputs[0])
+        self.spatial(node, inputs[0])
         return attrs
 
     def infer(self, node, attrs, inputs):
         n, c = inputs[0].shape[:2]
-        return TensorType((n, c, 1, 1), inputs[0].dtype)
+        return TensorType((n, c, *(1,) * (inputs[0].rank - 2)), inputs[0].dtype)
 
     def macs(self, attrs, inputs, output):
         return inputs[0].per_sample()
@@ -175,13 +182,16 @@ def adaptive_matrix(size: int, out: int) -> np.ndarray:
 def _pool_load(ctx, node, spec):
     a = node.attrs
     auto = a.get("auto_pad", "NOTSET")
-    pads = ctx.attempt(node, onnx_auto_pads, auto, ctx.image(node, 0)[2:], a.get("kernel_shape"),
-                       a.get("strides", (1, 1)), a.get("dilations", (1, 1))) if auto != "NOTSET" else None
-    ctx.import_table(node, spec, consumed=("auto_pad",), **({} if pads is None else {"padding": pads}))
+    size = ctx.spatial(node, 0)[2:]
+    ones = (1,) * len(size)
+    pads = ctx.attempt(node, onnx_auto_pads, auto, size, a.get("kernel_shape"),
+                       a.get("strides", ones), a.get("dilations", ones)) if auto != "NOTSET" else None
+    ctx.import_table(node, spec, consumed=("auto_pad",), stride=a.get("strides", ones),
+                     **({} if pads is None else {"padding": pads}))
 
 
 def _global_max_pool_load(ctx, node):
-    ctx.emit(node, "MaxPool2d", [ctx.value(node, 0)], {"kernel_size": ctx.image(node, 0)[2:]})
+    ctx.emit(node, "MaxPool2d", [ctx.value(node, 0)], {"kernel_size": ctx.spatial(node, 0)[2:]})
 
 
 def _adaptive_export(ex, node, spec):
@@ -222,7 +232,7 @@ def adaptive_pool_load(ctx, node) -> bool:
 
 POOL_ATTRS = (
     OnnxAttr("kernel_size", "kernel_shape", as_list),
-    OnnxAttr("stride", "strides", as_list, default=[1, 1]),
+    OnnxAttr("stride", "strides", as_list),  # ONNX's default (1 per axis) is given by _pool_load
     OnnxAttr("padding", "pads", as_list),
     OnnxAttr("ceil_mode", "ceil_mode", int, bool, default=0),
 )

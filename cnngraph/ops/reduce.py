@@ -35,7 +35,7 @@ class _Reduce(Op):
 
     def window(self, attrs, inputs):
         """Reducing over H or W of an image sees the whole of it, as global pooling does."""
-        spatial = inputs[0].rank == 4 and any(a >= 2 for a in attrs["axes"])
+        spatial = inputs[0].rank >= 3 and any(a >= 2 for a in attrs["axes"])
         return Window(global_=True) if spatial else IDENTITY_WINDOW
 
 

@@ -116,11 +116,12 @@ class Slice(Op):
 
     def window(self, attrs, inputs):
         """Output j of a spatial axis reads input start + j * step: stride step, pad -start."""
-        if inputs[0].rank != 4:
-            return IDENTITY_WINDOW
         spec = {a: (s, st) for a, s, st in zip(attrs["axes"], attrs["starts"], attrs["steps"])}
-        (top, sh), (left, sw) = spec.get(2, (0, 1)), spec.get(3, (0, 1))
-        return Window(stride=(sh, sw), pad=(-top, -left))
+        spatial = range(2, inputs[0].rank)  # (L), (H, W) or (D, H, W)
+        if inputs[0].rank < 3 or not spec.keys() & set(spatial):
+            return IDENTITY_WINDOW
+        starts, steps = zip(*(spec.get(a, (0, 1)) for a in spatial))
+        return Window(stride=steps, pad=tuple(-s for s in starts))
 
     def describe(self, attrs):
         """numpy-style: ``[:, :, 1:5, 0:8:2]``."""

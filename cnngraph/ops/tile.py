@@ -25,7 +25,7 @@ class Tile(Op):
 
     def window(self, attrs, inputs):
         """Copies side by side put far-apart pixels next to each other: no local window describes it."""
-        spatial = inputs[0].rank == 4 and any(r > 1 for r in attrs["repeats"][1:])
+        spatial = inputs[0].rank >= 3 and any(r > 1 for r in attrs["repeats"][1:])
         return Window(global_=True) if spatial else IDENTITY_WINDOW
 
 
