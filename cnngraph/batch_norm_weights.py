@@ -22,7 +22,7 @@ from cnngraph.ir import Graph
 
 BN_ROLES = ("weight", "bias", "running_mean", "running_var")
 DEFAULT_EPS = 1e-5  # torch.nn.BatchNorm2d's
-CONVOLUTIONS = ("Conv1d", "Conv2d", "Conv3d")  # the exporter folds BatchNorms into these only
+CONVOLUTIONS = ("Conv2d",)  # the IR op of 1-D, 2-D and 3-D convolutions: the exporter folds BatchNorms into these
 
 
 def fold_into_convs(graph: Graph, found: dict[str, np.ndarray], eps: float = DEFAULT_EPS) -> list[str]:
