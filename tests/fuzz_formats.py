@@ -194,9 +194,10 @@ def _dataset(shape: tuple[int, int, int], file: str | None = None):
 
 
 def _photo_target(root: Path, mutated: str):
-    from cnngraph.imagenet import preprocess
+    from cnngraph.model_info import ModelInfo
+    from cnngraph.photo import prepare_photo
 
-    return preprocess(str(root / mutated), 32, 32)
+    return prepare_photo(str(root / mutated), (3, 32, 32), ModelInfo())[0]
 
 
 FORMATS = {f.name: f for f in (
