@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from cnngraph.errors import ModelFileError
+from cnngraph.ops.base import fmt_shape
 
 TASKS = ("classification", "segmentation", "other")
 WEIGHTS = ("random", "trained", "imported", "loaded")
@@ -79,9 +80,9 @@ class ModelInfo:
         t = next(iter(graph.inputs.values()), None)
         image = t is not None and t.rank == 4
         if image and self.channels is not None and self.channels != t.shape[1]:
-            raise ModelFileError(f"{where}: model info says {self.channels} input channels, the graph takes {t}")
+            raise ModelFileError(f"{where}: model info says {self.channels} input channels, the graph takes {fmt_shape(t.shape)}")
         if image and self.size is not None and list(self.size) != list(t.shape[2:]):
-            raise ModelFileError(f"{where}: model info says input size {self.size}, the graph takes {t}")
+            raise ModelFileError(f"{where}: model info says input size {self.size}, the graph takes {fmt_shape(t.shape)}")
         if image and self.mean is not None and len(self.mean) != t.shape[1]:
             raise ModelFileError(f"{where}: model info has {len(self.mean)} mean/std values, the graph takes "
                                  f"{t.shape[1]} channels")
@@ -89,7 +90,7 @@ class ModelInfo:
             out = graph.type_of(graph.outputs[0])
             if out.rank < 2 or out.shape[1] != len(self.classes):
                 raise ModelFileError(f"{where}: model info names {len(self.classes)} classes, the graph's output "
-                                     f"'{graph.outputs[0]}' is {out}")
+                                     f"'{graph.outputs[0]}' is {fmt_shape(out.shape)}")
         return self
 
     def class_name(self, k: int) -> str:
