@@ -159,7 +159,7 @@ class Trainer:
         return self.history
 
     def _progress(self) -> Progress:
-        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} img/s"),
                    TimeElapsedColumn())
         return Progress(*columns, console=self.console, disable=self.console is None, transient=True)
@@ -232,10 +232,9 @@ class Trainer:
         report.write_csv(self.rundir / METRICS, self.history)
         report.write_plot(self.rundir / CURVES, self.history, f"{self.graph.name} on {self.config.data}")
         if self.console is not None:
-            self.console.print(
-                f"epoch {self.epoch}/{self.config.epochs}  train loss {row['train_loss']:.4f} "
-                f"acc {row['train_acc']:.2%}  test loss {test_loss:.4f} acc {test_acc:.2%}  "
-                f"{row['images_per_s']:,.0f} img/s")
+            self.console.print(  # within 80 columns
+                f"epoch {self.epoch}/{self.config.epochs}  loss {row['train_loss']:.4f} acc {row['train_acc']:.1%}  "
+                f"test loss {test_loss:.4f} acc {test_acc:.1%}  {row['images_per_s']:,.0f} img/s")
 
     def evaluate(self) -> tuple[float, float]:
         """Mean loss and accuracy on the held-out split, with inference semantics; the loss computes in
