@@ -33,7 +33,7 @@ def test_summary_resnet50_fits_80_columns_one_row_per_layer():
     rows = [line.split() for line in lines]
     by_name = {r[0]: r for r in rows if r}
     assert all(by_name[n.name][1] == n.op for n in graph.nodes)  # every layer's row whole on one line
-    assert by_name["conv1"][2:] == ["64x112x112", "9.4K", "118M", "7", "2", "0"]
+    assert by_name["conv1"][2:] == ["64x112x112", "9.41K", "118M", "7", "2", "0"]
     assert "Total params: 25,557,032" in lines  # torchvision's published count
 
 

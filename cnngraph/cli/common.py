@@ -31,11 +31,11 @@ def table(*headers: str, numeric: tuple[str, ...] = (), title: str | None = None
 
 
 def compact(n: float) -> str:
-    """A count in at most five characters or so: 950, 9.4K, 118M, 4.1G."""
+    """A count to three significant digits in at most five characters: 950, 9.41K, 25.6M, 118M, 4.10G."""
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= scale:
             v = n / scale
-            return f"{v:.1f}{suffix}" if v < 10 else f"{v:.0f}{suffix}"
+            return f"{v:.{2 if v < 10 else 1 if v < 100 else 0}f}{suffix}"
     return f"{n:g}"
 
 
