@@ -93,8 +93,18 @@ class ModelInfo:
                                      f"'{graph.outputs[0]}' is {fmt_shape(out.shape)}")
         return self
 
-    def class_name(self, k: int) -> str:
-        return self.classes[k] if self.classes and k < len(self.classes) else str(k)
+    def describe(self) -> str:
+        """One line of what is known: the weights' origin, the classes, how inputs are prepared."""
+        parts = []
+        if self.weights:
+            parts.append(f"weights {self.weights}" + (f" ({self.source})" if self.source else ""))
+        if self.classes:
+            shown = ", ".join(self.classes[:5]) + (", ..." if len(self.classes) > 5 else "")
+            parts.append(f"{len(self.classes)} classes ({shown})")
+        if self.mean is not None:
+            parts.append("inputs normalised with mean " + " ".join(f"{m:.3g}" for m in self.mean) + ", std "
+                         + " ".join(f"{v:.3g}" for v in self.std))
+        return "; ".join(parts) or "nothing recorded"
 
 
 def task_of(graph) -> str:

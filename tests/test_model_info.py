@@ -53,6 +53,10 @@ def test_train_records_class_names_input_and_the_training_normalisation(digits_r
     x = load_dataset("digits", (1, 32, 32)).train.x.astype(np.float64)
     np.testing.assert_allclose(info.mean, [x.mean()], rtol=1e-6)
     np.testing.assert_allclose(info.std, [x.std()], rtol=1e-5)
+    done = cli("summary", digits_run / "run" / "model.cng", columns=None)
+    assert done.returncode == 0
+    assert f"Model info: weights trained (digits); 10 classes (0, 1, 2, 3, 4, ...); inputs normalised with mean " \
+           f"{x.mean():.3g}, std {x.std():.3g}" in done.stdout
 
 
 def test_run_prepares_a_colour_photo_as_the_digits_and_prints_class_names(digits_run):

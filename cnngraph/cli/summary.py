@@ -58,6 +58,8 @@ def run(args) -> None:
     act = sum(r.node.type.per_sample() for r in rows) * 4
     for t in graph.inputs.values():
         console.print(f"Input: {t}")
+    if graph.info is not None:
+        console.print(f"Model info: {graph.info.describe()}", markup=False)
     console.print(f"Total params: {params:,}")
     console.print(f"Non-trainable buffers: {buffers:,}")
     console.print(f"MACs per sample: {macs:,} ({macs / 1e9:.2f} G)")
