@@ -25,9 +25,9 @@ def prepare_photo(path: str, shape: tuple[int, int, int], info: ModelInfo) -> tu
         raise CnnGraphError(f"--input {path}: a photo feeds a model taking 1 (grayscale) or 3 (RGB) channels; "
                             f"this one takes {channels}")
     resize = info.resize or ("imagenet" if channels == 3 else "stretch")
-    mean, std, stats = info.mean, info.std, "the model's training mean/std"
+    mean, std, stats = info.mean, info.std, "training"
     if mean is None and resize == "imagenet":
-        mean, std, stats = MEAN.tolist(), STD.tolist(), "ImageNet mean/std"
+        mean, std, stats = MEAN.tolist(), STD.tolist(), "ImageNet"
     mode = "L" if channels == 1 else "RGB"
     img = read_image(path, mode, _sizer(resize, height, width), CnnGraphError, f"--input {path}")
     top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
@@ -36,7 +36,7 @@ def prepare_photo(path: str, shape: tuple[int, int, int], info: ModelInfo) -> tu
     if mean is not None:
         x = (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
     how = "shorter side resized and centre-cropped" if resize == "imagenet" else "resized"
-    normalised = f"normalised with {stats}" if mean is not None else "scaled to [0, 1], not normalised"
+    normalised = f"normalised ({stats} mean/std)" if mean is not None else "scaled to [0, 1]"
     return x[None], f"{'grayscale' if channels == 1 else 'RGB'}, {how} to {width}x{height}, {normalised}"
 
 

@@ -71,7 +71,7 @@ def test_run_prepares_a_colour_photo_as_the_digits_and_prints_class_names(digits
     logits = cnngraph.compile(graph).run(oracle, to_host=True)[graph.outputs[0]][0]
     expected = ", ".join(f"{name} ({p:.3f})" for name, p in top_classes(logits, info.classes))
     assert f"sample 0: top-5 {expected}" in done.stdout
-    assert "photo one.png: grayscale, resized to 32x32, normalised with the model's training mean/std" in done.stdout
+    assert "photo one.png: grayscale, resized to 32x32, normalised (training mean/std)" in done.stdout
     assert "weights: trained (digits)" in done.stdout and "random" not in done.stdout
 
 
