@@ -104,9 +104,13 @@ def _cng_files() -> FormatFiles:
     import tempfile
 
     from cnngraph import io
+    from cnngraph.model_info import ModelInfo
 
+    graph = small_graph()  # with info, so that mutations reach its checks too
+    graph.info = ModelInfo(task="classification", classes=["a", "b", "c"], channels=1, size=[8, 8], mean=[0.5],
+                           std=[0.25], resize="stretch", weights="trained", source="fuzz")
     with tempfile.TemporaryDirectory() as folder:
-        io.save(small_graph(), Path(folder) / "m.cng")
+        io.save(graph, Path(folder) / "m.cng")
         return {"m.cng": (Path(folder) / "m.cng").read_bytes()}
 
 
