@@ -39,6 +39,7 @@ class ModelInfo:
     mean: list[float] | None = None  # per channel, applied to pixels scaled to [0, 1]
     std: list[float] | None = None
     resize: str | None = None
+    grayscale: bool | None = None  # trained on gray images (repeated into every channel of a 3-channel input)
     weights: str | None = None
     source: str | None = None  # the dataset, weights file or ONNX file the weights came from
     extra: dict = field(default_factory=dict, repr=False)  # unknown keys from a newer cnngraph, kept as read
@@ -62,6 +63,9 @@ class ModelInfo:
                                      f"{_shown(value)}")
             setattr(info, name, value)
         info.source = _text(doc.get("source"), where, "source")
+        info.grayscale = doc.get("grayscale")
+        if info.grayscale not in (None, True, False):
+            raise ModelFileError(f"{where}: model info 'grayscale' must be true or false, found {_shown(info.grayscale)}")
         info.classes = _list(doc.get("classes"), where, "classes", MAX_CLASSES,
                              lambda v, i: _text(v, where, f"classes[{i}]", required=True))
         info.channels = _count(doc.get("channels"), where, "channels")

@@ -1,8 +1,9 @@
 """A photo as a model's input, prepared as the model's training images were.
 
 A model trained by ``cnngraph train`` records how its images were prepared (``ModelInfo``): converted
-to grayscale or RGB, stretched to the input size, scaled to [0, 1] and standardised with the training
-set's channel means and deviations. A model without that record (a zoo model, torchvision weights)
+to grayscale (repeated into each channel of a colour model trained on gray images) or RGB, stretched
+to the input size, scaled to [0, 1] and standardised with the training set's channel means and
+deviations. A model without that record (a zoo model, torchvision weights)
 gets torchvision's ImageNet evaluation transform when it takes three channels: shorter side to 256/224
 of the input, centre crop, ImageNet mean and std; and a one-channel one gets grayscale, stretched, [0, 1].
 """
@@ -28,16 +29,17 @@ def prepare_photo(path: str, shape: tuple[int, int, int], info: ModelInfo) -> tu
     mean, std, stats = info.mean, info.std, "training"
     if mean is None and resize == "imagenet":
         mean, std, stats = MEAN.tolist(), STD.tolist(), "ImageNet"
-    mode = "L" if channels == 1 else "RGB"
-    img = read_image(path, mode, _sizer(resize, height, width), CnnGraphError, f"--input {path}")
+    gray = channels == 1 or bool(info.grayscale)
+    img = read_image(path, "L" if gray else "RGB", _sizer(resize, height, width), CnnGraphError, f"--input {path}")
     top, left = (img.shape[0] - height) // 2, (img.shape[1] - width) // 2
     pixels = img[top:top + height, left:left + width].astype(np.float32) / np.float32(255)
-    x = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    x = np.repeat(pixels[None], channels, axis=0) if gray else pixels.transpose(2, 0, 1)
     if mean is not None:
         x = (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
     how = "shorter side resized and centre-cropped" if resize == "imagenet" else "resized"
     normalised = f"normalised ({stats} mean/std)" if mean is not None else "scaled to [0, 1]"
-    return x[None], f"{'grayscale' if channels == 1 else 'RGB'}, {how} to {width}x{height}, {normalised}"
+    mode = "RGB" if not gray else "grayscale" if channels == 1 else f"grayscale in {channels} channels"
+    return x[None], f"{mode}, {how} to {width}x{height}, {normalised}"
 
 
 def _sizer(resize: str, height: int, width: int):

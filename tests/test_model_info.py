@@ -89,7 +89,7 @@ def test_image_folder_names_become_the_class_names(tmp_path):
                "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     info = io.load(tmp_path / "run" / "model.cng").info
-    assert info.classes == ["cat", "dog"] and (info.channels, info.size) == (3, [8, 8])
+    assert info.classes == ["cat", "dog"] and (info.channels, info.size, info.grayscale) == (3, [8, 8], False)
     train = np.stack([np.asarray(Image.open(p).convert("RGB").resize((8, 8), Image.BILINEAR), np.float64) / 255
                       for p in sorted((tmp_path / "data" / "train").glob("*/*.png"))])
     np.testing.assert_allclose(info.mean, train.mean(axis=(0, 1, 2)), rtol=1e-5)
@@ -182,3 +182,21 @@ def test_bad_info_is_one_typed_error_naming_the_file_and_field(tmp_path, doc, me
 def test_bad_info_in_the_cli_is_one_line(tmp_path):
     done = cli("run", _with_info(tmp_path, {"classes": ["a", "b"]}))
     assert "bad.cng: model info names 2 classes" in one_line_error(done, "run")
+
+
+def test_a_colour_model_trained_on_gray_images_gets_a_gray_photo(tmp_path):
+    """Digits repeated into a 3-channel model: a colour photo is converted to gray and repeated, as in training."""
+    from cnngraph.train import TrainConfig, Trainer, load_dataset
+
+    x = dsl.input("image", (3, 8, 8))
+    graph = dsl.Model(x, dsl.linear(dsl.flatten(x), 10, name="fc"))
+    Trainer(graph, load_dataset("digits", (3, 8, 8)), TrainConfig(epochs=1), tmp_path, quiet=True).fit()
+    info = io.load(tmp_path / "model.cng").info
+    assert info.grayscale is True and len(info.mean) == 3 and info.mean[0] == info.mean[2]
+    rgb = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "colour.png")
+    got, how = prepare_photo(str(tmp_path / "colour.png"), (3, 8, 8), info)
+    gray = np.asarray(Image.fromarray(rgb).convert("L").resize((8, 8), Image.BILINEAR), np.float32) / 255
+    oracle = np.stack([(gray - m) / s for m, s in zip(info.mean, info.std)])[None]
+    np.testing.assert_allclose(got, oracle, rtol=1e-5, atol=1e-6)
+    assert how.startswith("grayscale in 3 channels, resized to 8x8")

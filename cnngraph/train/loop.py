@@ -261,7 +261,8 @@ class Trainer:
         channels, *size = next(iter(graph.inputs.values())).shape[1:]
         graph.info = ModelInfo(task=task_of(graph), classes=self._class_names(graph),
                                channels=channels, size=size, mean=self.normalize.mean, std=self.normalize.std,
-                               resize="stretch", weights="trained", source=str(self.config.data)[:MAX_TEXT])
+                               resize="stretch", grayscale=channels > 1 and _gray(self.splits.train.x),
+                               weights="trained", source=str(self.config.data)[:MAX_TEXT])
         return graph
 
     def _class_names(self, graph: Graph) -> list[str] | None:
@@ -318,6 +319,11 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer
+
+
+def _gray(x: np.ndarray) -> bool:
+    """Whether every image has equal channels: a gray dataset repeated into a colour model's input."""
+    return all(np.array_equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1]))
 
 
 def _config(state: dict, path: Path) -> TrainConfig:
