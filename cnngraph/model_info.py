@@ -65,7 +65,8 @@ class ModelInfo:
         info.source = _text(doc.get("source"), where, "source")
         info.grayscale = doc.get("grayscale")
         if info.grayscale not in (None, True, False):
-            raise ModelFileError(f"{where}: model info 'grayscale' must be true or false, found {_shown(info.grayscale)}")
+            raise ModelFileError(f"{where}: model info 'grayscale' must be true or false, found "
+                                 f"{_shown(info.grayscale)}")
         info.classes = _list(doc.get("classes"), where, "classes", MAX_CLASSES,
                              lambda v, i: _text(v, where, f"classes[{i}]", required=True))
         info.channels = _count(doc.get("channels"), where, "channels")
@@ -83,13 +84,13 @@ class ModelInfo:
         otherwise a ModelFileError naming ``where``, the field, what the graph has and what the info says."""
         t = next(iter(graph.inputs.values()), None)
         image = t is not None and t.rank == 4
+        takes = f"the graph takes {fmt_shape(t.shape)}" if t is not None else ""
         if image and self.channels is not None and self.channels != t.shape[1]:
-            raise ModelFileError(f"{where}: model info says {self.channels} input channels, the graph takes {fmt_shape(t.shape)}")
+            raise ModelFileError(f"{where}: model info says {self.channels} input channels, {takes}")
         if image and self.size is not None and list(self.size) != list(t.shape[2:]):
-            raise ModelFileError(f"{where}: model info says input size {self.size}, the graph takes {fmt_shape(t.shape)}")
+            raise ModelFileError(f"{where}: model info says input size {self.size}, {takes}")
         if image and self.mean is not None and len(self.mean) != t.shape[1]:
-            raise ModelFileError(f"{where}: model info has {len(self.mean)} mean/std values, the graph takes "
-                                 f"{t.shape[1]} channels")
+            raise ModelFileError(f"{where}: model info has {len(self.mean)} mean/std values, {takes}")
         if self.classes is not None and graph.outputs:
             out = graph.type_of(graph.outputs[0])
             if out.rank < 2 or out.shape[1] != len(self.classes):

@@ -161,7 +161,8 @@ def _with_info(tmp_path, doc) -> str:
 @pytest.mark.parametrize("doc,message", [
     ({"classes": ["a", "b"]}, "model info names 2 classes, the graph's output 'fc' is (N, 3)"),
     ({"classes": "abc"}, "model info 'classes' must be a list"),
-    ({"classes": ["a"] * (2**20 + 1)}, "model info 'classes' must be a list of at most 1,048,576 values, found 1,048,577"),
+    ({"classes": ["a"] * (2**20 + 1)},
+     "model info 'classes' must be a list of at most 1,048,576 values, found 1,048,577"),
     ({"classes": ["a", 7, "c"]}, "model info 'classes[1]' must be text"),
     ({"mean": [float("nan")], "std": [1.0]}, "model info 'mean[0]' must be a finite number, found nan"),
     ({"mean": [0.5], "std": [0.0]}, "model info 'std[0]' must be a finite number > 0"),

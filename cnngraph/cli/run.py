@@ -17,9 +17,10 @@ from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args,
                                  apply_weights, console, load, positive)
 from cnngraph.errors import CnnGraphError
 from cnngraph.imagenet import is_image, top_classes
-from cnngraph.model_info import info_of
 from cnngraph.limits import array_bytes, check_bytes
+from cnngraph.model_info import info_of
 from cnngraph.npzfile import read_npy
+from cnngraph.ops.base import fmt_shape
 
 HELP = "build, compile and run a model on random input, a .npy array or a photo"
 
@@ -124,7 +125,8 @@ def _photo(path: str, t, info):
     from cnngraph.photo import prepare_photo
 
     if t.rank != 4:
-        raise CnnGraphError(f"--input {path}: a photo needs a model taking (N, C, H, W) images; this one takes {t}")
+        raise CnnGraphError(f"--input {path}: a photo needs a model taking (N, C, H, W) images; this one takes "
+                            f"{fmt_shape(t.shape)}")
     x, how = prepare_photo(path, t.shape[1:], info)
     console.print(f"photo {Path(path).name}: {how}", markup=False, highlight=False)
     return x
