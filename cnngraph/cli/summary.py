@@ -24,11 +24,6 @@ def add_arguments(p) -> None:
                    help="one row per scope: the first K parts of the dotted layer names, params and MACs summed")
 
 
-def _shape(shape) -> str:
-    """A value's per-sample shape: (N, 64, 56, 56) as 64x56x56."""
-    return "x".join(str(d) for d in shape[1:]) or "scalar"
-
-
 def _fmt(pair) -> str:
     a, b = (f"{v:g}" for v in pair)
     return a if a == b else f"{a}x{b}"
@@ -85,3 +80,8 @@ def _scopes(rows, depth: int):
         groups.setdefault(".".join(r.node.name.split(".")[:depth]), []).append(r)
     return [(scope, str(len(rs)), rs[-1], sum(r.params for r in rs), sum(r.macs for r in rs))
             for scope, rs in groups.items()]
+
+
+def _shape(shape) -> str:
+    """A value's per-sample shape: (N, 64, 56, 56) as 64x56x56."""
+    return "x".join(str(d) for d in shape[1:]) or "scalar"
