@@ -11,7 +11,7 @@ uses them, and ``check_against`` checks them against the graph they describe.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from cnngraph.errors import ModelFileError
 from cnngraph.ops.base import fmt_shape
@@ -121,6 +121,11 @@ def task_of(graph) -> str:
 def info_of(graph) -> ModelInfo:
     """The graph's info, or an empty one (nothing known) for a graph that carries none."""
     return graph.info if graph.info is not None else ModelInfo()
+
+
+def with_weights(graph, weights: str, source: str) -> ModelInfo:
+    """The graph's info with a new origin for its weights; what else it records (classes, input preparation) holds."""
+    return replace(info_of(graph), weights=weights, source=source[:MAX_TEXT])
 
 
 def _shown(value) -> str:

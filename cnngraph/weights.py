@@ -18,6 +18,7 @@ import numpy as np
 from cnngraph.errors import ModelFileError
 from cnngraph.io import read_safetensors
 from cnngraph.ir import Graph
+from cnngraph.model_info import with_weights
 from cnngraph.npzfile import read_npz
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch BatchNorm bookkeeping, no counterpart here
@@ -56,6 +57,7 @@ def load_weights(graph: Graph, path: str | os.PathLike) -> Graph:
         raise ModelFileError(f"{path}: weights do not fit model '{graph.name}': " + "; ".join(problems))
     for key, value in found.items():
         graph.params[key] = np.require(value, dtype=graph.params[key].dtype, requirements="W")
+    graph.info = with_weights(graph, "loaded", Path(path).name)  # `run` then says where they came from
     return graph
 
 

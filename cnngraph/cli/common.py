@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -69,14 +67,11 @@ def add_weights_arg(p: argparse.ArgumentParser) -> None:
 
 
 def apply_weights(graph, args):
-    """Load ``--weights`` into ``graph`` (in place) when given, and record it in the graph's info; returns the
-    graph."""
+    """Load ``--weights`` into ``graph`` (in place) when given; returns the graph."""
     if args.weights:
-        from cnngraph.model_info import MAX_TEXT, info_of
         from cnngraph.weights import load_weights
 
         load_weights(graph, args.weights)
-        graph.info = dataclasses.replace(info_of(graph), weights="loaded", source=Path(args.weights).name[:MAX_TEXT])
     return graph
 
 
