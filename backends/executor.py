@@ -122,8 +122,14 @@ class Executor:
 
     # -- the schedule loop -----------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any] | Any, to_host: bool = False, watch: Watch | None = None) -> dict[str, Any]:
-        """The outputs as the backend's arrays; ``to_host=True`` copies them back as NumPy arrays.
-        ``watch(node, value)`` sees every node's output as it is computed."""
+        """Run one batch through the compiled graph.
+
+        Takes ``inputs`` as a dict of graph input name -> array, or one array when the graph has one input:
+        batch first, the rest as the input's shape ((N, 3, 224, 224)), real numbers of any dtype (converted to
+        the model's). NumPy arrays are copied to the backend; the backend's own arrays are used as they are.
+        Returns a dict of output name -> array, in the graph's output order, as the backend's arrays (CuPy on
+        cupy), or as NumPy arrays with ``to_host=True``. ``watch(node, value)`` sees every node's output as it
+        is computed. A missing input, a wrong shape or dtype raises CnnGraphError naming the input."""
         feeds = self._bind_inputs(inputs)
         outputs, _ = self._forward(feeds, self.evaluates_training, watch=watch)
         outputs = self._detached(outputs, feeds)
@@ -231,7 +237,9 @@ class Executor:
         return {k: v.copy() if any(self.xp.may_share_memory(v, s) for s in shared) else v for k, v in outputs.items()}
 
     def __call__(self, *arrays: Any) -> Any:
-        """Positional inputs in graph order; one output comes back bare, several as a tuple."""
+        """``model(x)``, or ``model(a, b)`` for several inputs in the graph's input order, each as ``run`` takes
+        it; returns the one output's array bare, several outputs as a tuple in the graph's output order (the
+        backend's arrays, as ``run`` returns them)."""
         out = self.run(dict(zip(self.graph.inputs, arrays, strict=True)))
         vals = tuple(out.values())
         return vals[0] if len(vals) == 1 else vals

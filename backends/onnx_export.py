@@ -13,6 +13,7 @@ fused op exports as its parts by emitting them one after another.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from cnngraph import __version__
 from cnngraph.errors import OnnxExportError
 from cnngraph.io import atomic_write_bytes
 from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.model_info import ONNX_KEY
 from cnngraph.ops.base import LAYOUT
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxOp, export_spec
 
@@ -120,6 +122,8 @@ class Exporter:
         model = helper.make_model(g, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets),
                                   producer_name="cnngraph", producer_version=__version__)
         model.doc_string = f"exported by cnngraph for {'training' if self.training else 'inference'}"
+        if self.graph.info is not None:  # classes, preprocessing, weights' origin: read back by the importer
+            helper.set_model_props(model, {ONNX_KEY: json.dumps(self.graph.info.to_json())})
         return model
 
     def _value_info(self, value: str) -> onnx.ValueInfoProto:

@@ -1,8 +1,6 @@
-"""Photos in, class names out: torchvision's ImageNet preprocessing and the 1,000 ILSVRC-2012 labels.
-
-Preprocessing is the evaluation transform every torchvision classifier was trained to expect:
-resize the shorter side to 256 (for a 224 input; the ratio is kept for other sizes), centre-crop,
-scale to [0, 1] and normalise with the ImageNet channel means and standard deviations.
+"""ImageNet's facts: the 1,000 ILSVRC-2012 labels and the preprocessing constants of torchvision's evaluation
+transform (resize the shorter side to 256 for a 224 input, the ratio kept for other sizes; centre-crop; scale
+to [0, 1]; normalise with the ImageNet channel means and standard deviations), which ``photo.py`` applies.
 """
 
 from __future__ import annotations
@@ -12,9 +10,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
-from cnngraph.errors import CnnGraphError
-from cnngraph.images import read_image
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -26,20 +21,6 @@ def is_image(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def preprocess(path: str, height: int, width: int) -> np.ndarray:
-    """A (1, 3, height, width) float32 array from an image file, ready for an ImageNet classifier."""
-
-    def shorter_side_to_crop(w: int, h: int) -> tuple[int, int]:
-        scale = round(min(height, width) * RESIZE_RATIO) / min(w, h)
-        return max(width, round(w * scale)), max(height, round(h * scale))
-
-    img = read_image(path, "RGB", shorter_side_to_crop, CnnGraphError, f"--input {path}")
-    h, w = img.shape[:2]
-    top, left = (h - height) // 2, (w - width) // 2
-    rgb = img[top:top + height, left:left + width].astype(np.float32) / 255.0
-    return ((rgb - MEAN) / STD).transpose(2, 0, 1)[None]
-
-
 @functools.cache
 def class_names() -> list[str]:
     """ILSVRC-2012 class names in class-index order (line i is class i)."""
@@ -47,10 +28,11 @@ def class_names() -> list[str]:
     return text.splitlines()
 
 
-def top5(logits: np.ndarray) -> list[tuple[str, float]]:
-    """The five most probable classes of one sample's logits, with softmax probabilities; class names when
-    there are 1,000 classes (ImageNet), indices otherwise."""
+def top_classes(logits: np.ndarray, names: list[str] | None = None, k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of one sample's logits, with softmax probabilities: named by ``names``,
+    else by ImageNet's names when there are 1,000 classes, else by their indices."""
     z = logits.astype(np.float64) - logits.max()
     prob = np.exp(z) / np.exp(z).sum()
-    names = class_names() if len(logits) == len(class_names()) else None
-    return [(names[k] if names else str(k), float(prob[k])) for k in np.argsort(prob)[::-1][:5]]
+    if names is None and len(logits) == len(class_names()):
+        names = class_names()
+    return [(names[c] if names else str(c), float(prob[c])) for c in np.argsort(prob)[::-1][:k]]

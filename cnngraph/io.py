@@ -1,4 +1,6 @@
-"""Native single-file models (``.cng``): a safetensors file whose metadata holds the graph as JSON.
+"""Native single-file models (``.cng``): a safetensors file whose metadata holds the graph as JSON,
+and, when known, the model's info (classes, input preprocessing, where its weights came from; see
+``model_info.py``) under its own key, so files without it still load.
 
 safetensors stores only raw arrays and a JSON header, so loading a file a user hands us can never
 run code (no pickle anywhere). Writes go to a temporary file that is renamed into place, so a
@@ -22,6 +24,7 @@ from safetensors.numpy import save as st_save
 from cnngraph.errors import CnnGraphError, ModelFileError
 from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.limits import check_bytes
+from cnngraph.model_info import ModelInfo
 
 FORMAT = "cnngraph"
 VERSION = 1
@@ -118,10 +121,12 @@ def graph_from_json(doc: dict, params: dict[str, np.ndarray]) -> Graph:
 
 
 def save(graph: Graph, path: str | os.PathLike) -> None:
-    """Write ``graph`` and its parameters to one ``.cng`` file, atomically."""
-    header = json.dumps(graph_to_json(graph))
+    """Write ``graph``, its parameters and its info (when it has one) to one ``.cng`` file, atomically."""
+    meta = {"format": FORMAT, "version": str(VERSION), "graph": json.dumps(graph_to_json(graph))}
+    if graph.info is not None:
+        meta["info"] = json.dumps(graph.info.to_json())
     tensors = {k: np.require(v, requirements="C") for k, v in graph.params.items()}
-    atomic_write_bytes(path, st_save(tensors, metadata={"format": FORMAT, "version": str(VERSION), "graph": header}))
+    atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
 
 def read_safetensors(path: str | os.PathLike, what: str,
@@ -145,8 +150,12 @@ def load(path: str | os.PathLike) -> Graph:
     if meta.get("version") != str(VERSION):
         raise ModelFileError(f"{path}: format version {meta.get('version')}, this cnngraph reads {VERSION}")
     try:
-        return graph_from_json(json.loads(meta["graph"]), params)
+        graph = graph_from_json(json.loads(meta["graph"]), params)
+        info = json.loads(meta["info"]) if "info" in meta else None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise ModelFileError(f"{path}: corrupt cnngraph model ({type(e).__name__}: {e})") from None
     except CnnGraphError as e:
         raise ModelFileError(f"{path}: the stored graph does not verify: {e}") from None
+    if info is not None:
+        graph.info = ModelInfo.from_json(info, str(path)).check_against(graph, str(path))
+    return graph

@@ -43,6 +43,7 @@ class Graph:
         self.outputs: list[str] = []
         self.params: dict[str, np.ndarray] = {}
         self.training = False
+        self.info = None  # a model_info.ModelInfo: classes, preprocessing, where the weights came from
         self._index: dict[str, Node] = {}
 
     # -- construction -------------------------------------------------------------

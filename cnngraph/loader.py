@@ -8,6 +8,7 @@ from pathlib import Path
 from cnngraph import io
 from cnngraph.errors import CnnGraphError, ModelFileError
 from cnngraph.ir import Graph
+from cnngraph.model_info import ModelInfo, task_of
 
 
 def load_model(spec: str, **build_kwargs) -> Graph:
@@ -25,7 +26,9 @@ def load_model(spec: str, **build_kwargs) -> Graph:
         return _from_python_file(spec, build_kwargs)
     from cnngraph import models
 
-    return models.build(spec, **build_kwargs)
+    graph = models.build(spec, **build_kwargs)
+    graph.info = ModelInfo(task=task_of(graph), weights="random", source=f"zoo model {spec}")
+    return graph
 
 
 def _from_python_file(spec: str, kwargs: dict) -> Graph:

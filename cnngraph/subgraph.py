@@ -21,6 +21,7 @@ def keep_outputs(graph: Graph, outputs: list[str]) -> Graph:
         stack.extend(graph.node(value).inputs)
     out = Graph(graph.name)
     out.training = graph.training
+    out.info = graph.info
     for node in graph.nodes:
         if node.name in needed:
             out.add_node(node)

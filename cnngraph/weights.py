@@ -20,6 +20,7 @@ from cnngraph import batch_norm_weights
 from cnngraph.errors import BatchNormFoldWarning, ModelFileError
 from cnngraph.io import read_safetensors
 from cnngraph.ir import Graph
+from cnngraph.model_info import with_weights
 from cnngraph.npzfile import read_npz
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # torch BatchNorm bookkeeping, no counterpart here
@@ -65,6 +66,7 @@ def load_weights(graph: Graph, path: str | os.PathLike, bn_eps: float = batch_no
                       BatchNormFoldWarning, stacklevel=2)
     for key, value in found.items():
         graph.params[key] = np.require(value, dtype=graph.params[key].dtype, requirements="W")
+    graph.info = with_weights(graph, "loaded", Path(path).name)  # `run` then says where they came from
     return graph
 
 

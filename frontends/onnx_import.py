@@ -14,6 +14,7 @@ and what is supported. Parameters keep their initializer names where they are us
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from cnngraph.frontends.onnx_tensors import attribute, boundary_error, tensor_ar
 from cnngraph.frontends.onnx_values import Folded, evaluate, per_sample_shape, probe_array
 from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.limits import check_bytes
+from cnngraph.model_info import MAX_TEXT, ONNX_KEY, ModelInfo, task_of
 from cnngraph.ops import get_op
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, importable, importer
 
@@ -47,11 +49,26 @@ def from_model(model: onnx.ModelProto, source: str = "<onnx model>") -> Graph:
     """Import an in-memory ModelProto; ``source`` names it in error messages. Whatever a malformed
     file provokes that no check below names becomes an OnnxImportError naming the file."""
     try:
-        return Importer(model, source).run()
+        graph = Importer(model, source).run()
     except (CnnGraphError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - the import boundary: onnx and protobuf raise any type
         raise boundary_error(source, e) from None
+    graph.info = onnx_info(model, graph, source)
+    return graph
+
+
+def onnx_info(model: onnx.ModelProto, graph: Graph, source: str) -> ModelInfo:
+    """The info cnngraph's exporter wrote into the file's metadata_props (checked, as any header); for other
+    files, only that the weights were imported from ``source``."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if ONNX_KEY not in props:
+        return ModelInfo(task=task_of(graph), weights="imported", source=os.path.basename(source)[:MAX_TEXT])
+    try:
+        doc = json.loads(props[ONNX_KEY])
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise OnnxImportError(f"{source}: metadata '{ONNX_KEY}' is not JSON ({e})") from None
+    return ModelInfo.from_json(doc, source).check_against(graph, source)
 
 
 def _initializers(g: onnx.GraphProto) -> set[str]:

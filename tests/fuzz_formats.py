@@ -104,9 +104,13 @@ def _cng_files() -> FormatFiles:
     import tempfile
 
     from cnngraph import io
+    from cnngraph.model_info import ModelInfo
 
+    graph = small_graph()  # with info, so that mutations reach its checks too
+    graph.info = ModelInfo(task="classification", classes=["a", "b", "c"], channels=1, size=[8, 8], mean=[0.5],
+                           std=[0.25], resize="stretch", weights="trained", source="fuzz")
     with tempfile.TemporaryDirectory() as folder:
-        io.save(small_graph(), Path(folder) / "m.cng")
+        io.save(graph, Path(folder) / "m.cng")
         return {"m.cng": (Path(folder) / "m.cng").read_bytes()}
 
 
@@ -194,9 +198,10 @@ def _dataset(shape: tuple[int, int, int], file: str | None = None):
 
 
 def _photo_target(root: Path, mutated: str):
-    from cnngraph.imagenet import preprocess
+    from cnngraph.model_info import ModelInfo
+    from cnngraph.photo import prepare_photo
 
-    return preprocess(str(root / mutated), 32, 32)
+    return prepare_photo(str(root / mutated), (3, 32, 32), ModelInfo())[0]
 
 
 FORMATS = {f.name: f for f in (

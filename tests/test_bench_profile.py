@@ -50,7 +50,7 @@ def test_bench_json_compares_with_onnxruntime(capsys):
 def test_bench_table(capsys):
     assert main(["bench", "lenet5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "cnngraph / side" in out and "GFLOP/s" in out
+    assert "cnngraph/side" in out and "GFLOP/s" in out
 
 
 @pytest.mark.parametrize("command", ["bench", "profile"])

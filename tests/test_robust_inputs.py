@@ -18,7 +18,8 @@ from cnngraph import io
 from cnngraph.cli import main
 from cnngraph.errors import AttrError, CnnGraphError, DataError, DeviceMemoryError, ModelFileError, OnnxImportError
 from cnngraph.frontends import dsl, onnx_import
-from cnngraph.imagenet import preprocess
+from cnngraph.model_info import ModelInfo
+from cnngraph.photo import prepare_photo
 from cnngraph.limits import max_bytes
 from cnngraph.train.data import load_dataset
 from cnngraph.train.data.idx import read_idx
@@ -150,7 +151,7 @@ def test_a_decompression_bomb_image_is_typed(tmp_path, side):
     with pytest.raises(DataError, match="bomb.png"):
         load_dataset(str(tmp_path), (3, 8, 8))
     with pytest.raises(CnnGraphError, match="--input .*bomb.png"):
-        preprocess(str(tmp_path / "cats" / "bomb.png"), 32, 32)
+        prepare_photo(str(tmp_path / "cats" / "bomb.png"), (3, 32, 32), ModelInfo())
 
 
 def test_a_png_chunk_claiming_gigabytes_reads_only_what_is_there(tmp_path):
@@ -163,7 +164,7 @@ def test_a_png_chunk_claiming_gigabytes_reads_only_what_is_there(tmp_path):
     raw[33:35] = b"\xb2\xf1"  # IDAT length 0xb2f1.... : about 3 GB, in a 100-byte file
     (tmp_path / "p.png").write_bytes(bytes(raw))
     tracemalloc.start()
-    assert preprocess(str(tmp_path / "p.png"), 8, 8).shape == (1, 3, 8, 8)  # the pixels were all there
+    assert prepare_photo(str(tmp_path / "p.png"), (3, 8, 8), ModelInfo())[0].shape == (1, 3, 8, 8)  # the pixels were all there
     assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
     tracemalloc.stop()
 

@@ -8,8 +8,11 @@ import cnngraph
 from cnngraph import models
 from cnngraph.cli import main
 from cnngraph.errors import GraphError
-from cnngraph.imagenet import MEAN, STD, class_names, preprocess
+from cnngraph.frontends import dsl
+from cnngraph.imagenet import MEAN, STD, class_names
 from cnngraph.masks import palette
+from cnngraph.model_info import ModelInfo
+from cnngraph.photo import prepare_photo
 from cnngraph.subgraph import keep_outputs
 
 MODELS = '''
@@ -52,7 +55,7 @@ def test_preprocessing_resizes_the_shorter_side_crops_the_centre_and_normalises(
     rgb = np.zeros((200, 300, 3), np.uint8)
     rgb[:, :150] = 255
     Image.fromarray(rgb).save(tmp_path / "half.png")
-    x = preprocess(str(tmp_path / "half.png"), 224, 224)
+    x, _ = prepare_photo(str(tmp_path / "half.png"), (3, 224, 224), ModelInfo())
     assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
     white, black = (1 - MEAN) / STD, -MEAN / STD
     np.testing.assert_allclose(x[0, :, :, :110], np.broadcast_to(white[:, None, None], (3, 224, 110)), rtol=1e-6)
@@ -98,10 +101,14 @@ def test_random_batch_of_a_segmentation_model_writes_one_mask_per_sample(capsys,
     assert [np.asarray(Image.open(tmp_path / f"m_{i}.png")).shape for i in (0, 1)] == [(32, 32, 3)] * 2
 
 
-def test_photo_needs_a_three_channel_model(capsys, tmp_path):
+def test_photo_feeds_a_one_or_three_channel_model(capsys, tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "p.png")
-    code, _, err = run_cli(capsys, "run", "lenet5", "--input", tmp_path / "p.png")
-    assert code == 1 and "a photo needs a model taking (N, 3, H, W) images; this one takes (N, 1, 32, 32)" in err
+    code, out, _ = run_cli(capsys, "run", "lenet5", "--input", tmp_path / "p.png")
+    assert code == 0 and "photo p.png: grayscale, resized to 32x32, scaled to [0, 1]" in out
+    x = dsl.input("image", (2, 8, 8))
+    cnngraph.io.save(dsl.Model(x, dsl.conv2d(x, 2, 1)), tmp_path / "two.cng")
+    code, _, err = run_cli(capsys, "run", tmp_path / "two.cng", "--input", tmp_path / "p.png")
+    assert code == 1 and "a photo feeds a model taking 1 (grayscale) or 3 (RGB) channels; this one takes 2" in err
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     code, _, err = run_cli(capsys, "run", "alexnet", "--input", tmp_path / "broken.jpg")
     assert code == 1 and "broken.jpg: cannot decode as an image" in err

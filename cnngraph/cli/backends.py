@@ -1,5 +1,6 @@
 """`cnngraph backends`: each backend, whether it can run here (and if not, why), and the dtypes it runs."""
 
+from cnngraph.cli import common
 from cnngraph.cli.common import console
 
 HELP = "list the backends, whether each can run here, and why not"
@@ -11,15 +12,16 @@ def add_arguments(p) -> None:
 
 def run(args) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from cnngraph.backends.devices import all_backends
 
-    table = Table(show_edge=False, box=None, pad_edge=False)
-    for column in ("backend", "usable here", "dtypes", "what it is"):
-        table.add_column(column)
+    table = common.table("backend", "here", "dtypes", "what it is")
+    reasons = []
     for backend in all_backends():
         why = backend.unavailable()
-        table.add_row(backend.name, "yes" if why is None else escape(f"no: {why}"), ", ".join(backend.dtypes),
-                      escape(backend.summary))
+        if why is not None:
+            reasons.append(f"{backend.name} cannot run here: {why}")
+        table.add_row(backend.name, "yes" if why is None else "no", ", ".join(backend.dtypes), escape(backend.summary))
     console.print(table)
+    for line in reasons:
+        console.print(line, markup=False)

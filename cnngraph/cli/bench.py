@@ -6,6 +6,7 @@ achieved GFLOP/s and how far the outputs are apart; `--json` prints the same as 
 
 import json
 
+from cnngraph.cli import common
 from cnngraph.cli.common import add_timing_args, apply_weights, console, load
 
 HELP = "time inference against onnxruntime (and PyTorch) in one run"
@@ -24,15 +25,14 @@ def run(args) -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    from rich.table import Table
-
-    table = Table("side", "median ms", "spread", "images/s", "cnngraph / side",
-                  title=f"{result['model']}, batch {args.batch}, {args.dtype}, cnngraph on {args.backend}, "
-                        f"{args.repeat} runs after {args.warmup} warm-up")
+    numbers = ("median ms", "spread", "images/s", "cnngraph/side")
+    table = common.table("side", *numbers, numeric=numbers)
     for side, t in result["sides"].items():
         ratio = result["ratios"].get(f"cnngraph/{side}")
         table.add_row(side, f"{t['median_s'] * 1e3:.1f}", f"{t['spread']:.0%}", f"{t['images_per_s']:.1f}",
                       "-" if ratio is None else f"{ratio:.2f}x")
+    console.print(f"{result['model']}, batch {args.batch}, {args.dtype}, cnngraph on {args.backend}: median of "
+                  f"{args.repeat} runs after {args.warmup} warm-up")
     console.print(table)
     console.print(f"cnngraph {result['gflops']:.1f} GFLOP/s; outputs within {result['max_rel_diff']:.1e} relative; "
                   + ", ".join(f"{k} {v}" for k, v in result["versions"].items())

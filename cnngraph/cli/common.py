@@ -6,10 +6,35 @@ import argparse
 import os
 import sys
 
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
-# Piped output (files, CI logs) gets a wide table rather than rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
+PIPED_WIDTH = 1000
+"""Piped output (files, CI logs, grep) is never wrapped, so no name or number is split across lines; COLUMNS,
+when set, still sets the width, as it does for a terminal."""
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH,
+                  highlight=False)
+
+
+def table(*headers: str, numeric: tuple[str, ...] = (), title: str | None = None) -> Table:
+    """A compact table that fits 80 columns where its content allows: a rule under the header, no borders, two
+    spaces between columns. Columns named in ``numeric`` are right-aligned and never wrapped; text columns
+    wrap (at word boundaries) only when the terminal is too narrow."""
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+              title_justify="left")
+    for h in headers:
+        t.add_column(h, justify="right" if h in numeric else "left", no_wrap=h in numeric)
+    return t
+
+
+def compact(n: float) -> str:
+    """A count to three significant digits in at most five characters: 950, 9.41K, 25.6M, 118M, 4.10G."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            v = n / scale
+            return f"{v:.{2 if v < 10 else 1 if v < 100 else 0}f}{suffix}"
+    return f"{n:g}"
 
 
 def positive(text: str) -> int:

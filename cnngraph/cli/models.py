@@ -3,9 +3,9 @@
 import contextlib
 
 import numpy as np
-from rich.table import Table
-
+from cnngraph.cli import common
 from cnngraph.cli.common import console
+from cnngraph.model_info import task_of
 
 HELP = "list the model zoo (parameters, default input, task)"
 
@@ -17,24 +17,27 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     from cnngraph.models import zoo
 
-    table = Table("model", "family", "params", "input", "task", "description", title="cnngraph model zoo")
+    table = common.table("model", "params", "input", "task", "description", numeric=("params",),
+                         title="cnngraph model zoo, by family")
+    families: dict[str, list] = {}
+    for entry in zoo().values():
+        families.setdefault(entry.family, []).append(entry)
     with _zero_parameters():
-        for entry in zoo().values():
-            graph = entry.builder()
-            shape = next(iter(graph.inputs.values())).shape[1:]
-            table.add_row(entry.name, entry.family, _count(graph.param_count()), "x".join(map(str, shape)),
-                          _task(graph), entry.summary)
+        for family, entries in families.items():
+            table.add_row(f"[bold]{family}[/]", end_section=False)
+            for entry in entries:
+                graph = entry.builder()
+                shape = next(iter(graph.inputs.values())).shape[1:]
+                table.add_row(f"  {entry.name}", common.compact(graph.param_count()), "x".join(map(str, shape)),
+                              _task(graph), entry.summary, end_section=entry is entries[-1])
     console.print(table)
 
 
-def _count(n: int) -> str:
-    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} K"
-
-
 def _task(graph) -> str:
-    """What the first output is: scores per class, or per class and pixel; several outputs are exits or heads."""
-    kind = {2: "classification", 4: "segmentation"}.get(graph.type_of(graph.outputs[0]).rank, "other")
-    return kind if len(graph.outputs) == 1 else f"{kind}, {len(graph.outputs)} outputs"
+    """What the first output is (per image, or per pixel: segmentation); several outputs are exits or heads."""
+    task = task_of(graph)
+    kind = {"classification": "classify", "segmentation": "segment"}.get(task, task)
+    return kind if len(graph.outputs) == 1 else f"{len(graph.outputs)} outputs"
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ same summed; then the whole run's time beside the layers' sum, and the memory pl
 
 import json
 
+from cnngraph.cli import common
 from cnngraph.cli.common import add_timing_args, apply_weights, console, load, positive
 
 HELP = "time each layer and op class of a model's inference"
@@ -18,8 +19,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    from rich.table import Table
-
     from cnngraph.profile import profile
 
     graph = apply_weights(load(args), args)
@@ -27,15 +26,15 @@ def run(args) -> None:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    layers = Table("layer", "op", "ms", "share", "GFLOP/s",
-                   title=f"{result.model}, batch {args.batch}, {args.dtype} on {args.backend}: the {args.top} "
-                         f"slowest of {len(result.layers)} layers (mean of {args.repeat} runs)")
+    layers = common.table("layer", "op", "ms", "share", "GFLOP/s", numeric=("ms", "share", "GFLOP/s"))
     for layer in sorted(result.layers, key=lambda layer: -layer.seconds)[: args.top]:
         layers.add_row(layer.name, layer.op, f"{layer.seconds * 1e3:.2f}", f"{layer.share:.1%}",
                        "-" if layer.gflops is None else f"{layer.gflops:.1f}")
-    ops = Table("op", "layers", "ms", "share", title="per op class")
+    ops = common.table("op", "layers", "ms", "share", numeric=("layers", "ms", "share"), title="per op class")
     for op, entry in result.ops.items():
         ops.add_row(op, str(entry["count"]), f"{entry['seconds'] * 1e3:.2f}", f"{entry['share']:.1%}")
+    console.print(f"{result.model}, batch {args.batch}, {args.dtype} on {args.backend}: the {args.top} slowest of "
+                  f"{len(result.layers)} layers, mean of {args.repeat} runs")
     console.print(layers)
     console.print(ops)
     mib = 2**20

@@ -1,8 +1,11 @@
 """`cnngraph run MODEL`: build, compile and run on random input, a .npy array or a photo.
 
-A photo (.jpg, .png, ...) gets torchvision's ImageNet preprocessing; classifiers print their top-5
-classes (ImageNet names for 1,000 classes), segmentation models (N, C, H, W outputs) write a
-colour-coded mask PNG. ``--exit K`` runs an any-time network only as far as its K-th output needs.
+A photo (.jpg, .png, ...) is prepared as the model's training images were, when the model records it
+(``cnngraph train`` does: grayscale or RGB, size, mean/std), and with torchvision's ImageNet preprocessing
+otherwise. Classifiers print their top-5 classes, by the names the model records (ImageNet's for 1,000
+classes otherwise); segmentation models (N, C, H, W outputs) write a colour-coded mask PNG. A model whose
+weights are a random initialisation says so. ``--exit K`` runs an any-time network only as far as its K-th
+output needs.
 """
 
 import time
@@ -13,8 +16,9 @@ import numpy as np
 from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args, add_threads_arg, add_weights_arg,
                                  apply_weights, console, load, positive)
 from cnngraph.errors import CnnGraphError
-from cnngraph.imagenet import is_image, preprocess, top5
+from cnngraph.imagenet import is_image, top_classes
 from cnngraph.limits import array_bytes, check_bytes
+from cnngraph.model_info import info_of
 from cnngraph.npzfile import read_npy
 from cnngraph.ops.base import fmt_shape
 
@@ -61,13 +65,12 @@ def run(args) -> None:
         node, err = max(model.check_errors, key=lambda e: e[1], default=("-", 0.0))
         console.print(f"check: every pass and every layer within tolerance of the NumPy float64 reference; "
                       f"largest relative error {err:.2g} at '{node}'")
-    if args.weights is None and _is_zoo_name(args.model):
-        console.print("weights: random initialisation, so the classes below mean nothing; "
-                      "--weights FILE loads trained ones")
+    info = info_of(graph)
+    _say_weights(info)
     for name, out in outputs.items():
         console.print(f"output '{name}': shape {tuple(out.shape)}")
-        if out.ndim == 2 and out.shape[1] >= 5:
-            _print_top5(out)
+        if out.ndim == 2 and out.shape[1] >= 2:
+            _print_top(out, info.classes)
     masks = [out for out in outputs.values() if out.ndim == 4 and out.shape[1] > 1]
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
     if masks and mask_path:
@@ -76,8 +79,16 @@ def run(args) -> None:
         _save_outputs(args.output, outputs)
 
 
-def _is_zoo_name(model: str) -> bool:
-    return ".py:" not in model and Path(model).suffix not in (".cng", ".onnx")
+def _say_weights(info) -> None:
+    """Where the weights came from, so that a random model's confident classes are not taken for predictions."""
+    source = f" ({info.source})" if info.source else ""
+    if info.weights == "random":
+        console.print(f"weights: random initialisation{source}, so the classes below mean nothing; "
+                      "--weights FILE loads trained ones")
+    elif info.weights is None:
+        console.print("weights: origin not recorded in this model (trained, imported or random is unknown)")
+    else:
+        console.print(f"weights: {info.weights}{source}")
 
 
 def _exit(graph, k: int):
@@ -91,9 +102,11 @@ def _exit(graph, k: int):
     return kept
 
 
-def _print_top5(out) -> None:
+def _print_top(out, names) -> None:
+    k = min(5, out.shape[1])
     for i, row in enumerate(out):
-        console.print(f"  sample {i}: top-5 " + ", ".join(f"{label} ({p:.3f})" for label, p in top5(row)))
+        console.print(f"  sample {i}: top-{k} " + ", ".join(f"{label} ({p:.3f})" for label, p in
+                                                          top_classes(row, names, k)), markup=False, highlight=False)
 
 
 def _inputs(graph, args) -> dict:
@@ -101,18 +114,22 @@ def _inputs(graph, args) -> dict:
         if len(graph.inputs) != 1:
             raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
         name, t = next(iter(graph.inputs.items()))
-        return {name: _photo(args.input, t) if is_image(args.input) else _array(args.input)}
+        return {name: _photo(args.input, t, info_of(graph)) if is_image(args.input) else _array(args.input)}
     rng, batch = np.random.default_rng(args.seed), args.batch or 1
     for name, t in graph.inputs.items():
         check_bytes(array_bytes(t.concrete(batch), 4), f"random input '{name}' {t.concrete(batch)}")
     return {name: rng.standard_normal(t.concrete(batch)).astype(np.float32) for name, t in graph.inputs.items()}
 
 
-def _photo(path: str, t):
-    if t.rank != 4 or t.shape[1] != 3:
-        raise CnnGraphError(f"--input {path}: a photo needs a model taking (N, 3, H, W) images; this one takes "
+def _photo(path: str, t, info):
+    from cnngraph.photo import prepare_photo
+
+    if t.rank != 4:
+        raise CnnGraphError(f"--input {path}: a photo needs a model taking (N, C, H, W) images; this one takes "
                             f"{fmt_shape(t.shape)}")
-    return preprocess(path, *t.shape[2:])
+    x, how = prepare_photo(path, t.shape[1:], info)
+    console.print(f"photo {Path(path).name}: {how}", markup=False, highlight=False)
+    return x
 
 
 def _array(path: str):

@@ -10,8 +10,7 @@ names (ResNet's layer1.0.conv1 is in layer1 at depth 1), summing parameters and 
 torchinfo's depth does; each scope shows its last layer's output and field.
 """
 
-from rich.table import Table
-
+from cnngraph.cli import common
 from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
 
 HELP = "per-layer table (shapes, params, MACs, receptive field, stride, centre) and join alignment"
@@ -38,20 +37,25 @@ def run(args) -> None:
     graph = apply_weights(load(args), args)
     fields = receptive_fields(graph)
     rows = node_stats(graph)
-    table = Table("scope" if args.depth else "layer", "layers" if args.depth else "op", "output", "params", "MACs",
-                  "RF", "stride", "centre", title=f"{graph.name}")
+    numbers = ("layers", "params", "MACs", "RF", "jump", "ctr")
+    table = common.table("scope" if args.depth else "layer", "layers" if args.depth else "op", "output", "params",
+                         "MACs", "RF", "jump", "ctr", numeric=numbers, title=graph.name)
     for name, what, last, params, macs in (_scopes(rows, args.depth) if args.depth else
                                            ((r.node.name, r.node.op, r, r.params, r.macs) for r in rows)):
         f = last.field
-        table.add_row(name, what, str(last.node.type.shape).replace("'", ""), f"{params:,}", f"{macs:,}",
+        table.add_row(name, what, _shape(last.node.type.shape), common.compact(params), common.compact(macs),
                       *(("const", "-", "-") if f.constant else
                         ("all", "-", "-") if f.whole else
                         (_fmt(f.size), _fmt(f.jump), _fmt(f.start))))
     console.print(table)
+    console.print("output: per sample (CxHxW); RF: receptive field, jump: stride and ctr: centre of output pixel 0's "
+                  "field, in input pixels")
     params, buffers, macs = (sum(getattr(r, a) for r in rows) for a in ("params", "buffers", "macs"))
     act = sum(r.node.type.per_sample() for r in rows) * 4
     for t in graph.inputs.values():
         console.print(f"Input: {t}")
+    if graph.info is not None:
+        console.print(f"Model info: {graph.info.describe()}", markup=False)
     console.print(f"Total params: {params:,}")
     console.print(f"Non-trainable buffers: {buffers:,}")
     console.print(f"MACs per sample: {macs:,} ({macs / 1e9:.2f} G)")
@@ -59,7 +63,7 @@ def run(args) -> None:
     found = joins(graph, fields)
     shown = [j for j in found if args.all_joins or j.status != ALIGNED or any(i.crop for i in j.inputs)]
     if shown:
-        joined = Table("join", "op", "inputs (stride @ centre)", "alignment", title="Joins")
+        joined = common.table("join", "op", "inputs (jump @ ctr)", "alignment", title="Joins")
         for j in shown:
             ins = "\n".join(f"{i.value}: {_fmt(i.field.jump)} @ {_fmt(i.field.start)}" for i in j.inputs)
             joined.add_row(j.node.name, j.node.op, ins, f"{j.status}: {j.describe()}" if j.status != ALIGNED
@@ -77,3 +81,8 @@ def _scopes(rows, depth: int):
         groups.setdefault(".".join(r.node.name.split(".")[:depth]), []).append(r)
     return [(scope, str(len(rs)), rs[-1], sum(r.params for r in rs), sum(r.macs for r in rs))
             for scope, rs in groups.items()]
+
+
+def _shape(shape) -> str:
+    """A value's per-sample shape: (N, 64, 56, 56) as 64x56x56."""
+    return "x".join(str(d) for d in shape[1:]) or "scalar"

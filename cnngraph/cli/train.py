@@ -142,6 +142,21 @@ def _model(args, seed: int):
     return replace_head(graph, args.num_classes, seed=seed) if pretrained and args.num_classes else graph
 
 
+def _check_task(graph) -> None:
+    """The datasets `cnngraph train` reads label whole images; a model scoring every pixel needs per-pixel masks,
+    so say how to train one instead of failing on a class count."""
+    from cnngraph.model_info import task_of
+    from cnngraph.ops.base import fmt_shape
+
+    if task_of(graph) == "segmentation":
+        out = fmt_shape(graph.type_of(graph.outputs[0]).shape)
+        raise CnnGraphError(
+            f"{graph.name} is a segmentation model (it scores every pixel: {out}), and `cnngraph train` reads datasets "
+            f"with one label per image. Train it in Python on per-pixel masks: model = cnngraph.compile(graph, "
+            f"train=True); model.train_step(images, masks, PixelCrossEntropy(), SGD(lr=0.01, momentum=0.9)) with "
+            f"masks (N, H, W) of class indices (255: ignored), PixelCrossEntropy and SGD from cnngraph.train")
+
+
 def _new_run(args):
     from cnngraph.train import TrainConfig, Trainer, load_dataset
     from cnngraph.train.loop import CHECKPOINT
@@ -150,6 +165,7 @@ def _new_run(args):
         raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
     config = TrainConfig(**_settings(args))
     graph = _model(args, config.seed)
+    _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     splits = load_dataset(config.data, shape)
     rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")

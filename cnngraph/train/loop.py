@@ -39,6 +39,7 @@ import cnngraph
 from cnngraph import io
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
+from cnngraph.model_info import MAX_TEXT, ModelInfo, task_of
 from cnngraph.train import checkpoint, metrics, report, resume_state
 from cnngraph.train.config import TrainConfig
 from cnngraph.train.data import Splits, load_dataset
@@ -96,13 +97,21 @@ def _deferred_interrupt():
 
 
 class Trainer:
-    """One run: a compiled training model, its data, optimizer and schedule, and a run folder."""
+    """One run: a compiled training model, its data, optimizer and schedule, and a run folder.
+
+    Takes the graph to train (its parameters are the starting point; the graph itself is not changed),
+    the ``Splits`` to train and evaluate on (``load_dataset``), the run's ``TrainConfig``, the run folder,
+    optionally a loss (``config.make_loss()`` otherwise: cross-entropy) and a rich ``Console``. It shows a
+    progress bar and one line per epoch, as ``cnngraph train`` does, on ``console`` or the terminal;
+    ``quiet=True`` shows nothing. ``fit()`` trains and returns the history; ``model.to_graph()`` or the run
+    folder's ``model.cng`` has the trained parameters.
+    """
 
     def __init__(self, graph: Graph, splits: Splits, config: TrainConfig, rundir: str | Path, loss=None,
-                 console: Console | None = None):
+                 console: Console | None = None, quiet: bool = False):
         self.graph, self.splits, self.config = graph, splits, config
         self.rundir = Path(rundir)
-        self.console = console
+        self.console = None if quiet else console or Console()
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise TrainingError(f"{graph.name}: training needs one input and one output, "
                                 f"it has inputs {list(graph.inputs)} and outputs {graph.outputs}")
@@ -150,7 +159,7 @@ class Trainer:
         return self.history
 
     def _progress(self) -> Progress:
-        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:,.0f} img/s"),
                    TimeElapsedColumn())
         return Progress(*columns, console=self.console, disable=self.console is None, transient=True)
@@ -223,10 +232,9 @@ class Trainer:
         report.write_csv(self.rundir / METRICS, self.history)
         report.write_plot(self.rundir / CURVES, self.history, f"{self.graph.name} on {self.config.data}")
         if self.console is not None:
-            self.console.print(
-                f"epoch {self.epoch}/{self.config.epochs}  train loss {row['train_loss']:.4f} "
-                f"acc {row['train_acc']:.2%}  test loss {test_loss:.4f} acc {test_acc:.2%}  "
-                f"{row['images_per_s']:,.0f} img/s")
+            self.console.print(  # within 80 columns
+                f"epoch {self.epoch}/{self.config.epochs}  loss {row['train_loss']:.4f} acc {row['train_acc']:.1%}  "
+                f"test loss {test_loss:.4f} acc {test_acc:.1%}  {row['images_per_s']:,.0f} img/s")
 
     def evaluate(self) -> tuple[float, float]:
         """Mean loss and accuracy on the held-out split, with inference semantics; the loss computes in
@@ -246,9 +254,25 @@ class Trainer:
         return {k: self.model.backend.to_host(self.model.params.get(k, v)) for k, v in self.graph.params.items()}
 
     def _trained_graph(self) -> Graph:
+        """The graph with the trained parameters and the info ``cnngraph run`` needs to use it: the class names,
+        and how the training images were prepared (resized to the input, scaled to [0, 1], normalised)."""
         graph = self.graph.copy()
         graph.params = self._params()
+        channels, *size = next(iter(graph.inputs.values())).shape[1:]
+        graph.info = ModelInfo(task=task_of(graph), classes=self._class_names(graph),
+                               channels=channels, size=size, mean=self.normalize.mean, std=self.normalize.std,
+                               resize="stretch", grayscale=channels > 1 and _gray(self.splits.train.x),
+                               weights="trained", source=str(self.config.data)[:MAX_TEXT])
         return graph
+
+    def _class_names(self, graph: Graph) -> list[str] | None:
+        """The dataset's class names, one per output of a classifier (outputs past the dataset's classes are
+        named by their index)."""
+        out = graph.type_of(graph.outputs[0])
+        if out.rank != 2:
+            return None
+        named = max(self.splits.train.classes, self.splits.test.classes, key=len)
+        return [name[:MAX_TEXT] for name in named] + [str(k) for k in range(len(named), out.shape[1])]
 
     def save(self) -> None:
         """Write the checkpoint: everything ``resume`` needs to continue bit for bit."""
@@ -264,8 +288,9 @@ class Trainer:
 
     @classmethod
     def resume(cls, rundir: str | Path, epochs: int | None = None, splits: Splits | None = None, loss=None,
-               console: Console | None = None) -> Trainer:
-        """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it.
+               console: Console | None = None, quiet: bool = False) -> Trainer:
+        """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it; ``console`` and ``quiet`` as
+        for a new Trainer.
 
         The data is read again from ``config.data``, unless the run was given its ``splits`` in Python:
         then pass the same ones.
@@ -278,7 +303,7 @@ class Trainer:
             config.epochs = epochs
         if splits is None:
             splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
-        trainer = cls(ckpt.graph, splits, config, rundir, loss, console)
+        trainer = cls(ckpt.graph, splits, config, rundir, loss, console, quiet)
         resume_state.check_state(state, str(path), trainer.model.scaler is not None)
         if state["loader"]["position"] > len(trainer.train_batches):
             raise TrainingError(f"{path}: loader position {state['loader']['position']} is past the "
@@ -294,6 +319,11 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer
+
+
+def _gray(x: np.ndarray) -> bool:
+    """Whether every image has equal channels: a gray dataset repeated into a colour model's input."""
+    return all(np.array_equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1]))
 
 
 def _config(state: dict, path: Path) -> TrainConfig:
