@@ -92,8 +92,7 @@ def test_summary_shows_volumes_with_their_fields(capsys):
     from tests.test_cli import run_cli
 
     code, out, _ = run_cli(capsys, "summary", "unet3d", "--depth", "1")
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in out.splitlines()
-            if line.startswith("│")}
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert code == 0 and "Total params: 72,022" in out and "Joins: 2 checked, all aligned" in out
-    assert rows["pool1"][1:] == ["(N, 8, 8, 8, 8)", "0", "32,768", "6", "2", "0.5"]
-    assert rows["pool2"][1:] == ["(N, 16, 4, 4, 4)", "0", "8,192", "16", "4", "1.5"]
+    assert rows["pool1"][1:] == ["8x8x8x8", "0", "32.8K", "6", "2", "0.5"]  # op, output, params, MACs, RF, jump, ctr
+    assert rows["pool2"][1:] == ["16x4x4x4", "0", "8.19K", "16", "4", "1.5"]
