@@ -24,8 +24,8 @@ from cnngraph.backends.threads import NodeThreads
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
 from cnngraph.ir import BATCH, Graph, Node
+from cnngraph.types import bind_sizes
 from cnngraph.memory import check_budget, last_uses, plan
-from cnngraph.ops.base import fmt_shape
 
 Watch = Callable[[Node, Any], None]
 
@@ -134,11 +134,14 @@ class Executor:
         """Every node once, in schedule order, freeing each value after its last reader. Nodes that
         ``keep`` selects get a stash and keep what their backward declares (the tape)."""
         values = dict(feeds)
-        batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
-        if (batch, keep is not None) not in self._fits:  # the plan depends on these only: checked once per batch
-            check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
-            self._fits.add((batch, keep is not None))
-        buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
+        sizes = bind_sizes(self.graph.inputs, {k: v.shape for k, v in feeds.items()})
+        batch = sizes.get(BATCH, max(sizes.values(), default=1))  # a graph may have no inputs, or no image batch
+        # The plan counts every named dimension as the batch: the largest of them bounds it from above.
+        bound = max(sizes.values(), default=1)
+        if (bound, keep is not None) not in self._fits:  # the plan depends on these only: checked once per size
+            check_budget(self.graph, bound, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
+            self._fits.add((bound, keep is not None))
+        buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch, sizes)
         tape: dict[str, Saved] = {}
         step = None
         try:
@@ -245,21 +248,17 @@ class Executor:
         missing, extra = set(names) - set(inputs), set(inputs) - set(names)
         if missing or extra:
             raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
-        values, batch = {}, None
+        values = {}
         for name in names:
             raw = inputs[name]
             dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
             if dtype.kind not in "biuf":
                 raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            arr = self.backend.asarray(raw, dtype=self.dtype)
-            want = self.graph.inputs[name].shape
-            ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
-            if not ok:
-                raise CnnGraphError(f"input '{name}': expected shape {fmt_shape(want)}, got {fmt_shape(arr.shape)}")
-            if batch is not None and arr.shape[0] != batch:
-                raise CnnGraphError(f"input '{name}' has batch {arr.shape[0]}, other inputs have {batch}")
-            batch = arr.shape[0]
-            values[name] = arr
+            values[name] = self.backend.asarray(raw, dtype=self.dtype)
+        try:
+            bind_sizes(self.graph.inputs, {k: v.shape for k, v in values.items()})
+        except ValueError as e:
+            raise CnnGraphError(str(e)) from None
         return values
 
 

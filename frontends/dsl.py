@@ -23,6 +23,7 @@ import numpy as np
 from cnngraph.errors import GraphError
 from cnngraph.init import initialize
 from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.types import is_symbol
 from cnngraph.ops import get_op
 
 _scopes: list[str] = []
@@ -76,12 +77,15 @@ def _prefix() -> str:
     return "".join(s + "." for s in _scopes)
 
 
-def input(name: str, shape: Sequence[int], dtype: str = "float32") -> Tensor:  # noqa: A001 - mirrors Keras
-    """A graph input; ``shape`` excludes the batch dimension, which stays symbolic."""
+def input(name: str, shape: Sequence[int], dtype: str = "float32", leading: str = BATCH) -> Tensor:  # noqa: A001
+    """A graph input (as Keras's); ``shape`` excludes the leading dimension, which stays symbolic: the batch
+    ``N``, or the name ``leading`` gives, as ``dsl.input("rois", (5,), leading="R")`` for a list of boxes."""
     dims = tuple(int(d) for d in shape)
     if any(d < 1 for d in dims):
         raise GraphError(f"input '{name}': every dimension must be positive, got {tuple(shape)}")
-    return Tensor(TensorType((BATCH, *dims), dtype), explicit_name=name, base=name)
+    if not is_symbol(leading):
+        raise GraphError(f"input '{name}': the leading dimension must be a name such as 'N' or 'R', got {leading!r}")
+    return Tensor(TensorType((leading, *dims), dtype), explicit_name=name, base=name)
 
 
 def layer(op_name: str, inputs: Sequence[Tensor], name: str | None = None, **attrs) -> Tensor:

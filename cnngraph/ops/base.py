@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
-from cnngraph.types import TensorType
+from cnngraph.types import TensorType, fmt_shape
+
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Op:
     def image(self, node: str, t: TensorType, what: str = "input") -> tuple[Any, int, int, int]:
         """Unpack an (N, C, H, W) type, or fail naming the node and the shape found."""
         if t.rank != 4:
-            raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {_fmt(t.shape)}")
+            raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {fmt_shape(t.shape)}")
         return t.shape  # type: ignore[return-value]
 
     def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0,
@@ -209,15 +210,6 @@ class Op:
             return self.window_ints(node, "padding", value, 4, 0)
         ph, pw = self.window_ints(node, "padding", value, 2, 0)
         return (ph, pw, ph, pw)
-
-
-def _fmt(shape: tuple) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def fmt_shape(shape: tuple) -> str:
-    """Shapes in error messages: (N, 64, 56, 56)."""
-    return _fmt(shape)
 
 
 def padded_elements(t: TensorType, pads: tuple[int, int, int, int]) -> int:
