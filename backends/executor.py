@@ -254,7 +254,8 @@ class Executor:
             dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
             if dtype.kind not in "biuf":
                 raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            values[name] = self.backend.asarray(raw, dtype=self.dtype)
+            declared = np.dtype(self.graph.inputs[name].dtype)
+            values[name] = self.backend.asarray(raw, dtype=declared if declared.kind in "iu" else self.dtype)
         try:
             bind_sizes(self.graph.inputs, {k: v.shape for k, v in values.items()})
         except ValueError as e:

@@ -262,6 +262,37 @@ def identity(x, name=None) -> Tensor:
     return layer("Identity", [x], name)
 
 
+# -- detection: regions, boxes and suppression (ops in cnngraph/ops/roi.py, box_decode.py, nms.py, gather_nd.py)
+
+def roi_pool(x, rois, output_size, spatial_scale=1.0, name=None) -> Tensor:
+    """Fast R-CNN's RoI max pooling of (N, C, H, W) features over (R, 5) rows (batch_index, x1, y1, x2, y2)."""
+    return layer("RoiPool", [x, rois], name, output_size=output_size, spatial_scale=spatial_scale)
+
+
+def roi_align(x, rois, output_size, spatial_scale=1.0, sampling_ratio=0, mode="avg", coordinate_mode="half_pixel",
+              name=None) -> Tensor:
+    """Mask R-CNN's RoIAlign (ONNX RoiAlign) over (R, 5) rows (batch_index, x1, y1, x2, y2)."""
+    return layer("RoiAlign", [x, rois], name, output_size=output_size, spatial_scale=spatial_scale,
+                 sampling_ratio=sampling_ratio, mode=mode, coordinate_mode=coordinate_mode)
+
+
+def box_decode(deltas, anchors, variances=(1.0, 1.0, 1.0, 1.0), name=None) -> Tensor:
+    """Corner boxes from (N, K, 4) regression deltas against (K, 4) anchors (a ``constant``)."""
+    return layer("BoxDecode", [deltas, anchors], name, variances=tuple(variances))
+
+
+def nms(boxes, scores, max_output_boxes_per_class, iou_threshold=0.5, score_threshold=-float("inf"),
+        center_point_box=0, name=None) -> Tensor:
+    """ONNX NonMaxSuppression: (M, 3) int64 rows (image, class, box) of boxes (N, K, 4) scored (N, C, K)."""
+    return layer("NonMaxSuppression", [boxes, scores], name, max_output_boxes_per_class=max_output_boxes_per_class,
+                 iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=center_point_box)
+
+
+def gather_nd(data, indices, name=None) -> Tensor:
+    """ONNX GatherND: the rows of ``data`` that int64 index tuples (..., q) name, e.g. NMS's selection."""
+    return layer("GatherND", [data, indices], name)
+
+
 def hard_sigmoid(x, alpha=0.2, beta=0.5, name=None) -> Tensor:
     """max(0, min(1, alpha * x + beta)); ONNX's defaults (PyTorch's Hardsigmoid is alpha=1/6)."""
     return layer("HardSigmoid", [x], name, alpha=alpha, beta=beta)
