@@ -12,7 +12,7 @@ import cnngraph
 from cnngraph.arrays import to_numpy
 from cnngraph.backends.onnx_export import to_onnx
 from cnngraph.errors import CnnGraphError, ShapeError
-from cnngraph.frontends import dsl
+from cnngraph.frontends import dsl, onnx_import
 from tests.gradcheck import check_gradients
 from tests.oracle import current_backend, random
 from tests.oracle import op_backend  # noqa: F401 - each test runs on every backend
@@ -153,3 +153,23 @@ def test_bad_regions_are_named():
     model = cnngraph.compile(roi_graph("RoiPool", (1, 1, 4, 4), {"output_size": 1}))
     with pytest.raises(CnnGraphError, match=r"input 'rois': expected shape \(R, 5\), got \(2, 4\)"):
         model.run({"x": random((1, 1, 4, 4)), "rois": np.zeros((2, 4))})
+
+
+@pytest.mark.parametrize("op, attrs, opset", [
+    ("RoiPool", {"output_size": (2, 3), "spatial_scale": 0.5}, 17),
+    ("RoiAlign", {"output_size": (3, 2), "sampling_ratio": 2, "mode": "max", "spatial_scale": 0.5}, 16),
+    ("RoiAlign", {"output_size": (2, 2), "coordinate_mode": "output_half_pixel"}, 13),
+])
+def test_roi_ops_import_back_from_their_onnx_export(op, attrs, opset, tmp_path):
+    """MaxRoiPool maps 1:1; RoiAlign's (boxes, int64 batch_indices) pair is joined back into (R, 5) rows."""
+    graph = roi_graph(op, (2, 3, 9, 9), attrs)
+    path = tmp_path / "roi.onnx"
+    onnx.save(to_onnx(graph, opset=opset), path)
+    again = onnx_import.load(path)
+    node = next(n for n in again.nodes if n.op == op)
+    assert {k: node.attrs[k] for k in attrs} == {k: tuple(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
+    rng = np.random.default_rng(8)
+    x, rois = random((2, 3, 9, 9), 8), regions(rng, 4, 2, 9, attrs.get("spatial_scale", 1.0))
+    want = run_cnngraph(op, x, rois, attrs)
+    model = cnngraph.compile(again, backend=current_backend(), dtype="float64")
+    np.testing.assert_allclose(to_numpy(model.run({"x": x, "rois": rois})[again.outputs[0]]), want, rtol=1e-12)

@@ -140,6 +140,12 @@ class Op:
         small output cannot hide a huge padded copy."""
         return 0
 
+    def probe(self, slot: int, shape: tuple[int, ...], inputs: list[TensorType], attrs: dict, batch: int,
+              rng: Any) -> Any:
+        """Random values of ``shape`` this op accepts in input ``slot`` where standard normal ones are not
+        (boxes, image indices), for graphs checked on random inputs (``cnngraph.probes``); None: any will do."""
+        return None
+
     def describe(self, attrs: dict) -> str:
         """The attributes for the one-line text form: non-default ones, abbreviated."""
         parts = []

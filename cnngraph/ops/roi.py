@@ -43,6 +43,15 @@ class _RoiOp(Op):
         x, rois = inputs
         return TensorType((rois.shape[0], x.shape[1], *attrs["output_size"]), x.dtype)
 
+    def probe(self, slot, shape, inputs, attrs, batch, rng):
+        """Rows of random image indices and boxes inside the image (feature size / spatial_scale)."""
+        if slot != 1:
+            return None
+        h, w = (size / attrs["spatial_scale"] for size in inputs[0].shape[2:])
+        corner = rng.uniform(0, 0.6, (shape[0], 2)) * (w, h)
+        extent = rng.uniform(0.1, 0.4, (shape[0], 2)) * (w, h)
+        return np.concatenate([rng.integers(0, batch, (shape[0], 1)), corner, corner + extent], axis=1)
+
 
 @register
 class RoiPool(_RoiOp):
@@ -100,9 +109,25 @@ def _roi_align_export(ex, node, spec):
     ex.add_node("RoiAlign", [x, boxes, index], [name], name, **kwargs)
 
 
+def _roi_align_load(ctx, node, spec):
+    """RoiAlign(X, boxes, batch_indices) -> RoiAlign(X, [batch_indices | boxes]): the indices arrive as a
+    float value (an integer Cast that only index inputs read imports as no cast, so the
+    ``rois[:, 0].long()`` exporters write stays a float column)."""
+    index = ctx.emit(node, "Reshape", [ctx.value(node, 2)], {"shape": (1,)}, output="index_column")
+    rows = ctx.emit(node, "Concat", [index, ctx.value(node, 1)], {"axis": 1}, output="rows")
+    a = node.attrs
+    mode = a.get("coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pooling = a.get("mode", "avg")
+    ctx.emit(node, "RoiAlign", [ctx.value(node, 0), rows], {
+        "output_size": (a.get("output_height", 1), a.get("output_width", 1)),
+        "spatial_scale": as_float(a.get("spatial_scale", 1.0)), "sampling_ratio": a.get("sampling_ratio", 0),
+        "mode": pooling.decode() if isinstance(pooling, bytes) else pooling, "coordinate_mode": mode})
+
+
 ONNX = onnx_table(
     OnnxOp("RoiPool", "MaxRoiPool", (OnnxAttr("output_size", "pooled_shape", as_list, tuple),
                                      OnnxAttr("spatial_scale", "spatial_scale", as_float, float, default=1.0)),
            data=2),
-    OnnxOp("RoiAlign", None, export=_roi_align_export),
+    OnnxOp("RoiAlign", "RoiAlign", export=_roi_align_export, load=_roi_align_load, index_inputs=(2,)),
 )
