@@ -64,16 +64,18 @@ def test_nms_op_matches_onnxruntime_after_export(attrs):
         assert got.dtype == np.int64 and len(got) > batch
 
 
-def test_nms_imports_from_onnx(tmp_path):
+def test_nms_imports_from_onnx_and_matches_onnxruntime(tmp_path):
     path = tmp_path / "nms.onnx"
     graph = nms_graph(9, 3, max_output_boxes_per_class=2, iou_threshold=0.3, score_threshold=0.1)
     onnx.save(to_onnx(graph), path)
     again = onnx_import.load(path)
     node = next(n for n in again.nodes if n.op == "NonMaxSuppression")
     assert node.attrs["max_output_boxes_per_class"] == 2 and node.attrs["iou_threshold"] == pytest.approx(0.3)
-    boxes, scores = clustered(np.random.default_rng(1), 2, 9, 3)
-    feeds = {"boxes": boxes, "scores": scores}
-    np.testing.assert_array_equal(run(again, feeds)[again.outputs[0]], run(graph, feeds)["nms"])
+    session = ort_session(onnx.load(path))
+    for batch in (1, 2):
+        boxes, scores = clustered(np.random.default_rng(batch), batch, 9, 3)
+        feeds = {"boxes": boxes, "scores": scores}
+        np.testing.assert_array_equal(run(again, feeds)[again.outputs[0]], session.run(None, feeds)[0])
 
 
 def test_gather_nd_matches_onnx_and_its_gradient_finite_differences():
@@ -98,8 +100,13 @@ def test_gather_nd_matches_onnx_and_its_gradient_finite_differences():
         return float((to_numpy(trainer.forward(feeds)["op"]) * seed).sum())
 
     np.testing.assert_allclose(to_numpy(trainer.input_grads["x"]), numeric_gradient(loss, data), atol=1e-8)
-    with pytest.raises(ShapeError, match="int64 indices"):  # float indices are refused, not truncated
-        dsl.gather_nd(x, dsl.constant(indices, name="float_idx"))
+    constant = dsl.Model(x, dsl.gather_nd(x, dsl.constant(indices[:, :1], name="rows"), name="op"))
+    constant.params[constant.node("rows").params["value"]] = indices[:, :1].astype(np.float32)
+    exported = to_onnx(constant)  # whole numbers in a float constant: cast to int64 on export
+    np.testing.assert_array_equal(ort_session(exported).run(None, {"x": data.astype(np.float32)})[0],
+                                  run(constant, {"x": data})["op"])
+    with pytest.raises(ShapeError, match=r"expects indices \(..., q\) with 1 <= q <= 3"):
+        dsl.gather_nd(x, dsl.input("wide", (4,), dtype="int64"))
 
 
 def test_box_decode_gradient_matches_finite_differences():

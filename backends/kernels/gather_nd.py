@@ -11,8 +11,11 @@ from cnngraph.errors import CnnGraphError
 def _where(xp, data_shape, indices):
     """The index tuple of ``indices`` (negative counting from the end), refusing indices out of range."""
     q = indices.shape[-1]
-    sizes = xp.asarray(data_shape[:q], dtype=indices.dtype)
-    wrapped = xp.where(indices < 0, indices + sizes, indices)
+    whole = indices.astype(xp.int64)
+    if indices.size and bool((whole != indices).any()):
+        raise CnnGraphError("GatherND: indices must be whole numbers")
+    sizes = xp.asarray(data_shape[:q], dtype=xp.int64)
+    wrapped = xp.where(whole < 0, whole + sizes, whole)
     if indices.size and bool(((wrapped < 0) | (wrapped >= sizes)).any()):
         raise CnnGraphError(f"GatherND: an index is out of range for data of shape {tuple(data_shape)}")
     return tuple(wrapped[..., i] for i in range(q))

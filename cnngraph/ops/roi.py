@@ -113,7 +113,10 @@ def _roi_align_load(ctx, node, spec):
     """RoiAlign(X, boxes, batch_indices) -> RoiAlign(X, [batch_indices | boxes]): the indices arrive as a
     float value (an integer Cast that only index inputs read imports as no cast, so the
     ``rois[:, 0].long()`` exporters write stays a float column)."""
-    index = ctx.emit(node, "Reshape", [ctx.value(node, 2)], {"shape": (1,)}, output="index_column")
+    if ctx.is_constant(node, 2):
+        index = ctx.constant_value(node, ctx.constant(node, 2).astype(np.float32).reshape(-1, 1), "batch_indices")
+    else:
+        index = ctx.emit(node, "Reshape", [ctx.value(node, 2)], {"shape": (1,)}, output="index_column")
     rows = ctx.emit(node, "Concat", [index, ctx.value(node, 1)], {"axis": 1}, output="rows")
     a = node.attrs
     mode = a.get("coordinate_transformation_mode", "half_pixel" if node.opset >= 16 else "output_half_pixel")
