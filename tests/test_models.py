@@ -30,6 +30,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "unet": 31_030_658, "segnet": 29_449_355, "context_module": 28_392,
     "fc_densenet56": 1_376_795, "fc_densenet67": 3_463_243, "fc_densenet103": 9_322_091,
     "frrn_a": 17_712_259, "fabric": 537_386, "gridnet": 13_166_115,
+    "fast_rcnn": 134_690_729,  # VGG-16, 21 classes (Pascal VOC)
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 
@@ -43,6 +44,7 @@ def test_parameter_count(name, count, zero_params):
     ("googlenet", dict(aux_logits=True), 13_004_888),  # torchvision's count with the aux heads
     ("context_module", dict(large=True), 6_803_139),
     ("unet", dict(padding="same", input_size=256), 31_030_658),  # padding changes no parameter
+    ("fast_rcnn", dict(backbone="resnet50"), 23_723_177),  # ResNet-50 C4, derived in models/fast_rcnn.py
 ])
 def test_variant_parameter_counts(name, kwargs, count, zero_params):
     assert models.build(name, **kwargs).param_count() == count
