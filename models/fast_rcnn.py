@@ -28,7 +28,7 @@ from functools import partial
 from cnngraph.errors import UnknownModelError
 from cnngraph.frontends import dsl
 from cnngraph.models import register, scaled
-from cnngraph.models.resnet import EXPANSION, LAYERS, trunk
+from cnngraph.models.resnet import trunk
 from cnngraph.models.vgg import CONFIGS, features
 
 STRIDE = 16
@@ -63,13 +63,6 @@ def resnet_backbone(image, depth: str, width: float = 1.0):
 
 
 BACKBONES = {"vgg16": vgg16_backbone, **{d: partial(resnet_backbone, depth=d) for d in ("resnet18", "resnet50")}}
-
-
-def feature_channels(backbone: str, width: float = 1.0) -> int:
-    """Channels of the shared stride-16 map (the RPN's input in Faster R-CNN)."""
-    if backbone == "vgg16":
-        return scaled(512, width)
-    return scaled(256, width) * EXPANSION[LAYERS[backbone][0]]
 
 
 def detection_heads(features, num_classes: int):

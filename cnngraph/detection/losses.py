@@ -60,3 +60,40 @@ class ClassBoxLoss:
         grad[which] = slope * objects * (self.box_weight / counted)
         self.last = {f"{self.prefix}classification": cls_value, f"{self.prefix}box": box_value}
         return cls_value + self.box_weight * box_value, {self.scores: cls_grad, self.deltas: grad.reshape(deltas.shape)}
+
+
+class RpnLoss(ClassBoxLoss):
+    """The RPN's terms over every image's anchors: ``rpn_logits`` (N, 2, K) and ``rpn_deltas`` (N, K, 4) against
+    targets (N, K) labels (1 object, 0 background, -1 left out) and (N, K, 4) deltas."""
+
+    name = "rpn"
+
+    def __init__(self, box_weight: float = 1.0, beta: float = 1.0):
+        super().__init__("rpn_logits", "rpn_deltas", box_weight, beta, prefix="rpn_")
+
+    def __call__(self, outputs, targets):
+        logits, deltas = outputs[self.scores], outputs[self.deltas]
+        xp = namespace(logits)
+        n, _, k = logits.shape
+        flat = {self.scores: xp.moveaxis(logits, 1, 2).reshape(n * k, 2), self.deltas: deltas.reshape(n * k, 4)}
+        value, grads = super().__call__(flat, {"labels": xp.asarray(targets["labels"]).reshape(-1),
+                                               "deltas": xp.asarray(targets["deltas"]).reshape(-1, 4)})
+        return value, {self.scores: xp.moveaxis(grads[self.scores].reshape(n, k, 2), 2, 1),
+                       self.deltas: grads[self.deltas].reshape(deltas.shape)}
+
+
+class FasterRcnnLoss:
+    """The four losses of Faster R-CNN summed: RPN objectness and box, Fast R-CNN classification and box.
+    Targets: ``{"rpn": {labels, deltas}, "rcnn": {labels, deltas}}``; ``last`` holds all four terms."""
+
+    name = "faster_rcnn"
+
+    def __init__(self, rpn: RpnLoss | None = None, rcnn: ClassBoxLoss | None = None):
+        self.rpn, self.rcnn = rpn or RpnLoss(), rcnn or ClassBoxLoss()
+        self.last: dict[str, float] = {}
+
+    def __call__(self, outputs, targets):
+        rpn_value, rpn_grads = self.rpn(outputs, targets["rpn"])
+        rcnn_value, rcnn_grads = self.rcnn(outputs, targets["rcnn"])
+        self.last = {**self.rpn.last, **self.rcnn.last}
+        return rpn_value + rcnn_value, {**rpn_grads, **rcnn_grads}
