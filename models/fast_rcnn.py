@@ -72,14 +72,19 @@ def detection_heads(features, num_classes: int):
     return cls, box
 
 
+def inputs_and_trunk(model: str, backbone: str, input_size: int, width: float):
+    """The two inputs (images, regions), the shared feature map and the per-region head of ``backbone``."""
+    if backbone not in BACKBONES:
+        raise UnknownModelError(f"{model}: unknown backbone '{backbone}'; choose from {sorted(BACKBONES)}")
+    image = dsl.input("image", (3, input_size, input_size))
+    rois = dsl.input("rois", (5,), leading="R")
+    return (image, rois, *BACKBONES[backbone](image, width=width))
+
+
 def fast_rcnn(backbone: str = "vgg16", num_classes: int = 21, input_size: int = 224, width: float = 1.0,
               dropout: float = 0.5, seed: int = 0):
     """``num_classes`` counts the background (21 for Pascal VOC's 20)."""
-    if backbone not in BACKBONES:
-        raise UnknownModelError(f"fast_rcnn: unknown backbone '{backbone}'; choose from {sorted(BACKBONES)}")
-    image = dsl.input("image", (3, input_size, input_size))
-    rois = dsl.input("rois", (5,), leading="R")
-    _, head = BACKBONES[backbone](image, width=width)
+    image, rois, _, head = inputs_and_trunk("fast_rcnn", backbone, input_size, width)
     cls, box = detection_heads(head(rois, dropout), num_classes)
     return dsl.Model([image, rois], [cls, box], name=f"fast_rcnn_{backbone}", seed=seed)
 

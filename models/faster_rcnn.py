@@ -24,11 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnngraph.detection.anchors import rpn_anchors
-from cnngraph.errors import UnknownModelError
 from cnngraph.frontends import dsl
 from cnngraph.ir import Graph
 from cnngraph.models import register, scaled
-from cnngraph.models.fast_rcnn import BACKBONES, STRIDE, detection_heads
+from cnngraph.models.fast_rcnn import STRIDE, detection_heads, inputs_and_trunk
 
 SIZES = (128, 256, 512)
 RATIOS = (0.5, 1.0, 2.0)
@@ -49,11 +48,7 @@ def faster_rcnn(backbone: str = "vgg16", num_classes: int = 21, input_size: int 
                 anchor_sizes: Sequence[float] = SIZES, anchor_ratios: Sequence[float] = RATIOS,
                 dropout: float = 0.5, seed: int = 0):
     """``num_classes`` counts the background; the RPN's 3x3 convolution has 512 channels (scaled by ``width``)."""
-    if backbone not in BACKBONES:
-        raise UnknownModelError(f"faster_rcnn: unknown backbone '{backbone}'; choose from {sorted(BACKBONES)}")
-    image = dsl.input("image", (3, input_size, input_size))
-    rois = dsl.input("rois", (5,), leading="R")
-    shared, head = BACKBONES[backbone](image, width=width)
+    image, rois, shared, head = inputs_and_trunk("faster_rcnn", backbone, input_size, width)
     logits, deltas = rpn(shared, scaled(512, width), len(anchor_sizes) * len(anchor_ratios))
     cls, box = detection_heads(head(rois, dropout), num_classes)
     return dsl.Model([image, rois], [logits, deltas, cls, box], name=f"faster_rcnn_{backbone}", seed=seed)

@@ -6,7 +6,7 @@ import pytest
 
 import cnngraph
 from cnngraph import models
-from cnngraph.backends.onnx_export import to_onnx
+from cnngraph.backends.onnx_export import export
 from cnngraph.backends.onnx_verify import verify
 from cnngraph.detection.boxes import decode
 from cnngraph.detection.losses import ClassBoxLoss
@@ -66,7 +66,7 @@ def test_fast_rcnn_exports_with_its_regions_and_onnxruntime_agrees(backbone, wid
     graph = models.build("fast_rcnn", backbone=backbone, width=width, input_size=64, num_classes=5)
     assert [str(graph.type_of(o)) for o in graph.outputs] == ["f32[R,5]", "f32[R,20]"]
     path = tmp_path / "fast_rcnn.onnx"
-    cnngraph.backends.onnx_export.export(graph, path)
+    export(graph, path)
     assert verify(graph, path).ok  # random regions inside the image, batches 1 and 3, both heads
 
 

@@ -14,7 +14,7 @@ from cnngraph.detection.boxes import MAX_LOG_SCALE
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
-from cnngraph.types import TensorType, fmt_shape
+from cnngraph.types import fmt_shape
 
 
 @register
