@@ -78,7 +78,7 @@ class Executor:
         last = {owner: i for i, node in enumerate(graph.nodes) if (owner := self._concats.owner.get(node.name))}
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
         self._plans: dict[tuple, Any] = {}
-        self._fits: set[tuple[int, bool]] = set()  # (batch, keeps for backward) already checked against the budget
+        self._fits: set[tuple] = set()  # (named sizes, keeps for backward) already checked against the budget
         self._compute = self._compute_params()
         self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
 
@@ -136,11 +136,11 @@ class Executor:
         values = dict(feeds)
         sizes = bind_sizes(self.graph.inputs, {k: v.shape for k, v in feeds.items()})
         batch = sizes.get(BATCH, max(sizes.values(), default=1))  # a graph may have no inputs, or no image batch
-        # The plan counts every named dimension as the batch: the largest of them bounds it from above.
-        bound = max(sizes.values(), default=1)
-        if (bound, keep is not None) not in self._fits:  # the plan depends on these only: checked once per size
-            check_budget(self.graph, bound, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
-            self._fits.add((bound, keep is not None))
+        fits = (tuple(sorted(sizes.items())), keep is not None)
+        if fits not in self._fits:  # the plan depends on these only: checked once per set of sizes
+            check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()},
+                         sizes)
+            self._fits.add(fits)
         buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch, sizes)
         tape: dict[str, Saved] = {}
         step = None

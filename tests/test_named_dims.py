@@ -89,3 +89,15 @@ def test_compile_check_and_summary_take_a_graph_with_regions():
     graph = detector_head()
     optimised, reports = cnngraph.optimize(graph, check=True)  # random probes through RoiAlign, compared
     assert optimised.outputs == graph.outputs and reports
+
+
+def test_the_memory_plan_counts_each_value_at_its_own_sizes():
+    """A per-image map is counted once per image and a per-region one once per region: 300 regions on one
+    image must not be budgeted as 300 images."""
+    from cnngraph.memory import plan
+
+    graph = detector_head()
+    memory = plan(graph, 1, "float32", {"R": 300})
+    per_node = {n.name: int(np.prod(n.type.concrete(1, {"R": 300}))) * 4 for n in graph.nodes}
+    assert memory.unplanned_bytes == sum(per_node.values())
+    assert per_node["features"] == 4 * 8 * 8 * 4 and per_node["pooled"] == 300 * 4 * 2 * 2 * 4
