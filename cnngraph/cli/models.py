@@ -6,6 +6,7 @@ import numpy as np
 from rich.table import Table
 
 from cnngraph.cli.common import console
+from cnngraph.types import BATCH
 
 HELP = "list the model zoo (parameters, default input, task)"
 
@@ -32,8 +33,12 @@ def _count(n: int) -> str:
 
 
 def _task(graph) -> str:
-    """What the first output is: scores per class, or per class and pixel; several outputs are exits or heads."""
-    kind = {2: "classification", 4: "segmentation"}.get(graph.type_of(graph.outputs[0]).rank, "other")
+    """What the first output is: scores per class, or per class and pixel, or per region (an input or output
+    with a dimension named besides the batch, as a detector's R); several outputs are exits or heads."""
+    types = [*graph.inputs.values(), *(graph.type_of(o) for o in graph.outputs)]
+    regions = any(d != BATCH for t in types for d in t.symbols())
+    kind = "detection" if regions else \
+        {2: "classification", 4: "segmentation"}.get(graph.type_of(graph.outputs[0]).rank, "other")
     return kind if len(graph.outputs) == 1 else f"{kind}, {len(graph.outputs)} outputs"
 
 
