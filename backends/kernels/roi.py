@@ -1,18 +1,19 @@
 """RoiPool (ONNX MaxRoiPool) and RoiAlign (ONNX RoiAlign, avg and max) with their backward passes.
 
-Both are written as per-axis selection matrices: a bin of a box covers a set of rows and a set of
-columns, and a bilinear sample mixes two rows and two columns, so a box's output is ``Y @ x @ X.T``
-with ``Y`` (bins, H) and ``X`` (bins, W) built from the box alone. The backward is the transpose.
-Regions are processed image by image (the rows whose batch_index is that image) so no (R, C, H, W)
-copy of the features is ever made. No gradient flows into the boxes (as torchvision's).
+RoiAlign is written as per-axis matrices: a bilinear sample mixes two rows and two columns, so a box's
+bins are ``Y @ x @ X.T`` with ``Y`` (bins, H) and ``X`` (bins, W) built from the box alone, two BLAS
+products per image, and the backward is the transpose. Regions go image by image (the rows whose
+batch_index is that image), so no (R, C, H, W) copy of the features is made. RoiPool takes each box's
+bins as row and column masks over the crop the box covers: a max over columns, then over rows.
+No gradient flows into the boxes (as torchvision's).
 """
 
 from __future__ import annotations
 
+from cnngraph.arrays import to_numpy
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.errors import CnnGraphError
 
-_CHUNK_ELEMENTS = 2**24  # RoiPool's masked max works on (rois, C, H, bins, W) blocks of about this size
 
 
 def batch_indices(xp, rois, batch: int, op: str):
@@ -27,7 +28,7 @@ def batch_indices(xp, rois, batch: int, op: str):
 
 def _per_image(xp, index, batch: int):
     """(image, positions of its regions) for each image that has regions."""
-    host = index.get() if hasattr(index, "get") else index
+    host = to_numpy(index)
     for b in range(batch):
         where = (host == b).nonzero()[0]
         if len(where):
@@ -86,12 +87,28 @@ def _avg_matrices(ys, xs, bins_y: int, bins_x: int):
     return by / count[:, None, None], bx
 
 
+def _sandwich(xp, left, feature, right):
+    """``left[r] @ feature[c] @ right[r].T`` for every region r and channel c: (r, i, H), (C, H, W), (r, j, W) ->
+    (r, C, i, j), as two matrix products (BLAS), not a three-way einsum."""
+    r, i, h = left.shape
+    c, _, w = feature.shape
+    rows = (left.reshape(r * i, h) @ feature.transpose(1, 0, 2).reshape(h, c * w)).reshape(r, i, c, w)
+    return (rows @ right.transpose(0, 2, 1)[:, None]).transpose(0, 2, 1, 3)
+
+
+def _sandwich_grad(xp, left, grad, right):
+    """The gradient of :func:`_sandwich` w.r.t. the feature: sum over r of ``left[r].T @ grad[r, c] @ right[r]``."""
+    r, i, h = left.shape
+    c, w = grad.shape[1], right.shape[2]
+    cols = (grad @ right[:, None]).transpose(0, 2, 1, 3).reshape(r * i, c * w)  # (r, C, i, W) -> (r i, C W)
+    return (left.reshape(r * i, h).T @ cols).reshape(h, c, w).transpose(1, 0, 2)
+
+
 def _max_terms(xp, feature, ys, xs, rows, attrs):
     """The four weighted corners of every sample, (4, r, C, ph, G, pw, G), padding samples at -inf."""
     (ph, pw) = attrs["output_size"]
     (ylo, yhi, yex, _), (xlo, xhi, xex, _) = ys, xs
-    terms = xp.stack([xp.einsum("rih,chw,rjw->rcij", ya[rows], feature, xb[rows])
-                      for ya in (ylo, yhi) for xb in (xlo, xhi)])
+    terms = xp.stack([_sandwich(xp, ya[rows], feature, xb[rows]) for ya in (ylo, yhi) for xb in (xlo, xhi)])
     t = terms.reshape(4, len(rows), feature.shape[0], ph, yex.shape[-1], pw, xex.shape[-1])
     exists = yex[rows][:, None, :, :, None, None] & xex[rows][:, None, None, None, :, :]
     return xp.where(exists[None], t, -xp.inf)
@@ -111,7 +128,7 @@ def roi_align(xp, inputs, params, attrs, ctx):
     if attrs["mode"] == "avg":
         by, bx = _avg_matrices(ys, xs, ph, pw)
         for b, rows in _per_image(xp, index, x.shape[0]):
-            out[rows] = xp.einsum("rph,chw,rqw->rcpq", by[rows], x[b], bx[rows])
+            out[rows] = _sandwich(xp, by[rows], x[b], bx[rows])
         return out
     for b, rows in _per_image(xp, index, x.shape[0]):
         best = _max_flat(xp, _max_terms(xp, x[b], ys, xs, rows, attrs)).max(axis=-1)
@@ -128,7 +145,7 @@ def roi_align_backward(xp, grad, saved, params, attrs):
     if attrs["mode"] == "avg":
         by, bx = _avg_matrices(ys, xs, ph, pw)
         for b, rows in _per_image(xp, index, x.shape[0]):
-            dx[b] += xp.einsum("rph,rcpq,rqw->chw", by[rows], grad[rows], bx[rows])
+            dx[b] += _sandwich_grad(xp, by[rows], grad[rows], bx[rows])
         return [dx, None], {}
     for b, rows in _per_image(xp, index, x.shape[0]):
         t = _max_terms(xp, x[b], ys, xs, rows, attrs)
@@ -140,7 +157,7 @@ def roi_align_backward(xp, grad, saved, params, attrs):
         (ylo, yhi, _, _), (xlo, xhi, _, _) = ys, xs
         corners = [(ya, xb) for ya in (ylo, yhi) for xb in (xlo, xhi)]
         for (ya, xb), gk in zip(corners, g):
-            dx[b] += xp.einsum("rih,rcij,rjw->chw", ya[rows], gk, xb[rows])
+            dx[b] += _sandwich_grad(xp, ya[rows], gk, xb[rows])
     return [dx, None], {}
 
 
@@ -170,35 +187,39 @@ def _pool_setup(xp, x, rois, attrs):
     return index, _pool_axis(xp, corners[:, 1], corners[:, 3], ph, h), _pool_axis(xp, corners[:, 0], corners[:, 2], pw, w)
 
 
-def _pool_max(xp, feature, my, mx):
-    """Max of ``feature`` (C, H, W) over each bin of r boxes: values (r, C, ph, pw), and the argmax row and
-    column; a bin that covers nothing is -inf."""
-    cols = xp.where(mx[:, None, None, :, :], feature[None, :, :, None, :], -xp.inf)  # (r, C, H, pw, W)
-    col_best, col_arg = cols.max(axis=-1), cols.argmax(axis=-1)  # (r, C, H, pw)
-    rows = xp.where(my[:, None, :, :, None], col_best[:, :, None, :, :], -xp.inf)  # (r, C, ph, H, pw)
-    best, row_arg = rows.max(axis=3), rows.argmax(axis=3)  # (r, C, ph, pw)
-    col_at = xp.take_along_axis(col_arg[:, :, None, :, :].repeat(my.shape[1], axis=2), row_arg[:, :, :, None, :],
-                                axis=3)[:, :, :, 0, :]
-    return best, row_arg, col_at
+def _spans(my, mx):
+    """Per box, the rows and columns its bins cover, on the host: (first, stop) pairs, empty when none."""
+    def span(mask):
+        covered = to_numpy(mask).any(axis=1)  # (R, length)
+        first, last = covered.argmax(axis=1), covered.shape[1] - covered[:, ::-1].argmax(axis=1)
+        return [(int(a), int(b)) if row.any() else (0, 0) for a, b, row in zip(first, last, covered)]
+
+    return list(zip(span(my), span(mx)))
 
 
-def _chunks(count: int, c: int, h: int, w: int, bins: int):
-    step = max(1, _CHUNK_ELEMENTS // max(1, c * h * w * bins))
-    return [slice(i, min(i + step, count)) for i in range(0, count, step)]
+def _pool_box(xp, feature, my, mx, span):
+    """Max of ``feature`` (C, H, W) over each bin of one box, on the crop its bins cover: values (C, ph, pw)
+    (-inf for an empty bin) and the argmax row and column in the whole map."""
+    (r0, r1), (c0, c1) = span
+    crop, my, mx = feature[:, r0:r1, c0:c1], my[:, r0:r1], mx[:, c0:c1]
+    cols = xp.where(mx[None, None, :, :], crop[:, :, None, :], -xp.inf)  # (C, h, pw, w)
+    col_best, col_arg = cols.max(axis=-1), cols.argmax(axis=-1)  # (C, h, pw)
+    rows = xp.where(my[None, :, :, None], col_best[:, None, :, :], -xp.inf)  # (C, ph, h, pw)
+    best, row_arg = rows.max(axis=2), rows.argmax(axis=2)  # (C, ph, pw)
+    return best, row_arg + r0, xp.take_along_axis(col_arg, row_arg, axis=1) + c0
 
 
 @kernel("RoiPool")
 def roi_pool(xp, inputs, params, attrs, ctx):
     x, rois = inputs
-    _, c, h, w = x.shape
     (ph, pw) = attrs["output_size"]
-    out = xp.zeros((rois.shape[0], c, ph, pw), dtype=x.dtype)
+    out = xp.zeros((rois.shape[0], x.shape[1], ph, pw), dtype=x.dtype)
     index, my, mx = _pool_setup(xp, x, rois, attrs)
-    for b, rows in _per_image(xp, index, x.shape[0]):
-        for part in _chunks(len(rows), c, h, w, pw):
-            sel = rows[part]
-            best = _pool_max(xp, x[b], my[sel], mx[sel])[0]
-            out[sel] = xp.where(xp.isinf(best), 0.0, best)  # an empty bin gives 0, as ONNX
+    host = to_numpy(index)
+    for k, span in enumerate(_spans(my, mx)):
+        if span[0][1] > span[0][0] and span[1][1] > span[1][0]:  # a box off the map stays 0
+            best = _pool_box(xp, x[int(host[k])], my[k], mx[k], span)[0]
+            out[k] = xp.where(xp.isinf(best), 0.0, best)  # an empty bin gives 0, as ONNX
     return out
 
 
@@ -206,16 +227,18 @@ def roi_pool(xp, inputs, params, attrs, ctx):
 def roi_pool_backward(xp, grad, saved, params, attrs):
     """Each output's gradient goes to the cell its maximum came from (none from an empty bin)."""
     x, rois = saved.inputs
-    _, c, h, w = x.shape
-    (ph, pw) = attrs["output_size"]
-    dx = xp.zeros_like(x)
+    c, h, w = x.shape[1:]
+    dx = xp.zeros_like(x).reshape(x.shape[0], c, h * w)
     index, my, mx = _pool_setup(xp, x, rois, attrs)
-    for b, rows in _per_image(xp, index, x.shape[0]):
-        for part in _chunks(len(rows), c, h, w, pw):
-            sel = rows[part]
-            best, row, col = _pool_max(xp, x[b], my[sel], mx[sel])
-            g = xp.where(xp.isinf(best), 0.0, grad[sel])
-            one_row = (row[..., None] == xp.arange(h)) * g[..., None]  # (r, C, ph, pw, H)
-            one_col = (col[..., None] == xp.arange(w)).astype(x.dtype)  # (r, C, ph, pw, W)
-            dx[b] += xp.einsum("rcpqh,rcpqw->chw", one_row, one_col)
-    return [dx, None], {}
+    host = to_numpy(index)
+    channels = xp.arange(c)[:, None]
+    for k, span in enumerate(_spans(my, mx)):
+        if span[0][1] > span[0][0] and span[1][1] > span[1][0]:
+            b = int(host[k])
+            best, row, col = _pool_box(xp, x[b], my[k], mx[k], span)
+            g = xp.where(xp.isinf(best), 0.0, grad[k]).reshape(c, -1)
+            cells = (row * w + col).reshape(c, -1)
+            # scatter-add without ufunc.at (not on every backend): one bincount over (channel, cell) slots
+            dx[b] += xp.bincount((channels * (h * w) + cells).ravel(), weights=g.ravel(),
+                                 minlength=c * h * w).reshape(c, h * w).astype(x.dtype)
+    return [dx.reshape(x.shape), None], {}
