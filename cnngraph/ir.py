@@ -17,7 +17,7 @@ import numpy as np
 
 from cnngraph.errors import GraphError
 from cnngraph.ops import get_op
-from cnngraph.types import BATCH, Dim, TensorType, is_symbol
+from cnngraph.types import BATCH, Dim, TensorType, is_number_dtype, is_symbol
 
 __all__ = ["BATCH", "Dim", "TensorType", "Node", "Graph"]  # the types stay importable from here
 
@@ -145,6 +145,9 @@ class Graph:
             if not t.shape or not is_symbol(t.shape[0]) or any(not isinstance(d, int) or d < 1 for d in t.shape[1:]):
                 raise GraphError(f"input '{name}': shape {t.shape} must be (N, positive sizes...), or another "
                                  f"dimension name first, such as (R, 5) for a list of boxes")
+            if not is_number_dtype(t.dtype):
+                raise GraphError(f"input '{name}': dtype {t.dtype!r} is not a number type (float32, float64, "
+                                 f"float16, int64, ...)")
         seen = set(self.inputs)
         names: set[str] = set(self.inputs)
         defined_later = {n.name for n in self.nodes}

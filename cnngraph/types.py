@@ -54,6 +54,14 @@ def is_symbol(dim: Dim) -> bool:
     return isinstance(dim, str) and dim.isidentifier()
 
 
+def is_number_dtype(dtype: str) -> bool:
+    """Whether ``dtype`` names a NumPy integer or float type (what a graph input may hold)."""
+    try:
+        return np.dtype(dtype).kind in "iuf"
+    except TypeError:
+        return False
+
+
 def bind_sizes(types: Mapping[str, TensorType], shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
     """The size of every named dimension given arrays of ``shapes`` for values of ``types``.
 
