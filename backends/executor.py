@@ -24,8 +24,8 @@ from cnngraph.backends.threads import NodeThreads
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
 from cnngraph.ir import BATCH, Graph, Node
-from cnngraph.types import bind_sizes
 from cnngraph.memory import check_budget, last_uses, plan
+from cnngraph.types import bind_sizes
 
 Watch = Callable[[Node, Any], None]
 
