@@ -119,3 +119,21 @@ def test_a_few_training_steps_lower_both_fast_rcnn_losses():
     for term in ("classification", "box"):
         first, last = history[0][term], history[-1][term]
         assert last < 0.8 * first, f"{term} loss went from {first:.4f} to {last:.4f}"
+
+
+def test_rcnn_warps_regions_and_trains_with_the_same_loss():
+    """R-CNN runs the whole network on each warped region: same inputs, outputs and loss as Fast R-CNN
+    (a whole AlexNet per region is slow on a CPU: few regions, few steps)."""
+    rng = np.random.default_rng(0)
+    graph = models.build("rcnn", input_size=64, crop=67, num_classes=3, dropout=0.0, seed=1)
+    assert str(graph.type_of("warp")) == "f32[R,3,67,67]"
+    trainer = cnngraph.compile(graph, train=True)
+    images, scenes = synthetic_scene(rng)
+    rois, targets = proposals_for(rng, scenes, per_image=12)
+    loss, optimizer = ClassBoxLoss(), Adam(lr=3e-4)
+    history = []
+    for _ in range(6):
+        trainer.train_step({"image": images, "rois": rois}, targets, loss, optimizer)
+        history.append(dict(loss.last))
+    for term in ("classification", "box"):
+        assert history[-1][term] < 0.9 * history[0][term]

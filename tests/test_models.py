@@ -31,6 +31,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "fc_densenet56": 1_376_795, "fc_densenet67": 3_463_243, "fc_densenet103": 9_322_091,
     "frrn_a": 17_712_259, "fabric": 537_386, "gridnet": 13_166_115,
     "fast_rcnn": 134_690_729, "faster_rcnn": 137_078_239,  # VGG-16, 21 classes (Pascal VOC)
+    "rcnn": 57_728_489,  # the paper's AlexNet on 227x227 warps, 21 classes
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 
