@@ -104,21 +104,30 @@ def proposals_for(rng, scenes, per_image=24, size=64):
     return np.concatenate(rows).astype(np.float32), {"labels": np.concatenate(labels), "deltas": np.concatenate(deltas)}
 
 
+def train(graph, feeds, targets, loss, lr: float, steps: int) -> list[dict]:
+    """``steps`` training steps with Adam; each step's loss terms (``loss.last``)."""
+    trainer, optimizer, history = cnngraph.compile(graph, train=True), Adam(lr=lr), []
+    for _ in range(steps):
+        trainer.train_step(feeds, targets, loss, optimizer)
+        history.append(dict(loss.last))
+    return history
+
+
+def assert_every_term_falls(history: list[dict], factor: float) -> None:
+    for term in history[0]:
+        first, last = history[0][term], history[-1][term]
+        assert last < factor * first, f"{term} loss went from {first:.4f} to {last:.4f}"
+
+
 def test_a_few_training_steps_lower_both_fast_rcnn_losses():
     rng = np.random.default_rng(0)
     graph = models.build("fast_rcnn", width=0.125, input_size=64, num_classes=3, dropout=0.0, seed=1)
-    trainer = cnngraph.compile(graph, train=True)
     images, scenes = synthetic_scene(rng)
     rois, targets = proposals_for(rng, scenes)
     assert (targets["labels"] > 0).sum() >= 8 and (targets["labels"] == 0).sum() >= 8
-    loss, optimizer = ClassBoxLoss(), Adam(lr=1e-3)
-    history = []
-    for _ in range(12):
-        trainer.train_step({"image": images, "rois": rois}, targets, loss, optimizer)
-        history.append(dict(loss.last))
-    for term in ("classification", "box"):
-        first, last = history[0][term], history[-1][term]
-        assert last < 0.8 * first, f"{term} loss went from {first:.4f} to {last:.4f}"
+    history = train(graph, {"image": images, "rois": rois}, targets, ClassBoxLoss(), 1e-3, 12)
+    assert set(history[0]) == {"classification", "box"}
+    assert_every_term_falls(history, 0.8)
 
 
 def test_rcnn_warps_regions_and_trains_with_the_same_loss():
@@ -127,13 +136,6 @@ def test_rcnn_warps_regions_and_trains_with_the_same_loss():
     rng = np.random.default_rng(0)
     graph = models.build("rcnn", input_size=64, crop=67, num_classes=3, dropout=0.0, seed=1)
     assert str(graph.type_of("warp")) == "f32[R,3,67,67]"
-    trainer = cnngraph.compile(graph, train=True)
     images, scenes = synthetic_scene(rng)
     rois, targets = proposals_for(rng, scenes, per_image=12)
-    loss, optimizer = ClassBoxLoss(), Adam(lr=3e-4)
-    history = []
-    for _ in range(6):
-        trainer.train_step({"image": images, "rois": rois}, targets, loss, optimizer)
-        history.append(dict(loss.last))
-    for term in ("classification", "box"):
-        assert history[-1][term] < 0.9 * history[0][term]
+    assert_every_term_falls(train(graph, {"image": images, "rois": rois}, targets, ClassBoxLoss(), 3e-4, 6), 0.9)

@@ -10,8 +10,7 @@ from cnngraph.detection.losses import FasterRcnnLoss, RpnLoss
 from cnngraph.detection.proposals import propose
 from cnngraph.detection.targets import rpn_targets
 from cnngraph.models.faster_rcnn import anchors
-from cnngraph.train.optim import Adam
-from tests.test_fast_rcnn import proposals_for, synthetic_scene
+from tests.test_fast_rcnn import assert_every_term_falls, proposals_for, synthetic_scene, train
 
 
 def test_rpn_output_layers_have_the_papers_28_thousand_weights(zero_params):
@@ -67,21 +66,15 @@ def test_joint_training_lowers_all_four_losses():
     graph = models.build("faster_rcnn", width=0.125, input_size=64, num_classes=3, anchor_sizes=sizes,
                          dropout=0.0, seed=1)
     grid = anchors(graph, sizes)
-    trainer = cnngraph.compile(graph, train=True)
     images, scenes = synthetic_scene(rng)
     rpn = [rpn_targets(grid, gt) for gt, _ in scenes]
     rpn_goal = {"labels": np.stack([r[0] for r in rpn]), "deltas": np.stack([r[1] for r in rpn])}
     assert (rpn_goal["labels"] == 1).sum() >= 4 and (rpn_goal["labels"] == 0).sum() >= 50
     rois, rcnn_goal = proposals_for(rng, scenes)
-    loss, optimizer = FasterRcnnLoss(), Adam(lr=5e-4)
-    history = []
-    for _ in range(16):
-        trainer.train_step({"image": images, "rois": rois}, {"rpn": rpn_goal, "rcnn": rcnn_goal}, loss, optimizer)
-        history.append(dict(loss.last))
+    feeds = {"image": images, "rois": rois}
+    history = train(graph, feeds, {"rpn": rpn_goal, "rcnn": rcnn_goal}, FasterRcnnLoss(), 5e-4, 16)
     assert set(history[0]) == {"rpn_classification", "rpn_box", "classification", "box"}
-    for term in history[0]:
-        first, last = history[0][term], history[-1][term]
-        assert last < 0.8 * first, f"{term} loss went from {first:.4f} to {last:.4f}"
-    out = trainer.forward({"image": images, "rois": rois[:1]}, training=False)
+    assert_every_term_falls(history, 0.8)
+    out = cnngraph.compile(graph).run({"image": images, "rois": rois[:1]})
     proposals = propose(out["rpn_logits"], out["rpn_deltas"], grid, (64, 64), post_nms=16)
     assert set(proposals[:, 0]) == {0, 1} and len(proposals) <= 32

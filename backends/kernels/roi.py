@@ -26,6 +26,11 @@ def batch_indices(xp, rois, batch: int, op: str):
     return index
 
 
+def _zeros_out(xp, x, rois, attrs):
+    """The (R, C, ph, pw) output, zero where no sample or cell reaches (ONNX's value there)."""
+    return xp.zeros((rois.shape[0], x.shape[1], *attrs["output_size"]), dtype=x.dtype)
+
+
 def _per_image(xp, index, batch: int):
     """(image, positions of its regions) for each image that has regions."""
     host = to_numpy(index)
@@ -122,8 +127,7 @@ def _max_flat(xp, t):
 @kernel("RoiAlign")
 def roi_align(xp, inputs, params, attrs, ctx):
     x, rois = inputs
-    (ph, pw) = attrs["output_size"]
-    out = xp.zeros((rois.shape[0], x.shape[1], ph, pw), dtype=x.dtype)
+    (ph, pw), out = attrs["output_size"], _zeros_out(xp, x, rois, attrs)
     index, ys, xs = _align_setup(xp, x, rois, attrs)
     if attrs["mode"] == "avg":
         by, bx = _avg_matrices(ys, xs, ph, pw)
@@ -212,8 +216,7 @@ def _pool_box(xp, feature, my, mx, span):
 @kernel("RoiPool")
 def roi_pool(xp, inputs, params, attrs, ctx):
     x, rois = inputs
-    (ph, pw) = attrs["output_size"]
-    out = xp.zeros((rois.shape[0], x.shape[1], ph, pw), dtype=x.dtype)
+    out = _zeros_out(xp, x, rois, attrs)
     index, my, mx = _pool_setup(xp, x, rois, attrs)
     host = to_numpy(index)
     for k, span in enumerate(_spans(my, mx)):
