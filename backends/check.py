@@ -14,6 +14,7 @@ import numpy as np
 
 from cnngraph.backends.executor import Executor
 from cnngraph.errors import BackendCheckError
+from cnngraph.probes import random_inputs
 
 
 def stats(value: np.ndarray) -> str:
@@ -26,7 +27,7 @@ def compare(model: Executor, seed: int = 0, batch: int = 2) -> list[tuple[str, f
     error. Raises BackendCheckError at the first node past the tolerance of the model's dtype."""
     graph = model.graph
     rng = np.random.default_rng(seed)
-    inputs = {k: rng.standard_normal(t.concrete(batch)) for k, t in graph.inputs.items()}
+    inputs = random_inputs(graph, batch, rng)
     reference = Executor(graph, "numpy", "float64", seed)
     want: dict[str, np.ndarray] = {}
     reference.run(inputs, watch=lambda node, value: want.__setitem__(node.name, np.array(value)))

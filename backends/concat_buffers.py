@@ -14,8 +14,10 @@ from cnngraph.ir import Graph
 
 
 class ConcatBuffers:
-    def __init__(self, graph: Graph, plan: ConcatLayout, xp: Any, dtype: Any, batch: int):
+    def __init__(self, graph: Graph, plan: ConcatLayout, xp: Any, dtype: Any, batch: int,
+                 sizes: dict[str, int] | None = None):
         self.graph, self.plan, self.xp, self.dtype, self.batch = graph, plan, xp, dtype, batch
+        self.sizes = sizes or {}  # the run's named dimensions besides the batch
         self._buffers: dict[str, Any] = {}
         self._copied: set[tuple[str, int]] = set()
 
@@ -41,7 +43,7 @@ class ConcatBuffers:
         if owner not in self._buffers:
             home = self.plan.placed.get(owner)
             if home is None:
-                shape = self.graph.node(owner).type.concrete(self.batch)
+                shape = self.graph.node(owner).type.concrete(self.batch, self.sizes)
                 self._buffers[owner] = self.xp.empty(shape, dtype=self.dtype)
             else:
                 self._buffers[owner] = self._view(home)  # a Concat placed into an outer Concat's buffer

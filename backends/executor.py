@@ -25,7 +25,7 @@ from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
 from cnngraph.ir import BATCH, Graph, Node
 from cnngraph.memory import check_budget, last_uses, plan
-from cnngraph.ops.base import fmt_shape
+from cnngraph.types import bind_sizes
 
 Watch = Callable[[Node, Any], None]
 
@@ -78,7 +78,7 @@ class Executor:
         last = {owner: i for i, node in enumerate(graph.nodes) if (owner := self._concats.owner.get(node.name))}
         self._release = {i: [o for o, j in last.items() if j == i] for i in set(last.values())}
         self._plans: dict[tuple, Any] = {}
-        self._fits: set[tuple[int, bool]] = set()  # (batch, keeps for backward) already checked against the budget
+        self._fits: set[tuple] = set()  # (named sizes, keeps for backward) already checked against the budget
         self._compute = self._compute_params()
         self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
 
@@ -140,11 +140,14 @@ class Executor:
         """Every node once, in schedule order, freeing each value after its last reader. Nodes that
         ``keep`` selects get a stash and keep what their backward declares (the tape)."""
         values = dict(feeds)
-        batch = next(iter(values.values())).shape[0] if values else 1  # a graph may have no inputs
-        if (batch, keep is not None) not in self._fits:  # the plan depends on these only: checked once per batch
-            check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()})
-            self._fits.add((batch, keep is not None))
-        buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch)
+        sizes = bind_sizes(self.graph.inputs, {k: v.shape for k, v in feeds.items()})
+        batch = sizes.get(BATCH, max(sizes.values(), default=1))  # a graph may have no inputs, or no image batch
+        fits = (tuple(sorted(sizes.items())), keep is not None)
+        if fits not in self._fits:  # the plan depends on these only: checked once per set of sizes
+            check_budget(self.graph, batch, self.dtype.name, keep is not None, {k: v.shape for k, v in feeds.items()},
+                         sizes)
+            self._fits.add(fits)
+        buffers = ConcatBuffers(self.graph, self._concats, self.xp, self.dtype, batch, sizes)
         tape: dict[str, Saved] = {}
         step = None
         try:
@@ -253,21 +256,18 @@ class Executor:
         missing, extra = set(names) - set(inputs), set(inputs) - set(names)
         if missing or extra:
             raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
-        values, batch = {}, None
+        values = {}
         for name in names:
             raw = inputs[name]
             dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
             if dtype.kind not in "biuf":
                 raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            arr = self.backend.asarray(raw, dtype=self.dtype)
-            want = self.graph.inputs[name].shape
-            ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
-            if not ok:
-                raise CnnGraphError(f"input '{name}': expected shape {fmt_shape(want)}, got {fmt_shape(arr.shape)}")
-            if batch is not None and arr.shape[0] != batch:
-                raise CnnGraphError(f"input '{name}' has batch {arr.shape[0]}, other inputs have {batch}")
-            batch = arr.shape[0]
-            values[name] = arr
+            declared = np.dtype(self.graph.inputs[name].dtype)
+            values[name] = self.backend.asarray(raw, dtype=declared if declared.kind in "iu" else self.dtype)
+        try:
+            bind_sizes(self.graph.inputs, {k: v.shape for k, v in values.items()})
+        except ValueError as e:
+            raise CnnGraphError(str(e)) from None
         return values
 
 

@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper
 from cnngraph import __version__
 from cnngraph.errors import OnnxExportError
 from cnngraph.io import atomic_write_bytes
-from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.model_info import ONNX_KEY
 from cnngraph.ops.base import LAYOUT
 from cnngraph.ops.onnx_mapping import TRAINING, OnnxOp, export_spec
@@ -128,7 +128,7 @@ class Exporter:
 
     def _value_info(self, value: str) -> onnx.ValueInfoProto:
         t = self.types[value]
-        dims = [d if isinstance(d, int) else BATCH for d in t.shape]
+        dims = list(t.shape)  # names (the batch N, regions R, ...) become dim_params
         dtype = t.dtype if np.dtype(t.dtype).kind in "iu" else self.dtype  # indices stay int64
         return helper.make_tensor_value_info(value, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
 

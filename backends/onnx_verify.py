@@ -18,6 +18,7 @@ from onnx import numpy_helper
 from cnngraph.backends.executor import Executor
 from cnngraph.errors import OnnxExportError, OnnxVerifyError
 from cnngraph.ir import Graph
+from cnngraph.probes import random_inputs
 
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}  # max |onnxruntime - numpy| / max |numpy|
 ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
@@ -70,17 +71,21 @@ def verify(graph: Graph, model: onnx.ModelProto | bytes | str | os.PathLike, bat
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     source = source if isinstance(source, bytes) else os.fspath(source)
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    dtype = ORT_TYPES.get(session.get_outputs()[0].type)
+    types = [o.type for o in session.get_outputs()]
+    dtype = next((ORT_TYPES[t] for t in types if t in ORT_TYPES), None)  # the model's element type
     if dtype is None:
-        raise OnnxExportError(f"cannot verify outputs of type {session.get_outputs()[0].type}; supported: "
-                              f"{', '.join(ORT_TYPES)}")
+        raise OnnxExportError(f"cannot verify outputs of types {types}; supported: a model with a "
+                              f"{' or '.join(ORT_TYPES)} output (int64 outputs, as NMS's, are checked beside it)")
     executor = _reference(graph, dtype, training, backend)
     rng = np.random.default_rng(seed)
     differences = []
     for batch in batches:
-        feeds = {name: rng.standard_normal(t.concrete(batch)).astype(dtype) for name, t in graph.inputs.items()}
+        feeds = random_inputs(graph, batch, rng, dtype)
         got = dict(zip(graph.outputs, session.run(graph.outputs, feeds)))
         for name, want in executor.run(feeds, to_host=True).items():
+            if got[name].shape != want.shape:  # a different number of detections
+                differences.append(Difference(name, batch, float("inf"), float("inf")))
+                continue
             max_abs = float(np.max(np.abs(got[name] - want), initial=0.0))
             differences.append(Difference(name, batch, max_abs, max_abs / max(float(np.max(np.abs(want))), 1e-30)))
     result = Verification(tuple(differences), dtype)

@@ -3,7 +3,8 @@
 Every node produces exactly one value, named after the node; graph inputs are values too.
 Weights live beside the graph in ``Graph.params`` (keyed ``<node>.<role>``, the torchvision
 state_dict names), so passes can fold them and loaders can match checkpoints by name.
-The batch dimension is symbolic (``"N"``) everywhere: nothing bakes a batch size in.
+The batch dimension is symbolic (``"N"``) everywhere: nothing bakes a batch size in. An input may lead
+with another dimension name instead (``"R"`` regions): see ``cnngraph.types``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from cnngraph.errors import GraphError
 from cnngraph.ops import get_op
-from cnngraph.types import BATCH, Dim, TensorType
+from cnngraph.types import BATCH, Dim, TensorType, is_number_dtype, is_symbol
 
 __all__ = ["BATCH", "Dim", "TensorType", "Node", "Graph"]  # the types stay importable from here
 
@@ -142,8 +143,12 @@ class Graph:
     def verify(self) -> "Graph":
         """Re-infer every shape and check names, arity, order, cycles and parameters."""
         for name, t in self.inputs.items():
-            if not t.shape or t.shape[0] != BATCH or any(not isinstance(d, int) or d < 1 for d in t.shape[1:]):
-                raise GraphError(f"input '{name}': shape {t.shape} must be (N, positive sizes...)")
+            if not t.shape or not is_symbol(t.shape[0]) or any(not isinstance(d, int) or d < 1 for d in t.shape[1:]):
+                raise GraphError(f"input '{name}': shape {t.shape} must be (N, positive sizes...), or another "
+                                 f"dimension name first, such as (R, 5) for a list of boxes")
+            if not is_number_dtype(t.dtype):
+                raise GraphError(f"input '{name}': dtype {t.dtype!r} is not a number type (float32, float64, "
+                                 f"float16, int64, ...)")
         seen = set(self.inputs)
         names: set[str] = set(self.inputs)
         defined_later = {n.name for n in self.nodes}

@@ -8,6 +8,8 @@ Sizes are for a given batch size, since the batch dimension stays symbolic in th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,13 +46,14 @@ def last_uses(graph: Graph) -> dict[str, int]:
     return last
 
 
-def plan(graph: Graph, batch: int = 1, dtype: str = "float32") -> MemoryPlan:
+def plan(graph: Graph, batch: int = 1, dtype: str = "float32", sizes: Mapping[str, int] | None = None) -> MemoryPlan:
+    """``sizes`` gives the named dimensions besides the batch (regions ``R``); one not given counts as ``batch``."""
     itemsize = np.dtype(dtype).itemsize
     result = MemoryPlan(batch, itemsize)
     last = last_uses(graph)
     free: list[int] = []
     for i, node in enumerate(graph.nodes):
-        size = node.type.per_sample() * batch * itemsize
+        size = math.prod(node.type.concrete(batch, sizes)) * itemsize
         result.unplanned_bytes += size
         src = node.inputs[0] if node.inputs else None
         if get_op(node.op).in_place and src in result.buffer_of and last.get(src) == i:
@@ -92,13 +95,14 @@ def workspace_bytes(graph: Graph, batch: int = 1, dtype: str = "float32") -> int
     return largest * batch * itemsize
 
 
-def check_budget(graph: Graph, batch: int, dtype: str, training: bool, shapes: dict[str, tuple]) -> None:
+def check_budget(graph: Graph, batch: int, dtype: str, training: bool, shapes: dict[str, tuple],
+                 sizes: Mapping[str, int] | None = None) -> None:
     """Refuse a run whose activations would not fit the size budget, before its first kernel: a graph
     that verifies at (N, 3, 10^5, 10^5) would otherwise die deep in a layer with MemoryError. Training
     keeps every activation for backward (unplanned bytes); inference reuses buffers (planned bytes);
     either adds the largest kernel workspace."""
-    sizes = plan(graph, batch, dtype)
-    needed = (sizes.unplanned_bytes if training else sizes.planned_bytes) + workspace_bytes(graph, batch, dtype)
+    memory = plan(graph, batch, dtype, sizes)
+    needed = (memory.unplanned_bytes if training else memory.planned_bytes) + workspace_bytes(graph, batch, dtype)
     given = ", ".join(f"'{k}' {tuple(v)}" for k, v in shapes.items()) or "no inputs"
     check_bytes(needed, f"graph '{graph.name}': activations and kernel workspace for input {given} ({dtype}"
                 f"{', kept for backward' if training else ''})", DeviceMemoryError)

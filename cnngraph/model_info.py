@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from cnngraph.errors import ModelFileError
 from cnngraph.ops.base import fmt_shape
+from cnngraph.types import BATCH
 
 TASKS = ("classification", "segmentation", "other")
 WEIGHTS = ("random", "trained", "imported", "loaded")
@@ -113,7 +114,11 @@ class ModelInfo:
 
 
 def task_of(graph) -> str:
-    """What the first output holds: scores per class (N, C), per class and pixel (N, C, H, W), or other."""
+    """What the first output holds: scores per class (N, C), per class and pixel (N, C, H, W), per region (an
+    input or output with a dimension named besides the batch, as a detector's R), or other."""
+    types = [*graph.inputs.values(), *(graph.type_of(o) for o in graph.outputs)]
+    if any(d != BATCH for t in types for d in t.symbols()):
+        return "detection"
     rank = graph.type_of(graph.outputs[0]).rank if graph.outputs else 0
     return {2: "classification", 4: "segmentation"}.get(rank, "other")
 

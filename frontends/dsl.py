@@ -24,6 +24,7 @@ import numpy as np
 from cnngraph.errors import GraphError, ShapeError
 from cnngraph.init import initialize
 from cnngraph.ir import BATCH, Graph, Node, TensorType
+from cnngraph.types import is_symbol
 from cnngraph.ops import get_op
 from cnngraph.ops.base import fmt_shape
 
@@ -78,12 +79,15 @@ def _prefix() -> str:
     return "".join(s + "." for s in _scopes)
 
 
-def input(name: str, shape: Sequence[int], dtype: str = "float32") -> Tensor:  # noqa: A001 - mirrors Keras
-    """A graph input; ``shape`` excludes the batch dimension, which stays symbolic."""
+def input(name: str, shape: Sequence[int], dtype: str = "float32", leading: str = BATCH) -> Tensor:  # noqa: A001
+    """A graph input (as Keras's); ``shape`` excludes the leading dimension, which stays symbolic: the batch
+    ``N``, or the name ``leading`` gives, as ``dsl.input("rois", (5,), leading="R")`` for a list of boxes."""
     dims = tuple(int(d) for d in shape)
     if any(d < 1 for d in dims):
         raise GraphError(f"input '{name}': every dimension must be positive, got {tuple(shape)}")
-    return Tensor(TensorType((BATCH, *dims), dtype), explicit_name=name, base=name)
+    if not is_symbol(leading):
+        raise GraphError(f"input '{name}': the leading dimension must be a name such as 'N' or 'R', got {leading!r}")
+    return Tensor(TensorType((leading, *dims), dtype), explicit_name=name, base=name)
 
 
 def layer(op_name: str, inputs: Sequence[Tensor], name: str | None = None, **attrs) -> Tensor:
@@ -306,6 +310,37 @@ def constant(value, name=None) -> Tensor:
 
 def identity(x, name=None) -> Tensor:
     return layer("Identity", [x], name)
+
+
+# -- detection: regions, boxes and suppression (ops in cnngraph/ops/roi.py, box_decode.py, nms.py, gather_nd.py)
+
+def roi_pool(x, rois, output_size, spatial_scale=1.0, name=None) -> Tensor:
+    """Fast R-CNN's RoI max pooling of (N, C, H, W) features over (R, 5) rows (batch_index, x1, y1, x2, y2)."""
+    return layer("RoiPool", [x, rois], name, output_size=output_size, spatial_scale=spatial_scale)
+
+
+def roi_align(x, rois, output_size, spatial_scale=1.0, sampling_ratio=0, mode="avg", coordinate_mode="half_pixel",
+              name=None) -> Tensor:
+    """Mask R-CNN's RoIAlign (ONNX RoiAlign) over (R, 5) rows (batch_index, x1, y1, x2, y2)."""
+    return layer("RoiAlign", [x, rois], name, output_size=output_size, spatial_scale=spatial_scale,
+                 sampling_ratio=sampling_ratio, mode=mode, coordinate_mode=coordinate_mode)
+
+
+def box_decode(deltas, anchors, variances=(1.0, 1.0, 1.0, 1.0), name=None) -> Tensor:
+    """Corner boxes from (N, K, 4) regression deltas against (K, 4) anchors (a ``constant``)."""
+    return layer("BoxDecode", [deltas, anchors], name, variances=tuple(variances))
+
+
+def nms(boxes, scores, max_output_boxes_per_class, iou_threshold=0.5, score_threshold=-float("inf"),
+        center_point_box=0, name=None) -> Tensor:
+    """ONNX NonMaxSuppression: (M, 3) int64 rows (image, class, box) of boxes (N, K, 4) scored (N, C, K)."""
+    return layer("NonMaxSuppression", [boxes, scores], name, max_output_boxes_per_class=max_output_boxes_per_class,
+                 iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=center_point_box)
+
+
+def gather_nd(data, indices, name=None) -> Tensor:
+    """ONNX GatherND: the rows of ``data`` that int64 index tuples (..., q) name, e.g. NMS's selection."""
+    return layer("GatherND", [data, indices], name)
 
 
 def hard_sigmoid(x, alpha=0.2, beta=0.5, name=None) -> Tensor:

@@ -31,7 +31,7 @@ from cnngraph.ir import Graph, Node, TensorType
 from cnngraph.limits import check_bytes
 from cnngraph.model_info import MAX_TEXT, ONNX_KEY, ModelInfo, task_of
 from cnngraph.ops import get_op
-from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, importable, importer
+from cnngraph.ops.onnx_mapping import TRAINING, OnnxAttr, OnnxOp, importable, importer, reads_indices
 
 SHAPE_ONLY = ("Shape", "Size")  # folded even from runtime inputs: they read only the (probed) shape
 NEVER_FOLD = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
@@ -210,11 +210,16 @@ class Importer:
         return self.probes[0] != self.probes[1] and any(not isinstance(v, Folded) or v.batch_dependent for v in values)
 
     def _cast(self, node: OnnxNode) -> None:
-        """The IR computes in one float type, so a float cast of a runtime value changes nothing."""
-        if node.attrs.get("to") not in FLOAT_TYPES:
+        """The IR computes in one float type, so a float cast of a runtime value changes nothing; nor does an
+        integer cast that only inputs of indices read (RoiAlign's batch_indices: ``OnnxOp.index_inputs``)."""
+        if node.attrs.get("to") not in FLOAT_TYPES and not self._read_as_indices(node.outputs[0]):
             to = type_name(node.attrs.get("to", 0))
             raise self.fail(node, f"casts a runtime value to {to}; supported: casts to FLOAT, DOUBLE, FLOAT16")
         self.bind(node, self.value(node, 0))
+
+    def _read_as_indices(self, value: str) -> bool:
+        readers = [(n.op_type, i) for n in self.model.graph.node for i, v in enumerate(n.input) if v == value]
+        return bool(readers) and value not in self.outputs and all(reads_indices(*r) for r in readers)
 
     def _bind_outputs(self) -> None:
         """Graph outputs keep their ONNX names: an Identity where the value was renamed or folded."""

@@ -90,10 +90,23 @@ def _name(node: onnx.NodeProto) -> str:
 def input_types(graph: onnx.GraphProto, source: str) -> dict[str, TensorType]:
     """IR types of the runtime inputs (initializers listed as inputs are constants, not inputs)."""
     initializers = {t.name for t in graph.initializer}
-    return {i.name: _input_type(i, source) for i in graph.input if i.name not in initializers}
+    runtime = [i for i in graph.input if i.name not in initializers]
+    batch_param = runtime[0].type.tensor_type.shape.dim[0].dim_param if runtime and _has_dims(runtime[0]) else ""
+    return {i.name: _input_type(i, source, batch_param) for i in runtime}
 
 
-def _input_type(info: onnx.ValueInfoProto, source: str) -> TensorType:
+def _has_dims(info: onnx.ValueInfoProto) -> bool:
+    return info.type.HasField("tensor_type") and len(info.type.tensor_type.shape.dim) > 0
+
+
+def _leading(info: onnx.ValueInfoProto, batch_param: str) -> str:
+    """The IR name of an input's first axis: the batch N, unless a dim_param other than the first input's
+    names it (cnngraph's own exports name the regions of a detector 'R', for instance)."""
+    param = info.type.tensor_type.shape.dim[0].dim_param
+    return param if param and param != batch_param and param.isidentifier() else BATCH
+
+
+def _input_type(info: onnx.ValueInfoProto, source: str, batch_param: str = "") -> TensorType:
     where = f"{source}: input '{info.name}'"
     tensor = info.type.tensor_type
     if not info.type.HasField("tensor_type"):
@@ -104,7 +117,7 @@ def _input_type(info: onnx.ValueInfoProto, source: str) -> TensorType:
     if not tensor.HasField("shape") or len(tensor.shape.dim) not in INPUT_RANKS:
         rank = len(tensor.shape.dim) if tensor.HasField("shape") else "unknown"
         raise OnnxImportError(f"{where} has rank {rank}; supported: ranks 2 to 5, (N, features) up to (N, C, D, H, W)")
-    dims = [BATCH]
+    dims = [_leading(info, batch_param)]
     for axis, d in enumerate(tensor.shape.dim[1:], start=1):
         if not d.HasField("dim_value") or d.dim_value < 1:
             raise OnnxImportError(f"{where}: dimension {axis} is '{d.dim_param or '?'}', known only at run time; "

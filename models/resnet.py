@@ -94,14 +94,16 @@ BLOCKS = {"basic": basic_block, "bottleneck": bottleneck}
 PREACT_WIDTHS = {"basic": lambda p: (p, p), "bottleneck": lambda p: (p, p, 4 * p)}
 
 
-def resnet(depth: str, num_classes: int = 1000, input_size: int = 224, in_channels: int = 3, seed: int = 0,
-           preact: bool = False, width: float = 1.0):
-    """``width`` scales every layer's channels (1: torchvision's network)."""
+def trunk(x, depth: str, stages=(1, 2, 3, 4), preact: bool = False, width: float = 1.0):
+    """The stem (when stage 1 is asked for) and residual stages ``layer<k>``: detectors take stages 1-3 as
+    their stride-16 feature map and run stage 4 on each pooled region (He et al.'s Faster R-CNN)."""
     kind, counts = LAYERS[depth]
-    x = dsl.input("image", (in_channels, input_size, input_size))
-    y = dsl.relu(dsl.batch_norm(conv(x, scaled(64, width), 7, 2, "conv1"), name="bn1"), name="relu")
-    y = dsl.max_pool2d(y, 3, stride=2, padding=1, name="maxpool")
-    for stage, (planes, count) in enumerate(zip([scaled(c, width) for c in (64, 128, 256, 512)], counts), start=1):
+    y = x
+    if 1 in stages:
+        y = dsl.relu(dsl.batch_norm(conv(y, scaled(64, width), 7, 2, "conv1"), name="bn1"), name="relu")
+        y = dsl.max_pool2d(y, 3, stride=2, padding=1, name="maxpool")
+    for stage in stages:
+        planes, count = scaled((64, 128, 256, 512)[stage - 1], width), counts[stage - 1]
         for i in range(count):
             stride = 2 if (i == 0 and stage > 1) else 1
             with dsl.scope(f"layer{stage}"), dsl.scope(i):
@@ -109,6 +111,14 @@ def resnet(depth: str, num_classes: int = 1000, input_size: int = 224, in_channe
                     y = preact_unit(y, PREACT_WIDTHS[kind](planes), stride, after_stem=stage == 1 and i == 0)
                 else:
                     y = BLOCKS[kind](y, planes, stride)
+    return y
+
+
+def resnet(depth: str, num_classes: int = 1000, input_size: int = 224, in_channels: int = 3, seed: int = 0,
+           preact: bool = False, width: float = 1.0):
+    """``width`` scales every layer's channels (1: torchvision's network)."""
+    x = dsl.input("image", (in_channels, input_size, input_size))
+    y = trunk(x, depth, (1, 2, 3, 4), preact, width)
     if preact:
         y = bn_relu(y, "bn_final")
     y = dsl.flatten(dsl.global_avg_pool(y, name="avgpool"), name="flatten")

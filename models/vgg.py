@@ -25,7 +25,7 @@ def features(x, config: str, batch_norm: bool, first_padding: int = 1, pool=None
     every layer's channels (1 is VGG; smaller makes quick test models of the same shape).
     """
     y, i, pools = x, 0, []
-    for v in CONFIGS[config]:
+    for v in CONFIGS[config] if isinstance(config, str) else config:  # a name, or a list (a truncated stack)
         if v == "M":
             y = pool(y, f"features.{i}") if pool else dsl.max_pool2d(y, 2, 2, name=f"features.{i}")
             pools.append(y)

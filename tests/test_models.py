@@ -31,6 +31,8 @@ BY_HAND = {  # derived in the model files' docstrings
     "fc_densenet56": 1_376_795, "fc_densenet67": 3_463_243, "fc_densenet103": 9_322_091,
     "frrn_a": 17_712_259, "fabric": 537_386, "gridnet": 13_166_115,
     "unet3d": 72_022, "temporal_cnn": 5_754,
+    "fast_rcnn": 134_690_729, "faster_rcnn": 137_078_239,  # VGG-16, 21 classes (Pascal VOC)
+    "rcnn": 57_728_489,  # the paper's AlexNet on 227x227 warps, 21 classes
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 
@@ -45,6 +47,7 @@ def test_parameter_count(name, count, zero_params):
     ("context_module", dict(large=True), 6_803_139),
     ("unet", dict(padding="same", input_size=256), 31_030_658),  # padding changes no parameter
     ("unet3d", dict(in_channels=3, num_classes=3, width=32, depth=3), 19_073_187),  # the paper's, see unet3d.py
+    ("fast_rcnn", dict(backbone="resnet50"), 23_723_177),  # ResNet-50 C4, derived in models/fast_rcnn.py
 ])
 def test_variant_parameter_counts(name, kwargs, count, zero_params):
     assert models.build(name, **kwargs).param_count() == count

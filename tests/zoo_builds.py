@@ -13,6 +13,7 @@ from cnngraph import models
 from cnngraph.backends.executor import NumpyExecutor
 from cnngraph.frontends import dsl
 from cnngraph.init import initialize, param_rng
+from cnngraph.probes import random_inputs
 
 # zoo name -> builder arguments that make a quick model of the same architecture: smaller inputs, and
 # where a model is big, fewer channels (``width``: same depth, topology and layer names)
@@ -29,6 +30,8 @@ REDUCED = {
     **{name: dict(input_size=32, width=0.125) for name in ("fcn32s", "fcn16s", "fcn8s")},
     **{f"{p}resnet{d}": dict(input_size=32, width=0.25) for p in ("", "preact_") for d in (18, 34, 50, 101, 152)},
     **{f"vgg{d}{bn}": dict(input_size=32, width=0.125) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+    "fast_rcnn": dict(input_size=64, width=0.125), "faster_rcnn": dict(input_size=64, width=0.125),
+    "rcnn": dict(input_size=64, crop=67),
 }
 
 
@@ -65,9 +68,7 @@ def reduced(name: str, **overrides):
 
 def run_batch(graph, batch: int = 2, seed: int = 0) -> dict:
     """Run a verified graph on random input."""
-    rng = np.random.default_rng(seed)
-    return execute(graph, {k: rng.standard_normal(t.concrete(batch)).astype(np.float32)
-                           for k, t in graph.inputs.items()})
+    return execute(graph, random_inputs(graph, batch, np.random.default_rng(seed), np.float32))
 
 
 def execute(graph, feeds) -> dict:

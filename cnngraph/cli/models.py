@@ -34,10 +34,11 @@ def run(args) -> None:
 
 
 def _task(graph) -> str:
-    """What the first output is (per image, or per pixel: segmentation); several outputs are exits or heads."""
+    """What the first output is (per image, per pixel: segmentation, per region: detection); several outputs
+    are exits or heads, except in a detector, whose outputs are its heads."""
     task = task_of(graph)
-    kind = {"classification": "classify", "segmentation": "segment"}.get(task, task)
-    return kind if len(graph.outputs) == 1 else f"{len(graph.outputs)} outputs"
+    kind = {"classification": "classify", "segmentation": "segment", "detection": "detect"}.get(task, task)
+    return kind if len(graph.outputs) == 1 or task == "detection" else f"{len(graph.outputs)} outputs"
 
 
 @contextlib.contextmanager

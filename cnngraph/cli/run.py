@@ -21,6 +21,7 @@ from cnngraph.limits import array_bytes, check_bytes
 from cnngraph.model_info import info_of
 from cnngraph.npzfile import read_npy
 from cnngraph.ops.base import fmt_shape
+from cnngraph.probes import random_inputs
 
 HELP = "build, compile and run a model on random input, a .npy array or a photo"
 
@@ -118,7 +119,7 @@ def _inputs(graph, args) -> dict:
     rng, batch = np.random.default_rng(args.seed), args.batch or 1
     for name, t in graph.inputs.items():
         check_bytes(array_bytes(t.concrete(batch), 4), f"random input '{name}' {t.concrete(batch)}")
-    return {name: rng.standard_normal(t.concrete(batch)).astype(np.float32) for name, t in graph.inputs.items()}
+    return random_inputs(graph, batch, rng, np.float32)
 
 
 def _photo(path: str, t, info):

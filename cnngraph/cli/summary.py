@@ -12,6 +12,7 @@ torchinfo's depth does; each scope shows its last layer's output and field.
 
 from cnngraph.cli import common
 from cnngraph.cli.common import add_model_args, add_weights_arg, apply_weights, console, load, positive
+from cnngraph.types import BATCH
 
 HELP = "per-layer table (shapes, params, MACs, receptive field, stride, centre) and join alignment"
 
@@ -56,6 +57,11 @@ def run(args) -> None:
         console.print(f"Input: {t}")
     if graph.info is not None:
         console.print(f"Model info: {graph.info.describe()}", markup=False)
+    for name in graph.outputs:
+        console.print(f"Output: {graph.type_of(name)} ({name})")
+    named = sorted({d for r in rows for d in r.node.type.symbols()} - {BATCH})
+    if named:  # a per-region layer's cost counts once per region, as a per-image layer's once per image
+        console.print(f"Per sample: one image and one of each of {', '.join(named)}")
     console.print(f"Total params: {params:,}")
     console.print(f"Non-trainable buffers: {buffers:,}")
     console.print(f"MACs per sample: {macs:,} ({macs / 1e9:.2f} G)")

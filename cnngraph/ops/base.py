@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from cnngraph.errors import AttrError, ShapeError
-from cnngraph.types import TensorType
+from cnngraph.types import TensorType, fmt_shape
+
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,12 @@ class Op:
         small output cannot hide a huge padded copy."""
         return 0
 
+    def probe(self, slot: int, shape: tuple[int, ...], inputs: list[TensorType], attrs: dict, batch: int,
+              rng: Any) -> Any:
+        """Random values of ``shape`` this op accepts in input ``slot`` where standard normal ones are not
+        (boxes, image indices), for graphs checked on random inputs (``cnngraph.probes``); None: any will do."""
+        return None
+
     def describe(self, attrs: dict) -> str:
         """The attributes for the one-line text form: non-default ones, abbreviated."""
         parts = []
@@ -158,14 +165,14 @@ class Op:
     def image(self, node: str, t: TensorType, what: str = "input") -> tuple[Any, int, int, int]:
         """Unpack an (N, C, H, W) type, or fail naming the node and the shape found."""
         if t.rank != 4:
-            raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {_fmt(t.shape)}")
+            raise self.error(node, f"expects a 4-D (N, C, H, W) {what}, got shape {fmt_shape(t.shape)}")
         return t.shape  # type: ignore[return-value]
 
     def spatial(self, node: str, t: TensorType, what: str = "input") -> tuple:
         """Unpack an (N, C, L), (N, C, H, W) or (N, C, D, H, W) type, or fail naming the node and the shape."""
         if not 3 <= t.rank <= 5:
             raise self.error(node, f"expects an (N, C, L), (N, C, H, W) or (N, C, D, H, W) {what}, "
-                                   f"got shape {_fmt(t.shape)}")
+                                   f"got shape {fmt_shape(t.shape)}")
         return t.shape
 
     def ints(self, node: str, name: str, value: Any, n: int, minimum: int = 0,
@@ -218,15 +225,6 @@ class Op:
             return self.window_ints(node, "padding", value, 2 * n, 0)
         begins = self.window_ints(node, "padding", value, n, 0)
         return begins + begins
-
-
-def _fmt(shape: tuple) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def fmt_shape(shape: tuple) -> str:
-    """Shapes in error messages: (N, 64, 56, 56)."""
-    return _fmt(shape)
 
 
 def fmt_sizes(values) -> str:

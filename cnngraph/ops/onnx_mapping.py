@@ -77,6 +77,7 @@ class OnnxOp:
     derive: Callable[..., dict] | None = None
     export: Callable[..., None] | None = None
     load: Callable[..., None] | None = None
+    index_inputs: tuple[int, ...] = ()  # ONNX inputs of integer indices the IR op reads from its float values
 
 
 _BY_IR: dict[str, OnnxOp] = {}
@@ -125,6 +126,11 @@ def export_spec(ir_op: str) -> OnnxOp | None:
 
 def importer(op_type: str) -> Callable[..., None] | None:
     return _IMPORTERS.get(op_type)
+
+
+def reads_indices(op_type: str, i: int) -> bool:
+    """Whether input ``i`` of ONNX ``op_type`` holds integer indices that the IR keeps as float values."""
+    return any(op.op_type == op_type and i in op.index_inputs for op in _BY_IR.values())
 
 
 def importable() -> list[str]:

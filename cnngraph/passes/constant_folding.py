@@ -8,7 +8,7 @@ in float64 by the pass context's evaluator and stored in the dtype of its first 
 
 from __future__ import annotations
 
-from cnngraph.ir import BATCH, Graph
+from cnngraph.ir import Graph
 from cnngraph.ops import get_op
 from cnngraph.passes import Outcome, PassContext, graph_pass
 
@@ -21,7 +21,7 @@ def constant_folding(graph: Graph, ctx: PassContext) -> Outcome:
             continue
         if any(v in graph.inputs or graph.node(v).op != "Constant" for v in node.inputs):
             continue
-        if BATCH in node.type.shape or (get_op(node.op).random and graph.training):
+        if node.type.symbols() or (get_op(node.op).random and graph.training):
             out.skip(node.name, "its result depends on the batch or on chance")
             continue
         inputs = [graph.params[graph.node(v).params["value"]] for v in node.inputs]

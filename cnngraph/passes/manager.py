@@ -15,6 +15,7 @@ import numpy as np
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
 from cnngraph.passes import DEFAULT, TRAINING, Evaluator, Outcome, PassContext, get_pass
+from cnngraph.probes import random_inputs
 
 
 class PassCheckError(CnnGraphError):
@@ -75,7 +76,7 @@ def optimize(graph: Graph, passes: str | list[str] | None, evaluator: Evaluator,
 
 def _probe(graph: Graph, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {k: rng.standard_normal(t.concrete(2)) for k, t in graph.inputs.items()}
+    return random_inputs(graph, 2, rng)
 
 
 def _compare(name: str, want: dict, got: dict, rtol: float) -> None:
