@@ -42,19 +42,25 @@ def _norm(xp, v):
     return d, v / xp.maximum(d, 1e-30)[..., None]
 
 
-class ContrastiveLoss(Loss):
-    """Mean over pairs of ``same * d^2 + (1 - same) * max(0, margin - d)^2``, d the pair's distance.
+class _MarginLoss(Loss):
+    margin_default = 1.0
+
+    def __init__(self, margin: float | None = None):
+        margin = self.margin_default if margin is None else margin
+        if not margin > 0:
+            raise TrainingError(f"{self.name}: margin must be > 0, got {margin}")
+        self.margin = float(margin)
+
+
+class ContrastiveLoss(_MarginLoss):
+    """Mean over pairs of ``same * d^2 + (1 - same) * max(0, margin - d)^2``, d the pair's distance
+    (margin 1 by default).
 
     The embeddings are (2B, D): pair i is rows i and i + B (the two halves of a siamese batch), and it
     is a "same" pair when their labels agree.
     """
 
     name = "contrastive"
-
-    def __init__(self, margin: float = 1.0):
-        if not margin > 0:
-            raise TrainingError(f"{self.name}: margin must be > 0, got {margin}")
-        self.margin = float(margin)
 
     def __call__(self, embeddings, labels):
         xp, x, y = _checked(self.name, embeddings, labels)
@@ -71,17 +77,13 @@ class ContrastiveLoss(Loss):
         return value, xp.concatenate([ga, -ga]).astype(x.dtype)
 
 
-class TripletLoss(Loss):
+class TripletLoss(_MarginLoss):
     """Batch-hard triplet loss: each anchor with its farthest positive and its nearest negative in the
-    batch, ``max(0, d(a, p) - d(a, n) + margin)``, averaged over the anchors that have both (0 when
-    none has: a batch of one identity teaches nothing)."""
+    batch, ``max(0, d(a, p) - d(a, n) + margin)`` (margin 0.2 by default), averaged over the anchors
+    that have both (0 when none has: a batch of one identity teaches nothing)."""
 
     name = "triplet"
-
-    def __init__(self, margin: float = 0.2):
-        if not margin > 0:
-            raise TrainingError(f"{self.name}: margin must be > 0, got {margin}")
-        self.margin = float(margin)
+    margin_default = 0.2
 
     def __call__(self, embeddings, labels):
         xp, x, y = _checked(self.name, embeddings, labels)
