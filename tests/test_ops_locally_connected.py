@@ -11,7 +11,8 @@ from cnngraph.errors import OnnxImportError, ShapeError
 from cnngraph.frontends import dsl
 from cnngraph.frontends.onnx_import import from_model
 from tests.gradcheck import check_gradients
-from tests.oracle import cnngraph_op, op_backend, random  # noqa: F401 - op_backend runs each test per backend
+from cnngraph.ops.locally_connected import EINSUM
+from tests.oracle import cnngraph_op, onnx_node_model, op_backend, random  # noqa: F401 - op_backend runs each test per backend
 from tests.onnx_models import onnxruntime_run
 from tests.test_grad_ops import one_op_graph
 
@@ -119,3 +120,11 @@ def test_shape_and_import_errors_name_the_layer():
     filters.raw_data = np.zeros((18, 1, 3, 3), np.float32).tobytes()
     with pytest.raises(OnnxImportError, match=r"node 'lc' \(Einsum\): input 0 .* one-hot filters"):
         from_model(model)
+    plain = onnx_node_model("Einsum", [random((2, 3), 0, np.float32)], {"equation": "nk,ko->no"},
+                            {"w": random((3, 4), 1, np.float32)})
+    with pytest.raises(OnnxImportError, match=r"Einsum is supported only as a locally connected layer's export"):
+        from_model(plain)
+    plain = onnx_node_model("Einsum", [random((2, 18, 2, 2), 0, np.float32)], {"equation": EINSUM},
+                            {"w": random((2, 2, 3, 18), 1, np.float32)})
+    with pytest.raises(OnnxImportError, match=r"input 0 \('in0'\) must be patches from a grouped Conv"):
+        from_model(plain)

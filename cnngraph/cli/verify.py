@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cnngraph.cli.common import add_backend_arg, add_model_args, console, load
 from cnngraph.errors import CnnGraphError
+from cnngraph.limits import read_bounded
 
 HELP = "tell whether two images show the same identity, by embedding distance"
 
@@ -40,9 +41,9 @@ def _settings(model: str) -> tuple[Path | None, dict]:
         raise CnnGraphError(f"{model}: not a verification run (expected {EMBEDDING} and {SETTINGS}, written by "
                             f"`cnngraph train MODEL --task verify --train-classes LIST`)")
     try:
-        settings = json.loads((folder / SETTINGS).read_text())
+        settings = json.loads(read_bounded(folder / SETTINGS))
         mean, std, threshold = settings["mean"], settings["std"], float(settings["threshold"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise CnnGraphError(f"{folder / SETTINGS}: unreadable verification settings ({type(e).__name__}: {e})") from None
     if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
             and all(isinstance(v, (int, float)) for v in mean + std) and min(std, default=1) > 0):

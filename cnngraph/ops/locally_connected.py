@@ -115,11 +115,12 @@ def _load_einsum(ctx, node):
         raise ctx.fail(node, f"Einsum is supported only as a locally connected layer's export: equation "
                              f"'{EINSUM}' on patches from a one-hot grouped Conv and constant weights; got "
                              f"equation {equation!r}")
-    conv = ctx.graph.node(ctx.value(node, 0))
-    x = conv.inputs[0] if conv.op == "Conv2d" else None
-    weight = ctx.graph.params.get(conv.params.get("weight", ""))
+    producer = ctx.value(node, 0)
+    conv = None if producer in ctx.graph.inputs else ctx.graph.node(producer)
+    x = conv.inputs[0] if conv is not None and conv.op == "Conv2d" else None
+    weight = ctx.graph.params[conv.params["weight"]] if x is not None else None
     c = ctx.graph.type_of(x).shape[1] if x is not None else 0
-    kh, kw = conv.attrs.get("kernel_size", (0, 0))
+    kh, kw = conv.attrs["kernel_size"] if x is not None else (0, 0)
     extracts = (x is not None and "bias" not in conv.params and conv.attrs["dilation"] == (1, 1)
                 and conv.attrs["groups"] == c and weight.shape == (c * kh * kw, 1, kh, kw)
                 and np.array_equal(weight, patch_filters(c, kh, kw, weight.dtype)))
