@@ -20,6 +20,7 @@ from cnngraph.train.data import Dataset, Splits
 from cnngraph.train.data.transforms import Normalize
 from cnngraph.verification.embedding import embedding_graph
 from cnngraph.verification.open_set import balanced_pairs, evaluate, halves, parse_classes, split_identities
+from cnngraph.verification.task import verification_splits
 from tests.test_train_cli import files  # noqa: F401 - the fixture
 
 
@@ -103,6 +104,18 @@ def data(files):
     for name, k in (("a", 2), ("b", 6), ("c", 3)):  # identities 2, 2, 3: never trained on
         Image.fromarray(x[k]).save(files / f"{name}.png")
     return files
+
+
+def test_an_image_folder_gives_its_unseen_classes_from_both_splits(data):
+    with np.load(data / "four.npz") as arrays:
+        x, y = arrays["x"], arrays["y"]
+    for k, (image, label) in enumerate(zip(x, y)):
+        (data / "faces" / f"id{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(data / "faces" / f"id{label}" / f"{k:02d}.png")
+    known, unseen = verification_splits(str(data / "faces"), (1, 8, 8), "0-1")
+    assert len(known.train) + len(known.test) == 20 and sorted(np.unique(unseen.y)) == [2, 3]
+    assert len(unseen) == 20 and unseen.classes == ["id0", "id1", "id2", "id3"]
+    np.testing.assert_array_equal(np.sort(unseen.x.reshape(20, -1), axis=0), np.sort(x[y >= 2].reshape(20, -1), axis=0))
 
 
 def cli(capsys, *argv):
