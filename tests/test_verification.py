@@ -128,14 +128,15 @@ def test_train_verify_then_cnngraph_verify(data, tmp_path, capsys):
     (tmp_path / "net.py").write_text("from tests.test_verification import small_classifier as net\n")
     run = tmp_path / "run"
     code, out, err = cli(capsys, "train", f"{tmp_path}/net.py:net", "--data", data / "four.npz", "--task", "verify",
-                         "--train-classes", "0-1", "--epochs", 3, "--batch", 16, "--crop", 0, "--lr", 0.1, "--out", run)
+                         "--train-classes", "0-1", "--epochs", 3, "--batch", 16, "--crop", 0, "--lr", 0.1, "--out", run,
+                         "--embedding", "lc_relu")
     assert code == 0, err
     assert "open-set verification: ROC AUC" in out
     settings = json.loads((run / "verification.json").read_text())
     assert settings["train_classes"] == "0-1" and 0 <= settings["eer"] <= 1 and settings["test_pairs"] > 0
     assert (run / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     embedding = io.load(run / "embedding.cng")
-    assert embedding.outputs == ["embedding"]
+    assert embedding.outputs == ["embedding"] and "f7" not in {n.name for n in embedding.nodes}  # cut at lc_relu
 
     code, out, err = cli(capsys, "verify", run, data / "a.png", data / "c.png")
     assert code == 0, err
@@ -157,6 +158,8 @@ def test_train_verify_then_cnngraph_verify(data, tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "lenet5", "--train-classes", "0-6"], "task verify needs train_classes"),
     (["train", "lenet5", "--task", "verify"], "task verify needs train_classes"),
+    (["train", "lenet5", "--embedding", "f6"], "embedding .* needs task verify"),
+    (["train", "lenet5", "--task", "verify", "--train-classes", "0-6", "--embedding", "f9"], "no layer named 'f9'"),
     (["train", "lenet5", "--task", "verify", "--train-classes", "0-12"], r"digits .* not \[10, 11, 12\]"),
     (["verify", "lenet5", "a.png", "b.png"], "has no saved threshold: give --threshold"),
 ])

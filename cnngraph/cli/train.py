@@ -86,6 +86,8 @@ def add_arguments(p) -> None:
                    "verify pairs of the other classes (ROC AUC, EER, threshold; files for cnngraph verify) "
                    f"(default {d.task})")
     p.add_argument("--train-classes", metavar="LIST", help="with --task verify: the classes to train on, e.g. 0-6")
+    p.add_argument("--embedding", metavar="LAYER", help="with --task verify: the layer whose L2-normalised output "
+                   "is the embedding (default: the input of the last Linear layer, F7 in deepface)")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
@@ -164,8 +166,10 @@ def _new_run(args):
     graph = _model(args, config.seed)
     shape = next(iter(graph.inputs.values())).shape[1:]
     if config.task == "verify":
+        from cnngraph.verification.embedding import embedding_graph
         from cnngraph.verification.task import verification_splits
 
+        embedding_graph(graph, config.embedding)  # a wrong --embedding fails now, not after the training
         splits = verification_splits(config.data, shape, config.train_classes)[0]
     else:
         splits = load_dataset(config.data, shape)

@@ -43,12 +43,12 @@ def embedder(graph, normalize: Normalize, backend: str = "numpy", batch: int = 2
     return embed
 
 
-def finish(trainer, layer: str | None = None) -> Report:
+def finish(trainer) -> Report:
     """Evaluate a trained verification run on its unseen identities and write its verification files."""
     config = trainer.config
     shape = next(iter(trainer.graph.inputs.values())).shape[1:]
     _, unseen = verification_splits(config.data, shape, config.train_classes)
-    graph = embedding_graph(trainer.model.to_graph(), layer)
+    graph = embedding_graph(trainer.model.to_graph(), config.embedding)
     report = evaluate(embedder(graph, trainer.normalize, config.backend), unseen, config.seed)
     rundir = Path(trainer.rundir)
     io.save(graph, rundir / EMBEDDING)
