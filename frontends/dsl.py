@@ -149,6 +149,13 @@ conv_transpose1d, conv_transpose2d, conv_transpose3d = (
     _for_axes(k, _conv_transpose, f"conv_transpose{k}d") for k in (1, 2, 3))
 
 
+def locally_connected2d(x, out_channels, kernel_size, stride=1, padding=0, bias=True, init="he",
+                        name=None) -> Tensor:
+    """A convolution whose filter (and bias) differs at every output position (DeepFace's L4-L6)."""
+    return layer("LocallyConnected2d", [x], name, out_channels=out_channels, kernel_size=kernel_size,
+                 stride=stride, padding=padding, bias=bias, weight_init=init)
+
+
 def linear(x, out_features, bias=True, init="torch", name=None) -> Tensor:
     """Fully connected layer on (N, features); flatten images first."""
     return layer("Linear", [x], name, out_features=out_features, bias=bias, weight_init=init)

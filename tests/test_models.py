@@ -33,6 +33,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "unet3d": 72_022, "temporal_cnn": 5_754,
     "fast_rcnn": 134_690_729, "faster_rcnn": 137_078_239,  # VGG-16, 21 classes (Pascal VOC)
     "rcnn": 57_728_489,  # the paper's AlexNet on 227x227 warps, 21 classes
+    "deepface": 118_923_774, "deepface_small": 290_746,
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 

@@ -22,6 +22,7 @@ REDUCED = {
     "zfnet": dict(input_size=64), "googlenet": dict(input_size=32, aux_logits=True),
     "squeezenet1_0": dict(input_size=32), "squeezenet1_1": dict(input_size=32),
     "msdnet": {}, "fabric": {}, "gridnet": dict(input_size=16),
+    "deepface": dict(input_size=72, num_classes=20), "deepface_small": {},
     "unet": dict(input_size=44, depth=2, width=8), "segnet": dict(input_size=32, width=0.125),
     "context_module": dict(num_classes=5, input_size=24), "frrn_a": dict(input_size=32),
     "unet3d": {}, "temporal_cnn": {},  # small by default

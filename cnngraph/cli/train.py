@@ -82,6 +82,12 @@ def add_arguments(p) -> None:
     p.add_argument("--prefetch", type=non_negative(int),
                    help=f"batches a background thread prepares and copies to the device ahead of the step "
                    f"(0: none; default {d.prefetch})")
+    p.add_argument("--task", choices=["classify", "verify"], help="verify: train on --train-classes only, then "
+                   "verify pairs of the other classes (ROC AUC, EER, threshold; files for cnngraph verify) "
+                   f"(default {d.task})")
+    p.add_argument("--train-classes", metavar="LIST", help="with --task verify: the classes to train on, e.g. 0-6")
+    p.add_argument("--embedding", metavar="LAYER", help="with --task verify: the layer whose L2-normalised output "
+                   "is the embedding (default: the input of the last Linear layer, F7 in deepface)")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
@@ -96,6 +102,10 @@ def run(args) -> None:
     best = max(trainer.history, key=lambda r: r["test_acc"])
     console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
                   f"{best['epoch']}); run folder {trainer.rundir}")
+    if trainer.config.task == "verify":
+        from cnngraph.verification.task import finish
+
+        console.print(finish(trainer).summary())
 
 
 def _settings(args) -> dict:
@@ -164,10 +174,21 @@ def _new_run(args):
     if args.model is None:
         raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
     config = TrainConfig(**_settings(args))
+    if config.task == "verify" and args.num_classes is None:  # a head for the training identities only
+        from cnngraph.verification.open_set import parse_classes
+
+        args.num_classes = len(parse_classes(config.train_classes))
     graph = _model(args, config.seed)
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
-    splits = load_dataset(config.data, shape)
+    if config.task == "verify":
+        from cnngraph.verification.embedding import embedding_graph
+        from cnngraph.verification.task import verification_splits
+
+        embedding_graph(graph, config.embedding)  # a wrong --embedding fails now, not after the training
+        splits = verification_splits(config.data, shape, config.train_classes)[0]
+    else:
+        splits = load_dataset(config.data, shape)
     rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if rundir.exists() and not rundir.is_dir():
         raise CnnGraphError(f"--out {rundir} is a file; a run needs a folder (give a new or existing folder)")

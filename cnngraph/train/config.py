@@ -53,6 +53,9 @@ class TrainConfig:
     backend: str = "numpy"  # where the model computes: numpy, strict (tests), cupy
     dtype: str = "float32"  # float16: half-precision activations, float32 master weights, loss scaling
     prefetch: int = 1  # batches the loader thread prepares ahead (0: none, no thread)
+    task: str = "classify"  # "verify": train on train_classes only, then verify pairs of the others
+    train_classes: str | None = None  # e.g. "0-6" (task verify)
+    embedding: str | None = None  # task verify: the layer whose output embeds (None: what the last Linear reads)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +66,13 @@ class TrainConfig:
                             ("crop", 0), ("prefetch", 0)):
             if getattr(self, name) is not None and getattr(self, name) < least:
                 raise TrainingError(f"{name} must be >= {least}, got {getattr(self, name)}")
+        if self.task not in ("classify", "verify"):
+            raise TrainingError(f"task must be classify or verify, got {self.task!r}")
+        if (self.task == "verify") != (self.train_classes is not None):
+            raise TrainingError("task verify needs train_classes (the identities to train on, e.g. 0-6), and "
+                                "train_classes needs task verify")
+        if self.embedding is not None and self.task != "verify":
+            raise TrainingError("embedding (the layer verification embeds with) needs task verify")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise TrainingError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm}")
 

@@ -301,7 +301,12 @@ class Trainer:
         config = _config(state, path)
         if epochs is not None:
             config.epochs = epochs
-        if splits is None:
+        if splits is None and config.task == "verify":
+            from cnngraph.verification.task import verification_splits  # verification builds on train
+
+            splits = verification_splits(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:],
+                                         config.train_classes)[0]
+        elif splits is None:
             splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
         trainer = cls(ckpt.graph, splits, config, rundir, loss, console, quiet)
         resume_state.check_state(state, str(path), trainer.model.scaler is not None)

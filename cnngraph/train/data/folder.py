@@ -20,7 +20,7 @@ from cnngraph.train.data import Dataset, Splits, checked, split_off
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
-def _decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+def decode(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     channels, h, w = shape
     if channels not in (1, 3):
         raise DataError(f"{path}: image folders feed 1- or 3-channel models, this model takes {channels}")
@@ -41,7 +41,7 @@ def _read(root: Path, shape: tuple[int, int, int], classes: list[str] | None = N
             raise DataError(f"{root / name}: no images (looked for {', '.join(sorted(EXTENSIONS))})")
         labels += [label] * len(files)
         check_bytes(array_bytes((len(labels), *shape), 1), f"{root}: {len(labels)} images of {shape}", DataError)
-        images += [_decode(f, shape) for f in files]
+        images += [decode(f, shape) for f in files]
     return checked(np.stack(images), np.asarray(labels, np.int64), str(root), found)
 
 

@@ -1,0 +1,55 @@
+"""A classifier's features as an L2-normalised embedding: DeepFace verifies with F7's normalised output.
+
+``embedding_graph`` cuts a trained graph at a layer (by default the input of its last Linear layer,
+Dropout skipped) and appends ``x / sqrt(sum(x^2) + eps)`` built from standard ops (Mul, ReduceSum, Add,
+Sqrt, Reciprocal), so the embedding runs on any backend, trains and exports to ONNX like any graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnngraph.errors import GraphError
+from cnngraph.ir import Graph, Node
+from cnngraph.subgraph import keep_outputs
+
+EPS = 1e-12  # under the square root: an all-zero feature vector (every ReLU off) maps to 0, not NaN
+OUTPUT = "embedding"
+
+
+def default_layer(graph: Graph) -> str:
+    """The features the classifier head reads: the input of the last Linear layer, before any Dropout."""
+    heads = [n for n in graph.nodes if n.op == "Linear"]
+    if not heads:
+        raise GraphError(f"{graph.name} has no Linear layer; name the embedding layer (--embedding LAYER)")
+    value = heads[-1].inputs[0]
+    while value not in graph.inputs and graph.node(value).op == "Dropout":
+        value = graph.node(value).inputs[0]
+    return value
+
+
+def embedding_graph(graph: Graph, layer: str | None = None) -> Graph:
+    """A verified graph from ``graph``'s input to the L2-normalised (N, D) output of ``layer``, named 'embedding'."""
+    layer = layer or default_layer(graph)
+    if not graph.has_value(layer) or layer in graph.inputs:
+        raise GraphError(f"{graph.name} has no layer named '{layer}' to take an embedding from")
+    cut = graph.copy()
+    cut.outputs = [layer]
+    g = keep_outputs(cut, [layer])
+    features = layer
+    if g.type_of(layer).rank != 2:
+        features = _add(g, "embedding.flatten", "Flatten", [layer])
+    g.params["embedding.eps.value"] = np.array([EPS], np.float32)
+    g.add_node(Node("embedding.eps", "Constant", [], {"shape": (1,)}, {"value": "embedding.eps.value"}))
+    square = _add(g, "embedding.square", "Mul", [features, features])
+    total = _add(g, "embedding.sum", "ReduceSum", [square], axes=(1,), keepdims=True)
+    norm = _add(g, "embedding.norm", "Sqrt", [_add(g, "embedding.add_eps", "Add", [total, "embedding.eps"])])
+    _add(g, OUTPUT, "Mul", [features, _add(g, "embedding.inverse", "Reciprocal", [norm])])
+    g.outputs = [OUTPUT]
+    g.name = f"{graph.name}_embedding"
+    return g.verify()
+
+
+def _add(g: Graph, name: str, op: str, inputs: list[str], **attrs) -> str:
+    g.add_node(Node(name, op, inputs, attrs))
+    return name
