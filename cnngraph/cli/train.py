@@ -5,12 +5,17 @@ The run folder (--out) gets checkpoint.safetensors, metrics.csv, curves.png and,
 Ctrl-C saves a checkpoint and stops (press it twice to stop without saving); --resume RUNDIR continues
 the run with its saved settings: --epochs may change, to extend it; any other option that differs from the
 saved run is refused, listed, rather than ignored.
+--workers N trains on N local processes through mpiexec (data parallelism, the dist extra); across machines,
+run the ranks yourself: mpiexec -n N [--hostfile H] python -m cnngraph train ... (every rank reads --data and,
+to resume, the run folder: put them on a shared filesystem). --sync-bn computes BatchNorm statistics over
+every rank's shard of the batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +87,11 @@ def add_arguments(p) -> None:
     p.add_argument("--prefetch", type=non_negative(int),
                    help=f"batches a background thread prepares and copies to the device ahead of the step "
                    f"(0: none; default {d.prefetch})")
+    p.add_argument("--workers", type=positive, metavar="N",
+                   help="data parallelism: N local processes through mpiexec, each on 1/N of every batch "
+                   "(the dist extra; across machines: mpiexec -n N [--hostfile H] python -m cnngraph train ...)")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="with several workers: BatchNorm statistics over the whole batch, not per worker")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
@@ -91,7 +101,39 @@ NEW_RUN_ONLY = ("weights", "num_classes", "input_size", "out")
 
 
 def run(args) -> None:
-    trainer = _resumed(args) if args.resume else _new_run(args)
+    from cnngraph.train.dist import launch
+
+    ranks = launch.world_size()
+    if ranks == 1 and (args.workers or 1) > 1:
+        if "--workers" not in " ".join(sys.argv):
+            raise CnnGraphError("--workers starts the command line again under mpiexec: run it as `cnngraph train`")
+        raise SystemExit(launch.run_workers(args.workers, sys.argv[1:]))
+    if args.workers is not None and args.workers != ranks:
+        raise CnnGraphError(f"--workers {args.workers}, but mpiexec started {ranks} processes")
+    if ranks == 1:
+        _train(args, None)
+        return
+    communicator = _communicator(args)
+    try:
+        _train(args, communicator)
+    except Exception as e:  # noqa: BLE001 - one rank's error must stop every rank, not leave them waiting
+        shown = str(e) if isinstance(e, CnnGraphError) else f"{type(e).__name__}: {e}"
+        communicator.fail(f"cnngraph train: error: rank {communicator.rank}: {' '.join(shown.split())}")
+    communicator.close()
+
+
+def _communicator(args):
+    """This process's rank; only rank 0 prints."""
+    from cnngraph.train import TrainConfig
+    from cnngraph.train.dist import connect
+
+    communicator = connect(args.backend or TrainConfig.backend)
+    console.quiet = communicator.rank != 0
+    return communicator
+
+
+def _train(args, communicator) -> None:
+    trainer = _resumed(args, communicator) if args.resume else _new_run(args, communicator)
     trainer.fit()
     best = max(trainer.history, key=lambda r: r["test_acc"])
     console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
@@ -107,7 +149,7 @@ def _settings(args) -> dict:
             if getattr(args, f.name, None) is not None}
 
 
-def _resumed(args):
+def _resumed(args, communicator):
     """The saved run, with --epochs applied; any other option that differs from the saved run is refused, listed,
     rather than silently ignored."""
     from cnngraph.train import Trainer
@@ -115,7 +157,8 @@ def _resumed(args):
     if args.model is not None:
         raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
     given = _settings(args)
-    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console)
+    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console,
+                             communicator=communicator)
     differ = [f"--{_flag(k)} {v} (saved: {getattr(trainer.config, k)})" for k, v in given.items()
               if v != getattr(trainer.config, k)]
     differ += [f"--{_flag(k)}" for k in NEW_RUN_ONLY if getattr(args, k) is not None]
@@ -142,7 +185,7 @@ def _model(args, seed: int):
     return replace_head(graph, args.num_classes, seed=seed) if pretrained and args.num_classes else graph
 
 
-def _new_run(args):
+def _new_run(args, communicator):
     from cnngraph.train import TrainConfig, Trainer, load_dataset
     from cnngraph.train.loop import CHECKPOINT
 
@@ -160,4 +203,4 @@ def _new_run(args):
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
     console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
                   f"({config.dtype}) into {rundir}")
-    return Trainer(graph, splits, config, rundir, console=console)
+    return Trainer(graph, splits, config, rundir, console=console, communicator=communicator)

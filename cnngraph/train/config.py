@@ -53,6 +53,7 @@ class TrainConfig:
     backend: str = "numpy"  # where the model computes: numpy, strict (tests), cupy
     dtype: str = "float32"  # float16: half-precision activations, float32 master weights, loss scaling
     prefetch: int = 1  # batches the loader thread prepares ahead (0: none, no thread)
+    sync_bn: bool = False  # data parallelism: BatchNorm statistics over every rank's shard (False: per rank, as DDP)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
