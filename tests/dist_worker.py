@@ -19,7 +19,7 @@ import numpy as np
 from cnngraph import models
 from cnngraph.frontends import dsl
 from cnngraph.train import Splits, TrainConfig, Trainer, load_dataset
-from cnngraph.train.data import Dataset
+from tests.test_train_loop import blobs
 
 
 def bn_net():
@@ -27,16 +27,6 @@ def bn_net():
     y = dsl.relu(dsl.batch_norm(dsl.conv2d(x, 6, 3, padding=1, bias=False, name="conv"), name="bn"))
     y = dsl.batch_norm(dsl.conv2d(y, 6, 3, padding=1, bias=False, name="conv2"), name="bn2")
     return dsl.Model(x, dsl.linear(dsl.flatten(dsl.max_pool2d(dsl.relu(y), 2)), 3, name="fc"), name="bn_net", seed=0)
-
-
-def blobs(n, seed):
-    """Three classes: a bright square in one of three places, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    x = rng.uniform(0, 0.3, (n, 1, 8, 8)).astype(np.float32)
-    for i, c in enumerate(y):
-        x[i, 0, 2 * c:2 * c + 3, 2 * c:2 * c + 3] += 0.7
-    return Dataset(x, y)
 
 
 def scenario(name: str):

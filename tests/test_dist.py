@@ -17,7 +17,8 @@ from cnngraph.train.dist.buckets import BucketedAllReduce
 from cnngraph.train.dist.communicator import Communicator, Pending
 from cnngraph.train.dist.nccl import NcclCommunicator
 from cnngraph.train.dist.sharding import check_batches, shard
-from tests.dist_worker import blobs, bn_net
+from tests.dist_worker import bn_net
+from tests.test_train_loop import blobs
 
 
 @pytest.mark.parametrize("count, size", [(32, 2), (21, 2), (10, 3), (7, 7)])
