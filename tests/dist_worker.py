@@ -1,17 +1,18 @@
-"""One rank of the data-parallel tests, run by mpiexec: ``python -m tests.dist_worker SCENARIO OUT [FAULT]``.
+"""One rank of the data-parallel tests, run by mpiexec:
+``python -m tests.dist_worker SCENARIO OUT [--fault kill|hang --at CALL] [--rundir D] [--resume]``.
 
-Trains a scenario's model through the Trainer with an MPI communicator; rank 0 writes what the
-tests compare with one process (per-step losses, the epoch history, the final parameters) to OUT
-(.npz, and OUT.json). FAULT ``kill`` or ``hang`` makes rank 1 die (SIGKILL) or stop (SIGSTOP) at its
-third step, for the fault tests.
+Trains a scenario's model through the Trainer with an MPI communicator (or resumes the run in
+``--rundir``); rank 0 writes what the tests compare with one process (per-step losses, the epoch
+history, the final parameters) to OUT (.npz, and OUT.json). ``--fault`` makes rank 1 die
+(SIGKILL) or stop (SIGSTOP) at its CALL-th call of the loss (evaluation calls it too).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
-import sys
 import tempfile
 
 import numpy as np
@@ -54,14 +55,14 @@ def result(trainer: Trainer) -> tuple[dict, dict]:
 
 
 class FaultAt:
-    """The run's loss, on rank 1 killing or stopping this process at the third call."""
+    """The run's loss, on rank 1 killing or stopping this process at the ``at``-th call."""
 
-    def __init__(self, fault: str, rank: int, loss):
-        self.fault, self.rank, self.loss, self.calls = fault, rank, loss, 0
+    def __init__(self, fault: str, at: int, rank: int, loss):
+        self.fault, self.at, self.rank, self.loss, self.calls = fault, at, rank, loss, 0
 
     def __call__(self, outputs, targets):
         self.calls += 1
-        if self.rank == 1 and self.calls == 3:
+        if self.rank == 1 and self.calls == self.at:
             os.kill(os.getpid(), signal.SIGKILL if self.fault == "kill" else signal.SIGSTOP)
         return self.loss(outputs, targets)
 
@@ -69,18 +70,29 @@ class FaultAt:
 def main() -> None:
     from cnngraph.train.dist import connect
 
-    name, out = sys.argv[1], sys.argv[2]
-    fault = sys.argv[3] if len(sys.argv) > 3 else None
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario")
+    p.add_argument("out")
+    p.add_argument("--fault", choices=["kill", "hang"])
+    p.add_argument("--at", type=int, default=3)
+    p.add_argument("--rundir")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args()
     comm = connect()
-    loss = FaultAt(fault, comm.rank, scenario(name)[2].make_loss()) if fault else None
+    graph, splits, config = scenario(args.scenario)
+    loss = FaultAt(args.fault, args.at, comm.rank, config.make_loss()) if args.fault else None
     try:
-        trainer = train(name, comm, loss=loss)
+        if args.resume:
+            trainer = Trainer.resume(args.rundir, splits=splits, communicator=comm)
+            trainer.fit()
+        else:
+            trainer = train(args.scenario, comm, args.rundir, loss)
     except Exception as e:  # noqa: BLE001 - as the CLI does: one line, and the job stops
         comm.fail(f"rank {comm.rank}: {e}")
     if comm.rank == 0:
         arrays, doc = result(trainer)
-        np.savez(out, **arrays)
-        with open(out + ".json", "w", encoding="utf-8") as f:
+        np.savez(args.out, **arrays)
+        with open(args.out + ".json", "w", encoding="utf-8") as f:
             json.dump(doc, f)
     comm.close()
 

@@ -36,9 +36,9 @@ def two_ranks(scenario, out, *extra, timeout=300):
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def distributed(scenario, tmp_path):
+def distributed(scenario, tmp_path, *extra):
     out = tmp_path / f"{scenario}.npz"
-    run = two_ranks(scenario, out)
+    run = two_ranks(scenario, out, *extra)
     assert run.returncode == 0, run.stderr[-2000:]
     return dict(np.load(out)), json.loads(Path(f"{out}.json").read_text())
 
@@ -78,7 +78,7 @@ def test_a_rank_that_dies_or_hangs_stops_the_job_with_one_line_naming_it(fault, 
     timeout = 10
     monkeypatch.setenv("CNNGRAPH_DIST_TIMEOUT", str(timeout))
     code = (f"import sys; from cnngraph.train.dist import launch; sys.exit(launch.run_workers(2, "
-            f"[sys.executable, '-m', 'tests.dist_worker', 'lenet', r'{tmp_path / 'out.npz'}', '{fault}']))")
+            f"[sys.executable, '-m', 'tests.dist_worker', 'lenet', r'{tmp_path / 'out.npz'}', '--fault', '{fault}']))")
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - start
@@ -92,6 +92,22 @@ def test_a_rank_that_dies_or_hangs_stops_the_job_with_one_line_naming_it(fault, 
         assert ours[0].startswith(f"rank 0: rank 1 stopped before the step's loss and counts")
         assert f"did not arrive within {timeout} s" in ours[0]
     assert elapsed < timeout + 40  # start-up and a few steps, then at most the timeout
+
+
+def test_a_checkpoint_written_before_a_rank_died_resumes_the_run_exactly(tmp_path):
+    """Rank 1 dies in epoch 2 (loss call 14: 8 steps and 4 evaluation batches are calls 1-12); the epoch-1
+    checkpoint resumes, with 2 workers, to the uninterrupted 2-worker run, bit for bit."""
+    rundir = tmp_path / "run"
+    code = (f"import sys; from cnngraph.train.dist import launch; sys.exit(launch.run_workers(2, "
+            f"[sys.executable, '-m', 'tests.dist_worker', 'lenet', r'{tmp_path / 'x.npz'}', '--fault', 'kill', "
+            f"'--at', '14', '--rundir', r'{rundir}']))")
+    died = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert died.returncode != 0 and "rank 1 died" in died.stderr, died.stderr
+    resumed_arrays, resumed = distributed("lenet", tmp_path, "--rundir", str(rundir), "--resume")
+    straight_arrays, straight = distributed("lenet", tmp_path)
+    assert resumed["history"] == straight["history"]
+    assert resumed["losses"] == straight["losses"][8:]  # this process's steps: epoch 2
+    assert all(np.array_equal(resumed_arrays[k], straight_arrays[k]) for k in straight_arrays)
 
 
 def npz_blobs(path):
