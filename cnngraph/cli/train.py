@@ -124,10 +124,14 @@ def run(args) -> None:
 
 
 def _communicator(args):
-    """This process's rank; only rank 0 prints."""
+    """This process's rank; only rank 0 prints. Without --threads, the ranks on a machine share its cores
+    (the automatic choice would give every rank's large GEMMs all of them)."""
+    from cnngraph.backends.threads import blas
     from cnngraph.train import TrainConfig
-    from cnngraph.train.dist import connect
+    from cnngraph.train.dist import connect, launch
 
+    if args.threads is None:
+        blas.configure(launch.cores_per_rank())
     communicator = connect(args.backend or TrainConfig.backend)
     console.quiet = communicator.rank != 0
     return communicator

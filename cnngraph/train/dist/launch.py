@@ -24,15 +24,22 @@ from cnngraph.errors import DistributedError
 from cnngraph.train.dist.watch import REPORT_ENV, WATCH_ENV, Watch
 
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")  # MPICH (Hydra), Open MPI
+LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
 GRACE_S = 2.0  # after a rank died: how long the others get to stop before mpiexec is told to end them
 
 
-def world_size() -> int:
-    """How many ranks the launcher that started this process started (1: not started by mpiexec)."""
-    for name in SIZE_VARIABLES:
+def world_size(variables: tuple[str, ...] = SIZE_VARIABLES) -> int:
+    """How many ranks the launcher that started this process started (1: not started by mpiexec); with
+    ``LOCAL_SIZE_VARIABLES``, how many of them on this machine."""
+    for name in variables:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 1
+
+
+def cores_per_rank() -> int:
+    """This machine's cores shared among its ranks: BLAS threads beyond that only contend."""
+    return max(1, (os.cpu_count() or 1) // world_size(LOCAL_SIZE_VARIABLES))
 
 
 def find_mpiexec() -> str:
