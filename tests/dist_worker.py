@@ -32,10 +32,12 @@ def bn_net():
 
 def scenario(name: str):
     """(graph, splits, config). LeNet-5 on 245 digits at batch 32: the last batch (21) splits 11 + 10."""
-    if name == "lenet":
+    if name in ("lenet", "lenet_half"):
         digits = load_dataset("digits", (1, 32, 32))
         splits = Splits(digits.train.take(np.arange(245)), digits.test.take(np.arange(100)), "digits")
-        return models.build("lenet5"), splits, TrainConfig(epochs=2, batch=32, lr=0.05, crop=2, prefetch=0)
+        dtype = "float16" if name == "lenet_half" else "float32"
+        return models.build("lenet5"), splits, TrainConfig(epochs=2, batch=32, lr=0.05, crop=2, prefetch=0,
+                                                           dtype=dtype)
     sync = name == "bn_sync"
     return bn_net(), Splits(blobs(90, 0), blobs(30, 1), "blobs"), TrainConfig(epochs=2, batch=12, lr=0.1, crop=1,
                                                                              flip=True, sync_bn=sync)

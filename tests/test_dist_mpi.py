@@ -48,21 +48,27 @@ def max_difference(a, b):
     return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
 
 
-@pytest.mark.parametrize("scenario", ["lenet", "bn_sync"])
+# float32 summation order; float16 activations (with float32 master weights and loss scaling) round differently
+TOLERANCE = {"lenet": 1e-5, "bn_sync": 1e-5, "lenet_half": 1e-3}
+
+
+@pytest.mark.parametrize("scenario", list(TOLERANCE))
 def test_two_workers_at_half_the_batch_train_as_one_process(scenario, tmp_path):
-    """LeNet-5 (no BatchNorm; the last batch splits 11 + 10) and a BatchNorm net with --sync-bn, 16 steps."""
+    """LeNet-5 (no BatchNorm; the last batch splits 11 + 10), in float32 and float16, and a BatchNorm net with
+    --sync-bn: 16 steps."""
     arrays, doc = distributed(scenario, tmp_path)
     alone_arrays, alone = result(train(scenario))
     print(f"{scenario}: max parameter difference after {len(alone['losses'])} steps, 1 vs 2 workers: "
           f"{max_difference(arrays, alone_arrays):.2e}; max loss difference "
           f"{np.max(np.abs(np.subtract(doc['losses'], alone['losses']))):.2e}")
     assert len(doc["losses"]) == len(alone["losses"]) == 16
-    np.testing.assert_allclose(doc["losses"], alone["losses"], rtol=1e-5)
-    assert max_difference(arrays, alone_arrays) < 1e-5  # running statistics included
+    tolerance = TOLERANCE[scenario]
+    np.testing.assert_allclose(doc["losses"], alone["losses"], rtol=tolerance)
+    assert max_difference(arrays, alone_arrays) < tolerance  # running statistics included
     for got, want in zip(doc["history"], alone["history"]):
         assert got.keys() == want.keys()
         for k in want:
-            assert got[k] == pytest.approx(want[k], rel=1e-5), k
+            assert got[k] == pytest.approx(want[k], rel=tolerance), k
 
 
 def test_per_worker_batchnorm_statistics_differ_from_one_process(tmp_path):
