@@ -158,8 +158,8 @@ class FaultWatch:
         why = ("mpiexec reported a process failure" if self.failure_signalled
                else f"it did not arrive within {self.timeout:g} s")
         if missing:
-            ranks = ", ".join(str(p) for p in missing)
-            return (f"rank {ranks} stopped before {what} (collective {number}): {why}; it died or hangs. "
+            ranks = ("rank " if len(missing) == 1 else "ranks ") + ", ".join(str(p) for p in missing)
+            return (f"{ranks} stopped before {what} (collective {number}): {why}; it died or hangs. "
                     f"Rank {self.rank} stops")
         return (f"{what} (collective {number}) did not complete: {why}, after every rank entered it "
                 f"(a rank died or hangs inside it). Rank {self.rank} stops")

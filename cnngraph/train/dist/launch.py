@@ -96,6 +96,7 @@ def run_workers(workers: int, program: list[str]) -> int:
             print(f"cnngraph train: error: rank {watch.first[1]} died (its process ended during the run); "
                   f"the other ranks were stopped", file=sys.stderr)
             return process.returncode or 1
-        if process.returncode != 0 and report.exists():
-            sys.stderr.write(report.read_text(encoding="utf-8"))
+        lines = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
+        if process.returncode != 0 and lines:  # the first rank's: the others, if any, say the same or follow it
+            print(lines[0], file=sys.stderr)
         return process.returncode
