@@ -107,7 +107,8 @@ def run(args) -> None:
     if ranks == 1 and (args.workers or 1) > 1:
         if "--workers" not in " ".join(sys.argv):
             raise CnnGraphError("--workers starts the command line again under mpiexec: run it as `cnngraph train`")
-        program = [sys.executable, "-m", "cnngraph", *launch.without_workers(sys.argv[1:])]
+        safe_path = ["-P"] if sys.version_info >= (3, 11) else []  # a ./cnngraph folder must not shadow the package
+        program = [sys.executable, *safe_path, "-m", "cnngraph", *launch.without_workers(sys.argv[1:])]
         raise SystemExit(launch.run_workers(args.workers, program))
     if args.workers is not None and args.workers != ranks:
         raise CnnGraphError(f"--workers {args.workers}, but mpiexec started {ranks} processes")
