@@ -211,3 +211,22 @@ def test_a_single_process_run_never_imports_mpi(tmp_path):
             f"bn_net, blobs; Trainer(bn_net(), Splits(blobs(24, 0), blobs(12, 1), 'b'), TrainConfig(epochs=1, "
             f"batch=12), r'{tmp_path}').fit(); assert 'mpi4py' not in sys.modules, 'mpi4py was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_launcher_names_the_rank_whose_process_ended_without_saying_bye(tmp_path, monkeypatch):
+    """The watch without MPI: rank 0 ends well, rank 1 is killed; the launcher names rank 1, not rank 0."""
+    from cnngraph.train.dist.watch import WATCH_ENV, Watch
+
+    path = str(tmp_path / "watch.sock")
+    watch = Watch(path)
+    monkeypatch.setenv(WATCH_ENV, path)
+    code = ("import os, signal, sys; from cnngraph.train.dist.watch import RankLink; link = RankLink(int(sys.argv[1]));"
+            " link.say('bye') if sys.argv[1] == '0' else os.kill(os.getpid(), signal.SIGKILL)")
+    ranks = [subprocess.Popen([sys.executable, "-c", code, str(r)]) for r in (0, 1)]
+    for rank in ranks:
+        rank.wait(timeout=60)
+    for _ in range(200):  # each poll takes in what arrived (connections, words, ends)
+        if watch.poll(0.05) is not None:
+            break
+    watch.close()
+    assert watch.first == ("died", 1)
