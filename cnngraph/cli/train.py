@@ -118,6 +118,9 @@ def run(args) -> None:
     communicator = _communicator(args)
     try:
         _train(args, communicator)
+    except KeyboardInterrupt:  # Ctrl-C: every rank stopped after the same step, rank 0 saved; they end together
+        communicator.close()
+        raise
     except Exception as e:  # noqa: BLE001 - one rank's error must stop every rank, not leave them waiting
         shown = str(e) if isinstance(e, CnnGraphError) else f"{type(e).__name__}: {e}"
         communicator.fail(f"cnngraph train: error: rank {communicator.rank}: {' '.join(shown.split())}")
