@@ -124,8 +124,11 @@ def npz_blobs(path):
 
 
 def cli(*args):
+    """``cnngraph train``; the model file imports ``tests``, so the ranks (started with ``python -P``, which leaves
+    the working directory off sys.path) get the checkout on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     run = subprocess.run([sys.executable, "-m", "cnngraph", "train", *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     return run
 
