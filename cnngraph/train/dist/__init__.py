@@ -12,6 +12,7 @@ single-process run never loads MPI.
 - ``sharding``: which part of a global batch a rank takes.
 - ``parallel``: what the Trainer asks of a run's processes (``Single`` or ``DataParallel``).
 - ``launch``: ``cnngraph train --workers N`` as ``mpiexec -n N``, and whether this process is a rank.
+- ``watch``: the launcher's watch over its ranks (which one died) and a failing rank's report line.
 """
 
 from __future__ import annotations
