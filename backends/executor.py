@@ -68,6 +68,7 @@ class Executor:
         self.precision = Precision(dtype)
         self.dtype = self.precision.storage
         self.random = Randomness(self.backend, seed)
+        self.sum_across = None  # data parallelism's sum over ranks, for kernels that share statistics (sync BN)
         self.evaluates_training = graph.training  # what run() does: the graph's own mode
         # Private copies: training updates them in place, and the user's graph must not change.
         self.params = {k: self.backend.copy(v, self.precision.master) for k, v in graph.params.items()}
@@ -158,7 +159,7 @@ class Executor:
                 self._threads.before(step.index, batch)
                 with naming(node):
                     ctx = RunContext(self._node_training(node, training), self.random.uniform,
-                                     {} if kept else None, plan=self._plan(step, args))
+                                     {} if kept else None, plan=self._plan(step, args), sum_across=self.sum_across)
                     out = values[node.name] = self._run_node(step, args, params, ctx, buffers)
                 if kept:
                     tape[node.name] = self._saved(step, args, out, ctx)

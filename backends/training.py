@@ -72,6 +72,7 @@ class TrainingExecutor(Executor):
         self._tape: dict | None = None
         self._training_keys: list[str] = []
         self.scaler = LossScaler() if self.precision.half else None
+        self.gradient_sync = None  # data parallelism: sums gradients over ranks as backward makes them
 
     def _trainable_keys(self, node: Node) -> list[str]:
         return [node.params[role] for role, spec in self.graph.param_specs(node).items() if spec.trainable]
@@ -161,12 +162,16 @@ class TrainingExecutor(Executor):
         for name, grad in grad_outputs.items():
             values.add(name, self._seed(name, grad))
         trainable = set(self._training_keys)
+        if self.gradient_sync is not None:
+            self.gradient_sync.begin(self._training_keys)
         try:
             self._backward_steps(tape, values, by_key, trainable)
         finally:
             self._threads.done()
         self.input_grads = {v: values.total[v] for v in self.graph.inputs if v in values.total}
         self.grads = {k: self._grad_or_zeros(by_key.total.get(k), k) for k in self._training_keys}
+        if self.gradient_sync is not None:
+            self.grads = self.gradient_sync.finish(self.grads)
         return self.grads
 
     def _backward_steps(self, tape: dict, values: _Sums, by_key: _Sums, trainable: set[str]) -> None:
@@ -186,6 +191,8 @@ class TrainingExecutor(Executor):
                     values.add(v, self._checked(node, v, d, shape))
             for role in saved.need_params:
                 by_key.add(node.params[role], dparams[role])
+            if self.gradient_sync is not None:
+                self.gradient_sync.node_done(node.name, by_key.total)
 
     def _backward_step(self, step: Step, grad: Any, saved, params: dict) -> tuple[list, dict]:
         """One node's backward. Around a float32 kernel, half-precision gradients are widened and the results

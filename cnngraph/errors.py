@@ -80,3 +80,8 @@ class BackendCheckError(CnnGraphError):
 
 class DrawError(CnnGraphError):
     """A picture of a graph could not be written (unknown format, Graphviz failed)."""
+
+
+class DistributedError(TrainingError):
+    """A data-parallel run that cannot go on: a rank died or hangs (names the rank), the ranks disagree, or the
+    communication engine (mpi4py, NCCL) is missing."""

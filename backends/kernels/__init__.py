@@ -50,6 +50,7 @@ class RunContext:
     stash: dict | None = None
     out: Any = None  # the destination of a writes_into kernel, or None: return a fresh array
     plan: Any = None  # what the implementation's prepare step built for this node and these shapes
+    sum_across: Callable[[list], list] | None = None  # data parallelism: arrays summed over ranks (sync BN)
 
 
 @dataclass

@@ -22,35 +22,57 @@ def batch_norm(xp, inputs, params, attrs, ctx):
     """Normalise with the running statistics, or in training with the batch's (updating the running ones).
 
     For backward it stashes the statistics it used (mean and 1/std, per channel); the input is kept too.
+    Under data parallelism with synchronised BatchNorm (``ctx.sum_across``) the batch is every rank's
+    shard together: the statistics come from sums over the ranks, and backward sums its two
+    reductions over them too.
     """
     x = inputs[0]
-    if ctx.training:
-        mean, var = _batch_statistics(xp, x, params, attrs["momentum"])
+    count = x.size // x.shape[1]
+    if ctx.training and ctx.sum_across is not None:
+        mean, var, count = _synced_statistics(xp, x, ctx.sum_across)
+    elif ctx.training:
+        mean, var = _batch_statistics(x)
     else:
         mean, var = params["running_mean"], params["running_var"]
+    if ctx.training:
+        _update_running(params, attrs["momentum"], mean, var, count)
     scale = params["weight"] / xp.sqrt(var + attrs["eps"])
     shift = params["bias"] - mean * scale
     if ctx.stash is not None:
         ctx.stash.update(mean=mean, inv_std=1 / xp.sqrt(var + attrs["eps"]))
+        if ctx.training and ctx.sum_across is not None:
+            ctx.stash.update(sum_across=ctx.sum_across, count=count)
     per_channel = _per_channel(x)
     return x * scale.reshape(per_channel) + shift.reshape(per_channel)
 
 
-def _batch_statistics(xp, x, params, momentum):
-    """Batch mean and biased variance; the running stats move towards the mean and *unbiased* variance.
-
-    The running buffers are updated in place, as torch does, so a training run leaves them in the graph.
-    """
+def _batch_statistics(x):
+    """Batch mean and biased variance."""
     count = x.size // x.shape[1]
     if count < 2:
         raise CnnGraphError(
             f"BatchNorm2d in training needs more than one value per channel, got input shape {fmt_shape(x.shape)}"
         )
     axes = _reduced_axes(x)
-    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    return x.mean(axis=axes), x.var(axis=axes)
+
+
+def _synced_statistics(xp, x, sum_across):
+    """Mean and biased variance of the batch all ranks hold together, from per-rank sums of x and x^2 (in
+    float64, so the difference of moments keeps float32's precision), and the global count (an array in
+    x's dtype: no wait for the host)."""
+    axes, wide = _reduced_axes(x), xp.float64
+    local = xp.asarray([x.size // x.shape[1]], dtype=wide)
+    total, squares, count = sum_across([x.sum(axis=axes, dtype=wide), (x.astype(wide) ** 2).sum(axis=axes), local])
+    mean = total / count
+    return mean.astype(x.dtype), (squares / count - mean**2).astype(x.dtype), count.astype(x.dtype)
+
+
+def _update_running(params, momentum, mean, var, count):
+    """The running stats move towards the mean and *unbiased* variance, updated in place, as torch does, so a
+    training run leaves them in the graph."""
     params["running_mean"][...] = (1 - momentum) * params["running_mean"] + momentum * mean
     params["running_var"][...] = (1 - momentum) * params["running_var"] + momentum * var * (count / (count - 1))
-    return mean, var
 
 
 @backward("BatchNorm2d", keeps=("inputs",))
@@ -66,8 +88,10 @@ def batch_norm_backward(xp, grad, saved, params, attrs):
     if saved.need_inputs[0]:
         gain = params["weight"].reshape(per_channel) * inv_std
         if saved.training:
-            count = x.size // x.shape[1]
-            dx = gain * (grad - (grad_bias.reshape(per_channel) + x_hat * grad_weight.reshape(per_channel)) / count)
+            sums, count = (grad_bias, grad_weight), x.size // x.shape[1]
+            if "sum_across" in saved.stash:  # synchronised: the centring terms are the global batch's
+                sums, count = saved.stash["sum_across"](list(sums)), saved.stash["count"]
+            dx = gain * (grad - (sums[0].reshape(per_channel) + x_hat * sums[1].reshape(per_channel)) / count)
         else:
             dx = gain * grad
     return [dx], {"weight": grad_weight, "bias": grad_bias}

@@ -5,12 +5,17 @@ The run folder (--out) gets checkpoint.safetensors, metrics.csv, curves.png and,
 Ctrl-C saves a checkpoint and stops (press it twice to stop without saving); --resume RUNDIR continues
 the run with its saved settings: --epochs may change, to extend it; any other option that differs from the
 saved run is refused, listed, rather than ignored.
+--workers N trains on N local processes through mpiexec (data parallelism, the dist extra); across machines,
+run the ranks yourself: mpiexec -n N [--hostfile H] python -m cnngraph train ... (every rank reads --data and,
+to resume, the run folder: put them on a shared filesystem). --sync-bn computes BatchNorm statistics over
+every rank's shard of the batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -88,6 +93,11 @@ def add_arguments(p) -> None:
     p.add_argument("--train-classes", metavar="LIST", help="with --task verify: the classes to train on, e.g. 0-6")
     p.add_argument("--embedding", metavar="LAYER", help="with --task verify: the layer whose L2-normalised output "
                    "is the embedding (default: the input of the last Linear layer, F7 in deepface)")
+    p.add_argument("--workers", type=positive, metavar="N",
+                   help="data parallelism: N local processes through mpiexec, each on 1/N of every batch "
+                   "(the dist extra; across machines: mpiexec -n N [--hostfile H] python -m cnngraph train ...)")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="with several workers: BatchNorm statistics over the whole batch, not per worker")
     p.add_argument("--out", metavar="RUNDIR", help="run folder (default runs/<model>-<time>)")
     p.add_argument("--resume", metavar="RUNDIR", help="continue the run saved in RUNDIR")
 
@@ -97,7 +107,48 @@ NEW_RUN_ONLY = ("weights", "num_classes", "input_size", "out")
 
 
 def run(args) -> None:
-    trainer = _resumed(args) if args.resume else _new_run(args)
+    from cnngraph.train.dist import launch
+
+    ranks = launch.world_size()
+    if ranks == 1 and (args.workers or 1) > 1:
+        if "--workers" not in " ".join(sys.argv):
+            raise CnnGraphError("--workers starts the command line again under mpiexec: run it as `cnngraph train`")
+        safe_path = ["-P"] if sys.version_info >= (3, 11) else []  # a ./cnngraph folder must not shadow the package
+        program = [sys.executable, *safe_path, "-m", "cnngraph", *launch.without_workers(sys.argv[1:])]
+        raise SystemExit(launch.run_workers(args.workers, program))
+    if args.workers is not None and args.workers != ranks:
+        raise CnnGraphError(f"--workers {args.workers}, but mpiexec started {ranks} processes")
+    if ranks == 1:
+        _train(args, None)
+        return
+    communicator = _communicator(args)
+    try:
+        _train(args, communicator)
+    except KeyboardInterrupt:  # Ctrl-C: every rank stopped after the same step, rank 0 saved; they end together
+        communicator.close()
+        raise
+    except Exception as e:  # noqa: BLE001 - one rank's error must stop every rank, not leave them waiting
+        shown = str(e) if isinstance(e, CnnGraphError) else f"{type(e).__name__}: {e}"
+        communicator.fail(f"cnngraph train: error: rank {communicator.rank}: {' '.join(shown.split())}")
+    communicator.close()
+
+
+def _communicator(args):
+    """This process's rank; only rank 0 prints. Without --threads, the ranks on a machine share its cores
+    (the automatic choice would give every rank's large GEMMs all of them)."""
+    from cnngraph.backends.threads import blas
+    from cnngraph.train import TrainConfig
+    from cnngraph.train.dist import connect, launch
+
+    if args.threads is None:
+        blas.configure(launch.cores_per_rank())
+    communicator = connect(args.backend or TrainConfig.backend)
+    console.quiet = communicator.rank != 0
+    return communicator
+
+
+def _train(args, communicator) -> None:
+    trainer = _resumed(args, communicator) if args.resume else _new_run(args, communicator)
     trainer.fit()
     best = max(trainer.history, key=lambda r: r["test_acc"])
     console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
@@ -117,7 +168,7 @@ def _settings(args) -> dict:
             if getattr(args, f.name, None) is not None}
 
 
-def _resumed(args):
+def _resumed(args, communicator):
     """The saved run, with --epochs applied; any other option that differs from the saved run is refused, listed,
     rather than silently ignored."""
     from cnngraph.train import Trainer
@@ -125,7 +176,8 @@ def _resumed(args):
     if args.model is not None:
         raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
     given = _settings(args)
-    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console)
+    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console,
+                             communicator=communicator)
     differ = [f"--{_flag(k)} {v} (saved: {getattr(trainer.config, k)})" for k, v in given.items()
               if v != getattr(trainer.config, k)]
     differ += [f"--{_flag(k)}" for k in NEW_RUN_ONLY if getattr(args, k) is not None]
@@ -167,7 +219,7 @@ def _check_task(graph) -> None:
             f"masks (N, H, W) of class indices (255: ignored), PixelCrossEntropy and SGD from cnngraph.train")
 
 
-def _new_run(args):
+def _new_run(args, communicator):
     from cnngraph.train import TrainConfig, Trainer, load_dataset
     from cnngraph.train.loop import CHECKPOINT
 
@@ -197,4 +249,4 @@ def _new_run(args):
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
     console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
                   f"({config.dtype}) into {rundir}")
-    return Trainer(graph, splits, config, rundir, console=console)
+    return Trainer(graph, splits, config, rundir, console=console, communicator=communicator)

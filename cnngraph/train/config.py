@@ -56,6 +56,7 @@ class TrainConfig:
     task: str = "classify"  # "verify": train on train_classes only, then verify pairs of the others
     train_classes: str | None = None  # e.g. "0-6" (task verify)
     embedding: str | None = None  # task verify: the layer whose output embeds (None: what the last Linear reads)
+    sync_bn: bool = False  # data parallelism: BatchNorm statistics over every rank's shard (False: per rank, as DDP)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

@@ -19,6 +19,10 @@ epoch's count of correct predictions, and the arrays of a checkpoint.
 Ctrl-C is deferred to the end of the current step (a step half-applied could not be resumed);
 the loop then saves a checkpoint and re-raises KeyboardInterrupt. A second Ctrl-C stops at once,
 without saving. A non-finite loss stops the run before that step's update, naming the step.
+
+Data parallelism: given a ``communicator`` (``cnngraph.train.dist``), the run is one rank of
+several, each training on its shard of every batch; ``self.parallel`` holds every place where
+that differs from one process (``cnngraph.train.dist.parallel``), and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from cnngraph.train.data import Splits, load_dataset
 from cnngraph.train.data.loader import Loader
 from cnngraph.train.data.prefetch import Prefetch
 from cnngraph.train.data.transforms import Normalize
+from cnngraph.train.dist.parallel import DataParallel, Single
+from cnngraph.train.dist.sharding import check_batches
 from cnngraph.train.transfer import freeze_upto
 
 CHECKPOINT, METRICS, CURVES, MODEL = "checkpoint.safetensors", "metrics.csv", "curves.png", "model.cng"
@@ -108,8 +114,9 @@ class Trainer:
     """
 
     def __init__(self, graph: Graph, splits: Splits, config: TrainConfig, rundir: str | Path, loss=None,
-                 console: Console | None = None, quiet: bool = False):
+                 console: Console | None = None, quiet: bool = False, communicator=None):
         self.graph, self.splits, self.config = graph, splits, config
+        self.parallel = Single() if communicator is None else DataParallel(communicator)
         self.rundir = Path(rundir)
         self.console = None if quiet else console or Console()
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
@@ -118,14 +125,18 @@ class Trainer:
         self._check_classes()
         self.model = cnngraph.compile(graph, backend=config.backend, dtype=config.dtype, train=True, seed=config.seed)
         self.frozen = freeze_upto(self.model, graph, config.freeze_upto) if config.freeze_upto else []
+        self.parallel.attach(self.model, config.sync_bn)
         self.optimizer = config.make_optimizer()
         self.base_lr = self.optimizer.lr
         self.loss = loss if loss is not None else config.make_loss()
         self.normalize = Normalize.of(splits.train.x)
+        shard = self.parallel.shard()
         self.train_batches = Loader(splits.train, config.batch, np.random.default_rng(config.seed), shuffle=True,
-                                    augment=config.make_augment(), normalize=self.normalize)
+                                    augment=config.make_augment(), normalize=self.normalize, shard=shard)
         self.test_batches = Loader(splits.test, config.eval_batch or config.batch, shuffle=False,
-                                   normalize=self.normalize)
+                                   normalize=self.normalize, shard=shard)
+        for name, loader in (("training set", self.train_batches), ("test set", self.test_batches)):
+            check_batches(name, len(loader.data), loader.batch_size, self.parallel.size)
         self.schedule = config.make_schedule(len(self.train_batches))
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
@@ -153,9 +164,10 @@ class Trainer:
             while self.epoch < self.config.epochs:
                 self._train_epoch(interrupt, progress)
                 self._end_epoch()
-                if interrupt["hit"]:
+                if self.parallel.agree(interrupt["hit"]):
                     self._stop()
-        io.save(self._trained_graph(), self.rundir / MODEL)
+        if self.parallel.writes:
+            io.save(self._trained_graph(), self.rundir / MODEL)
         return self.history
 
     def _progress(self) -> Progress:
@@ -170,13 +182,13 @@ class Trainer:
     def _train_epoch(self, interrupt: dict, progress: Progress) -> None:
         task = progress.add_task("train", total=len(self.train_batches), completed=self.train_batches.position,
                                  epoch=f"{self.epoch + 1}/{self.config.epochs}", loss=math.nan, rate=0.0)
-        watched = _WatchedLoss(self.loss, self._correct)
-        trainable = set(self.model.trainable)
-        buffers = [k for k in self.model.params if k not in trainable]  # BN running statistics, frozen weights
+        watched = _WatchedLoss(self.parallel.loss(self.loss), self._correct)
+        buffers = self._buffers()
         with self._feed(self.train_batches) as batches:
             for x, y in batches:
                 self.optimizer.lr = self.base_lr * self.schedule(self.step)
                 start = time.perf_counter()
+                self.parallel.share_buffers(self.model.params, buffers)
                 before = {k: self.model.params[k].copy() for k in buffers}  # the forward updates BN statistics
                 try:
                     value = self.model.train_step(x, y, watched, self.optimizer, max_grad_norm=self.config.clip_grad_norm)
@@ -188,10 +200,12 @@ class Trainer:
                 self.step_losses.append(value)
                 s = self.sums
                 s["seconds"] += time.perf_counter() - start
-                s["loss"] += value * len(y)
-                s["images"] += len(y)
+                images = self.parallel.images(len(y))
+                s["loss"] += value * images
+                s["images"] += images
                 progress.update(task, advance=1, loss=s["loss"] / s["images"], rate=s["images"] / s["seconds"])
-                if interrupt["hit"]:
+                if self.parallel.agree(interrupt["hit"]):
+                    interrupt["hit"] = True
                     break
         progress.remove_task(task)
         if interrupt["hit"]:  # after the feed closed: the loader is back at the last batch trained on
@@ -205,9 +219,15 @@ class Trainer:
             f"of {len(self.train_batches)}); stopped before updating the parameters or BatchNorm statistics. Try a "
             f"lower --lr; {last}")
 
+    def _buffers(self) -> list[str]:
+        """BatchNorm running statistics and frozen weights: what the model holds but the optimizer does not move."""
+        trainable = set(self.model.trainable)
+        return [k for k in self.model.params if k not in trainable]
+
     def _settled_sums(self) -> dict:
-        """The epoch's sums, with the correct predictions counted on the device so far brought over (one wait)."""
-        self.sums["correct"] += self._correct.take()
+        """The epoch's sums, with the correct predictions counted on the device so far brought over (one wait),
+        from every rank."""
+        self.sums["correct"] += int(self.parallel.sum(self._correct.take())[0])
         return self.sums
 
     def _stop(self) -> NoReturn:
@@ -229,6 +249,8 @@ class Trainer:
         self.history.append(row)
         self.sums = _fresh_sums()
         self.save()
+        if not self.parallel.writes:
+            return
         report.write_csv(self.rundir / METRICS, self.history)
         report.write_plot(self.rundir / CURVES, self.history, f"{self.graph.name} on {self.config.data}")
         if self.console is not None:
@@ -240,13 +262,15 @@ class Trainer:
         """Mean loss and accuracy on the held-out split, with inference semantics; the loss computes in
         float32 under float16, as in training."""
         total, correct = 0.0, metrics.Count()
+        self.parallel.share_buffers(self.model.params, self._buffers())
         with self._feed(self.test_batches) as batches:
             for x, y in batches:
                 out = self.model.precision.wide(self.model.run({self.input_name: x})[self.graph.outputs[0]])
                 total += self.loss(out, y)[0] * len(y)
                 correct.add(metrics.correct(out, y))
+        total, right = self.parallel.sum(total, correct.take())
         n = len(self.splits.test)
-        return total / n, correct.take() / n
+        return total / n, right / n
 
     # -- checkpoints --------------------------------------------------------------------------
     def _params(self) -> dict[str, np.ndarray]:
@@ -282,15 +306,18 @@ class Trainer:
                  "dropout": self.model.random.state(), "optimizer": self.optimizer.hyper()}
         if self.model.scaler is not None:
             state["scaler"] = self.model.scaler.state()
+        if not self.parallel.writes:
+            return
+        state["workers"] = self.parallel.size
         arrays = {"param": self._params(),
                   "optim": self.optimizer.state_dict(), "loader": loader_arrays}
         checkpoint.save(self.rundir / CHECKPOINT, self.graph, arrays, state)
 
     @classmethod
     def resume(cls, rundir: str | Path, epochs: int | None = None, splits: Splits | None = None, loss=None,
-               console: Console | None = None, quiet: bool = False) -> Trainer:
-        """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it; ``console`` and ``quiet`` as
-        for a new Trainer.
+               console: Console | None = None, quiet: bool = False, communicator=None) -> Trainer:
+        """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it; ``console``, ``quiet`` and
+        ``communicator`` as for a new Trainer.
 
         The data is read again from ``config.data``, unless the run was given its ``splits`` in Python:
         then pass the same ones.
@@ -308,8 +335,11 @@ class Trainer:
                                          config.train_classes)[0]
         elif splits is None:
             splits = load_dataset(config.data, next(iter(ckpt.graph.inputs.values())).shape[1:])
-        trainer = cls(ckpt.graph, splits, config, rundir, loss, console, quiet)
+        trainer = cls(ckpt.graph, splits, config, rundir, loss, console, quiet, communicator)
         resume_state.check_state(state, str(path), trainer.model.scaler is not None)
+        if state.get("workers", 1) != trainer.parallel.size:
+            raise TrainingError(f"{path}: the run was saved with {state.get('workers', 1)} workers and resumes with "
+                                f"{trainer.parallel.size}; an exact resume needs the same number (--workers)")
         if state["loader"]["position"] > len(trainer.train_batches):
             raise TrainingError(f"{path}: loader position {state['loader']['position']} is past the "
                                 f"{len(trainer.train_batches)} batches of an epoch")
