@@ -407,3 +407,25 @@ def test_bn_folding_in_a_training_graph_would_freeze_batch_statistics(monkeypatc
     wrong, _ = optimize(g, ["bn_folding"])
     assert "BatchNorm2d" not in ops(wrong)
     assert largest_change(g, wrong, train=True) > WRONG  # training BN normalises with the batch's statistics
+
+
+def test_residual_fusion_adds_one_residual_per_conv():
+    # conv + x + x2: the first add fuses; the second must skip, or the fused conv's first skip is replaced.
+    x = dsl.input("x", (4, 6, 6))
+    x2 = dsl.sigmoid(x)
+    g = float64_params(dsl.Model(x, dsl.add(dsl.add(dsl.conv2d(x, 4, 3, padding=1, name="conv"), x), x2)))
+    opt, reports = optimize(g, ["residual_fusion"])
+    assert ops(opt).count("Add") == 1
+    assert any("'conv' already adds a residual" in r for r in skipped(reports, "residual_fusion"))
+    same_outputs(g, opt)
+
+
+def test_folding_leaves_no_orphaned_parameters_when_the_bias_key_is_not_the_node_name():
+    # Imported and renamed graphs key parameters by other names: the folded bias replaces the old one.
+    g = _conv_bn()
+    g.params["imported.conv.b"] = g.params.pop("conv.bias")
+    g.node("conv").params["bias"] = "imported.conv.b"
+    opt, _ = optimize(g, ["bn_folding"])
+    referenced = {key for node in opt.nodes for key in node.params.values()}
+    assert set(opt.params) == referenced
+    same_outputs(g, opt)
