@@ -429,3 +429,11 @@ def test_folding_leaves_no_orphaned_parameters_when_the_bias_key_is_not_the_node
     referenced = {key for node in opt.nodes for key in node.params.values()}
     assert set(opt.params) == referenced
     same_outputs(g, opt)
+
+
+def test_identity_removal_drops_a_flatten_of_an_already_flat_value():
+    x = dsl.input("x", (12,))
+    g = float64_params(dsl.Model(x, dsl.linear(dsl.flatten(x), 5, name="fc")))
+    opt, _ = optimize(g, ["identity_removal"])
+    assert ops(opt) == ["Linear"]
+    same_outputs(g, opt)
