@@ -1,6 +1,6 @@
 """Mutation testing of cnngraph/passes, cnngraph/train and backends/kernels with mutmut, in bounded time.
 
-    pip install mutmut
+    pip install -e ".[mutation]"
     python bench/mutation.py [--sample 40] [--seed 0] [--packages cnngraph.passes ...] [--report]
 
 mutmut (configured in pyproject.toml, ``[tool.mutmut]``) mutates functions in a copy and runs, for
