@@ -1,6 +1,8 @@
 """Graph passes: each one's numbers against the unoptimised graph, and each precondition that must
 make it skip (the cases where other tools have shipped wrong answers)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,27 +14,64 @@ from cnngraph.passes import DEFAULT, Outcome, _PASSES
 from cnngraph.passes.manager import PassCheckError
 
 
-def randomize_bn(graph, seed=0):
-    """Non-trivial BN statistics, so folding is actually exercised."""
-    rng = np.random.default_rng(seed)
-    for node in graph.nodes:
-        if node.op == "BatchNorm2d":
-            for role in ("weight", "bias", "running_mean"):
-                key = node.params[role]
-                graph.params[key] = rng.normal(0, 1, graph.params[key].shape).astype(np.float32)
-            key = node.params["running_var"]
-            graph.params[key] = rng.uniform(0.5, 2, graph.params[key].shape).astype(np.float32)
+# Pass equivalence is checked in float64 on float64 parameters (passes store folded parameters in the
+# parameters' dtype, so float32 would add 1e-7 relative rounding that hides small bugs). RTOL = 1e-9 is
+# float64 rounding through a few layers with room to spare; the bugs it is there to catch are far larger:
+# bn_folding dropping eps moves outputs by 5e-6 relative at running variance 1, 5 % at 1e-4; a wrong fold
+# or a fused consumer that should not have been moves them by 1e-2 and more.
+RTOL = 1e-9
+# A pass that fired where its precondition says it must not changes outputs by far more than this.
+WRONG = 1e-3
+
+
+def float64_params(graph):
+    """The graph with every floating-point parameter in float64 (in place), for tight equivalence checks."""
+    for key, value in graph.params.items():
+        if np.issubdtype(value.dtype, np.floating):
+            graph.params[key] = value.astype(np.float64)
     return graph
 
 
-def same_outputs(a, b, rtol=1e-4, batch=3, seed=0):
+def randomize_bn(graph, seed=0):
+    """Non-trivial BN statistics in float64, so folding is actually exercised: running variances spread
+    log-uniformly over [1e-4, 1e4] (with 1e-4 and 1e4 themselves present), where dropping or misplacing
+    eps is a visible error. gamma grows with sqrt(var), so each BN's scale stays near 1 and fifty of them
+    in a row (ResNet-50) neither overflow nor vanish."""
+    rng = np.random.default_rng(seed)
+    float64_params(graph)
+    for node in graph.nodes:
+        if node.op == "BatchNorm2d":
+            p = {role: node.params[role] for role in ("weight", "bias", "running_mean", "running_var")}
+            var = 10.0 ** rng.uniform(-4, 4, graph.params[p["running_var"]].shape)
+            var[:2] = 1e-4, 1e4
+            graph.params[p["running_var"]] = var
+            graph.params[p["weight"]] = rng.normal(0, 1, var.shape) * np.sqrt(var)
+            for role in ("bias", "running_mean"):
+                graph.params[p[role]] = rng.normal(0, 1, var.shape)
+    return graph
+
+
+def run_both(a, b, batch=3, seed=0, train=False):
+    """Both graphs' outputs on the same random inputs, in float64 (a training forward if ``train``)."""
     rng = np.random.default_rng(seed)
     feeds = {k: rng.standard_normal(t.concrete(batch)) for k, t in a.inputs.items()}
-    want = cnngraph.compile(a, dtype="float64", passes="none").run(feeds)
-    got = cnngraph.compile(b, dtype="float64", passes="none").run(feeds)
+    if train:
+        return [cnngraph.compile(g, dtype="float64", passes="none", train=True).forward(feeds) for g in (a, b)]
+    return [cnngraph.compile(g, dtype="float64", passes="none").run(feeds) for g in (a, b)]
+
+
+def same_outputs(a, b, rtol=RTOL, batch=3, seed=0):
+    want, got = run_both(a, b, batch, seed)
     assert want.keys() == got.keys()
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol * np.abs(want[k]).max())
+        # per element: a channel that BN scales by 1e-2 must be as exact as one it scales by 1e2
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol * 1e-3 * np.abs(want[k]).max())
+
+
+def largest_change(a, b, train=False):
+    """The largest relative change of any output between two graphs (same inputs, float64)."""
+    want, got = run_both(a, b, train=train)
+    return max(float(np.abs(got[k] - want[k]).max() / np.abs(want[k]).max()) for k in want)
 
 
 def skipped(reports, name):
@@ -211,7 +250,7 @@ def test_scale_folding_absorbs_a_batchnorm_exported_as_scale_and_shift():
     y = dsl.add(dsl.mul(y, dsl.constant(rng.normal(size=(4, 1, 1)))), dsl.constant(rng.normal(size=(1, 4, 1, 1))))
     z = dsl.linear(dsl.flatten(dsl.relu(y)), 5, name="fc")
     z = dsl.mul(dsl.constant(rng.normal(size=(5,))), z)  # constant first, rank 1: still per channel
-    g = dsl.Model(x, dsl.sigmoid(z))
+    g = float64_params(dsl.Model(x, dsl.sigmoid(z)))
     opt, reports = optimize(g, ["scale_folding", "dead_code"])
     assert "Mul" not in ops(opt) and "Add" not in ops(opt) and "Constant" not in ops(opt)
     same_outputs(g, opt)
@@ -225,4 +264,176 @@ def test_scale_folding_skips_constants_that_are_not_per_channel(shape, why):
     g = dsl.Model(x, dsl.relu(dsl.mul(y, dsl.constant(np.random.default_rng(1).normal(size=shape)))))
     opt, reports = optimize(g, ["scale_folding"])
     assert "Mul" in ops(opt) and any(why in r for r in skipped(reports, "scale_folding"))
+    same_outputs(g, opt)
+
+
+# -- every precondition, and what firing anyway would do ---------------------------------------------
+# Each test checks the pass skips with its reason and keeps the numbers (RTOL), then makes the pass fire
+# anyway (its precondition monkeypatched off, or the rewrite applied by hand) and checks the outputs
+# move by more than WRONG: the precondition is what stands between the pass and a wrong answer.
+from cnngraph.passes import activation_fusion, bn_folding, cse, residual_fusion, scale_folding  # noqa: E402
+
+
+def never(*args):
+    """A precondition check monkeypatched to find no reason to skip."""
+    return None
+
+
+def _conv_with_second_consumer(after):
+    """conv -> after(conv, x) -> out, and the conv's value read again by sigmoid: the second consumer."""
+    x = dsl.input("x", (4, 6, 6))
+    c = dsl.conv2d(x, 4, 3, padding=1, name="conv")
+    first = after(c, x)
+    return float64_params(dsl.Model(x, [first, dsl.sigmoid(c, name="other")]))
+
+
+# What each fusion absorbs after the conv (neither ends in a graph output the fused node would rename).
+FUSIONS = [("residual_fusion", lambda c, x: dsl.relu(dsl.add(c, x)), residual_fusion),
+           ("activation_fusion", lambda c, x: dsl.add(dsl.relu(c), x), activation_fusion)]
+
+
+@pytest.mark.parametrize("name,after,module", FUSIONS)
+def test_fusion_with_a_second_consumer_of_the_conv(monkeypatch, name, after, module):
+    g = _conv_with_second_consumer(after)
+    opt, reports = optimize(g, [name])
+    assert "'conv' has 2 consumers" in skipped(reports, name)
+    same_outputs(g, opt)
+    monkeypatch.setattr(module, "sole_consumer", never)
+    wrong, _ = optimize(g, [name])
+    assert largest_change(g, wrong) > WRONG  # 'other' now reads the fused value, not the conv's
+
+
+@pytest.mark.parametrize("name,after,module", FUSIONS)
+def test_fusion_into_a_conv_that_is_a_graph_output(monkeypatch, name, after, module):
+    x = dsl.input("x", (4, 6, 6))
+    c = dsl.conv2d(x, 4, 3, padding=1, name="conv")
+    g = float64_params(dsl.Model(x, [after(c, x), c]))
+    opt, reports = optimize(g, [name])
+    assert any("'conv' is a graph output" in r for r in skipped(reports, name))
+    same_outputs(g, opt)
+    monkeypatch.setattr(module, "sole_consumer", never)
+    wrong, _ = optimize(g, [name])
+    assert largest_change(g, wrong) > WRONG
+
+
+def test_residual_fusion_skips_a_conv_whose_activation_comes_before_the_add():
+    x = dsl.input("x", (4, 6, 6))
+    g = float64_params(dsl.Model(x, dsl.add(dsl.tanh(dsl.conv2d(x, 4, 3, padding=1, name="conv")), x)))
+    fused, _ = optimize(g, ["activation_fusion"])
+    opt, reports = optimize(fused, ["residual_fusion"])
+    assert any("applies its activation before the add" in r for r in skipped(reports, "residual_fusion"))
+    same_outputs(g, opt)
+    add = next(n for n in fused.nodes if n.op == "Add")
+    residual_fusion._merge(fused, fused.node("conv"), "x", add)  # by hand: tanh(conv + x), not tanh(conv) + x
+    assert largest_change(g, fused) > WRONG
+
+
+def _shared_weights(tail):
+    """Two convs reading one weight tensor, each followed by ``tail`` (which a pass would fold)."""
+    x = dsl.input("x", (3, 6, 6))
+    a = tail(dsl.conv2d(x, 3, 3, padding=1, name="a"), "ta")
+    b = tail(dsl.conv2d(x, 3, 3, padding=1, name="b"), "tb")
+    g = dsl.Model(x, dsl.relu(dsl.add(a, b)))
+    g.node("b").params = dict(g.node("a").params)
+    del g.params["b.weight"], g.params["b.bias"]
+    return randomize_bn(g)
+
+
+@pytest.mark.parametrize("name,module,tail", [
+    ("bn_folding", bn_folding, lambda t, n: dsl.batch_norm(t, name=n)),
+    ("scale_folding", scale_folding, lambda t, n: dsl.mul(t, dsl.constant(np.arange(1.0, 4.0).reshape(3, 1, 1)))),
+])
+def test_folding_into_shared_weights(monkeypatch, name, module, tail):
+    g = _shared_weights(tail)
+    opt, reports = optimize(g, [name])
+    assert any("weights 'a.weight' are shared" in r for r in skipped(reports, name))
+    same_outputs(g, opt)
+    monkeypatch.setattr(module, "owns_params", never)
+    wrong, _ = optimize(g, [name])
+    assert largest_change(g, wrong) > WRONG  # the second fold scales weights the first already scaled
+
+
+def test_cse_keeps_nodes_with_different_weights(monkeypatch):
+    x = dsl.input("x", (3, 6, 6))
+    g = float64_params(dsl.Model(x, dsl.add(dsl.conv2d(x, 4, 3, name="a"), dsl.conv2d(x, 4, 3, name="b"))))
+    opt, reports = optimize(g, ["cse"])
+    assert ops(opt).count("Conv2d") == 2
+    same_outputs(g, opt)
+    monkeypatch.setattr(cse, "_same_params", lambda *args: True)
+    wrong, _ = optimize(g, ["cse"])
+    assert ops(wrong).count("Conv2d") == 1 and largest_change(g, wrong) > WRONG
+
+
+def test_cse_keeps_nodes_with_different_attributes(monkeypatch):
+    x = dsl.input("x", (3, 6, 6))
+    g = dsl.Model(x, dsl.add(dsl.leaky_relu(x, 0.1), dsl.leaky_relu(x, 0.3)))
+    opt, _ = optimize(g, ["cse"])
+    assert ops(opt).count("LeakyReLU") == 2
+    same_outputs(g, opt)
+    monkeypatch.setattr(cse, "_structure", lambda node: json.dumps([node.op, node.inputs]))
+    wrong, _ = optimize(g, ["cse"])
+    assert ops(wrong).count("LeakyReLU") == 1 and largest_change(g, wrong) > WRONG
+
+
+def test_bn_folding_with_the_bn_as_a_graph_output_would_rename_the_output(monkeypatch):
+    g = _conv_bn(bn_is_output=True)
+    opt, reports = optimize(g, ["bn_folding"])
+    assert any("BatchNorm is a graph output" in r for r in skipped(reports, "bn_folding"))
+    assert opt.outputs == ["bn"]
+    monkeypatch.setattr(bn_folding, "_why_not", never)
+    wrong, _ = optimize(g, ["bn_folding"])
+    assert wrong.outputs == ["conv"]  # a caller asking for 'bn' would find nothing
+
+
+def test_scale_folding_skips_a_constant_along_the_width_even_when_width_equals_channels(monkeypatch):
+    # Conv output (N, 4, 4, 4): a constant of shape (4,) broadcasts along the width, not the channels,
+    # though it has one value per channel's worth.
+    x = dsl.input("x", (3, 6, 6))
+    y = dsl.conv2d(x, 4, 3, name="conv")
+    g = float64_params(dsl.Model(x, dsl.relu(dsl.mul(y, dsl.constant(np.array([0.5, 1.0, 2.0, 4.0]))))))
+    opt, reports = optimize(g, ["scale_folding"])
+    assert any("does not broadcast per output channel" in r for r in skipped(reports, "scale_folding"))
+    same_outputs(g, opt)
+    monkeypatch.setattr(scale_folding, "_why_not_channelwise", never)
+    wrong, _ = optimize(g, ["scale_folding"])
+    assert "Mul" not in ops(wrong) and largest_change(g, wrong) > WRONG
+
+
+def test_bn_folding_in_a_training_graph_would_freeze_batch_statistics(monkeypatch):
+    g = float64_params(_conv_bn(training=True))
+    opt, reports = optimize(g, ["bn_folding"])
+    assert "BatchNorm2d" in ops(opt)
+    monkeypatch.setattr(bn_folding, "_why_not", never)
+    wrong, _ = optimize(g, ["bn_folding"])
+    assert "BatchNorm2d" not in ops(wrong)
+    assert largest_change(g, wrong, train=True) > WRONG  # training BN normalises with the batch's statistics
+
+
+def test_residual_fusion_adds_one_residual_per_conv():
+    # conv + x + x2: the first add fuses; the second must skip, or the fused conv's first skip is replaced.
+    x = dsl.input("x", (4, 6, 6))
+    x2 = dsl.sigmoid(x)
+    g = float64_params(dsl.Model(x, dsl.add(dsl.add(dsl.conv2d(x, 4, 3, padding=1, name="conv"), x), x2)))
+    opt, reports = optimize(g, ["residual_fusion"])
+    assert ops(opt).count("Add") == 1
+    assert any("'conv' already adds a residual" in r for r in skipped(reports, "residual_fusion"))
+    same_outputs(g, opt)
+
+
+def test_folding_leaves_no_orphaned_parameters_when_the_bias_key_is_not_the_node_name():
+    # Imported and renamed graphs key parameters by other names: the folded bias replaces the old one.
+    g = _conv_bn()
+    g.params["imported.conv.b"] = g.params.pop("conv.bias")
+    g.node("conv").params["bias"] = "imported.conv.b"
+    opt, _ = optimize(g, ["bn_folding"])
+    referenced = {key for node in opt.nodes for key in node.params.values()}
+    assert set(opt.params) == referenced
+    same_outputs(g, opt)
+
+
+def test_identity_removal_drops_a_flatten_of_an_already_flat_value():
+    x = dsl.input("x", (12,))
+    g = float64_params(dsl.Model(x, dsl.linear(dsl.flatten(x), 5, name="fc")))
+    opt, _ = optimize(g, ["identity_removal"])
+    assert ops(opt) == ["Linear"]
     same_outputs(g, opt)

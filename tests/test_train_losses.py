@@ -59,6 +59,39 @@ def test_cross_entropy_is_stable_for_huge_logits_and_hand_checked():
     np.testing.assert_allclose(grad, [[0.0, 0.0], [0.25, -0.25]], atol=1e-12)
 
 
+# -- closed forms, no torch needed --------------------------------------------------------------------
+# Tolerances 1e-12 are rounding only; the bugs they guard against (smoothing spread as eps/(C-1), class
+# weights dropped from the numerator or the denominator of the mean) move the values by 0.01 or more.
+
+def test_label_smoothing_spreads_eps_over_all_c_classes():
+    # Sample 1: logits log(1, 2, 3, 4) -> p = (0.1, 0.2, 0.3, 0.4), label 3; sample 2: logits 0 -> p = 1/4, label 0.
+    # eps = 0.2, C = 4: q = eps/C = 0.05 on every class plus 1 - eps = 0.8 on the label (0.85 in all).
+    # loss_1 = -(0.05 log 0.1 + 0.05 log 0.2 + 0.05 log 0.3 + 0.85 log 0.4), loss_2 = log 4 (q sums to 1);
+    # gradient per sample p - q, halved by the mean over 2.
+    logits = np.log(np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]]))
+    value, grad = CrossEntropy(label_smoothing=0.2)(logits, np.array([3, 0]))
+    loss_1 = -(0.05 * math.log(0.1) + 0.05 * math.log(0.2) + 0.05 * math.log(0.3) + 0.85 * math.log(0.4))
+    assert value == pytest.approx((loss_1 + math.log(4)) / 2, abs=1e-12)
+    np.testing.assert_allclose(grad, np.array([[0.05, 0.15, 0.25, -0.45], [-0.6, 0.2, 0.2, 0.2]]) / 2, atol=1e-12)
+
+
+def test_class_weighted_mean_divides_by_the_summed_weights():
+    # weight (1, 3). Sample A: logits (0, 0), label 0: -log p = log 2, weight 1. Sample B: logits (log 3, 0)
+    # -> p = (3/4, 1/4), label 1: -log p = log 4, weight 3. Mean = (1 log 2 + 3 log 4) / (1 + 3) = 7/4 log 2
+    # (unweighted 3/2 log 2; weighted sum over N: 7/2 log 2). Gradients w_y (p - onehot) / 4.
+    logits = np.array([[0.0, 0.0], [math.log(3), 0.0]])
+    value, grad = CrossEntropy(weight=[1.0, 3.0])(logits, np.array([0, 1]))
+    assert value == pytest.approx(7 / 4 * math.log(2), abs=1e-12)
+    np.testing.assert_allclose(grad, [[-0.125, 0.125], [0.5625, -0.5625]], atol=1e-12)
+
+
+def test_class_weights_with_smoothing_weigh_every_class_term():
+    # torch's rule: q_c = eps/C w_c + (1 - eps) w_y [c = y], divided by w_y. Sample B above, eps = 0.5:
+    # q = (0.25 * 1, 0.25 * 3 + 0.5 * 3) = (0.25, 2.25) -> (0.25 log(4/3) + 2.25 log 4) / 3.
+    value, _ = CrossEntropy(label_smoothing=0.5, weight=[1.0, 3.0])(np.array([[math.log(3), 0.0]]), np.array([1]))
+    assert value == pytest.approx((0.25 * math.log(4 / 3) + 2.25 * math.log(4)) / 3, abs=1e-12)
+
+
 def test_cross_entropy_keeps_float32():
     value, grad = CrossEntropy()(rng.standard_normal((3, 4)).astype(np.float32), np.array([0, 1, 2]))
     assert grad.dtype == np.float32 and isinstance(value, float)

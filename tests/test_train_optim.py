@@ -204,3 +204,68 @@ def test_schedule_hand_values():
     with pytest.raises(TrainingError, match="step_size must be a positive integer"):
         StepDecay(0)
     assert math.isclose((LinearWarmup(2, 0.5) * StepDecay(1, 0.5))(1), 0.375)
+
+
+# -- closed forms, no torch needed: two steps on a 1x1 kernel and a bias, worked by hand ----------------
+# The gradients are 2 then 1 for both parameters; every expected number is derived in the comment
+# beside it. The tolerance 1e-12 is rounding only: each bug these guard against (Adam without bias
+# correction, eps added before the correction, AdamW's decay without the learning rate, L2 instead of
+# decoupled decay, Nesterov ignored) moves a parameter by 0.01 or more.
+HAND_GRADS = [{"w": np.array([[2.0]]), "b": np.array([2.0])}, {"w": np.array([[1.0]]), "b": np.array([1.0])}]
+
+
+def two_hand_steps(opt):
+    params = {"w": np.array([[1.0]]), "b": np.array([1.0])}
+    history = []
+    for g in HAND_GRADS:
+        opt.step(params, {k: v.copy() for k, v in g.items()})
+        history.append((params["w"].item(), params["b"].item()))
+    return history
+
+
+def test_adam_one_step_by_hand_has_bias_correction():
+    # beta1 = 0.5, beta2 = 0.96, eps = 0.5 (large, so where eps goes shows), lr = 0.1, no decay.
+    # step 1: m = 0.5 * 2 = 1, v = 0.04 * 4 = 0.16; m^ = 1 / (1 - 0.5) = 2, sqrt(v^) = sqrt(0.16 / 0.04) = 2
+    #         p = 1 - 0.1 * 2 / (2 + 0.5) = 0.92        (no bias correction: 1 - 0.1 * 1 / (0.4 + 0.5))
+    # step 2: m = 0.5 * 1 + 0.5 * 1 = 1, v = 0.96 * 0.16 + 0.04 * 1 = 0.1936 (sqrt 0.44);
+    #         m^ = 1 / (1 - 0.25) = 4/3, sqrt(v^) = 0.44 / sqrt(1 - 0.9216) = 0.44 / 0.28 = 11/7
+    #         p = 0.92 - 0.1 * (4/3) / (11/7 + 1/2) = 0.92 - 0.1 * 56/87
+    history = two_hand_steps(Adam(lr=0.1, betas=(0.5, 0.96), eps=0.5))
+    first, second = 0.92, 0.92 - 0.1 * 56 / 87
+    np.testing.assert_allclose(history, [(first, first), (second, second)], rtol=0, atol=1e-12)
+
+
+def test_adamw_decays_the_weight_by_lr_times_decay_and_leaves_the_bias():
+    # As above with weight_decay 0.5: the kernel first shrinks by (1 - lr * wd) = 0.95, then takes the Adam
+    # step (the gradient is not touched). step 1: w = 1 * 0.95 - 0.08 = 0.87 (decay without lr: 0.5 - 0.08;
+    # L2 on the gradient: 1 - 0.1 * 2.5 / 3). step 2: w = 0.87 * 0.95 - 0.1 * 56/87. The bias is not decayed.
+    history = two_hand_steps(AdamW(lr=0.1, betas=(0.5, 0.96), eps=0.5, weight_decay=0.5))
+    w1, b1 = 0.87, 0.92
+    w2, b2 = w1 * 0.95 - 0.1 * 56 / 87, b1 - 0.1 * 56 / 87
+    np.testing.assert_allclose(history, [(w1, b1), (w2, b2)], rtol=0, atol=1e-12)
+
+
+def test_adam_weight_decay_is_l2_on_the_gradient():
+    # Adam (not W) with weight_decay 0.5: step 1 sees g = 2 + 0.5 * 1 = 2.5, so m^ = 2.5, sqrt(v^) = 2.5:
+    # w = 1 - 0.1 * 2.5 / (2.5 + 0.5) = 11/12; the bias (one axis) is not decayed: 0.92 as without decay.
+    w1, b1 = two_hand_steps(Adam(lr=0.1, betas=(0.5, 0.96), eps=0.5, weight_decay=0.5))[0]
+    assert (w1, b1) == (pytest.approx(11 / 12, abs=1e-12), pytest.approx(0.92, abs=1e-12))
+
+
+def test_sgd_nesterov_and_weight_decay_by_hand():
+    # lr 0.1, momentum 0.5, weight decay 0.1 (the kernel only), torch's rules: the buffer starts at the
+    # first gradient; Nesterov steps along g + momentum * buf.
+    # kernel: g1 = 2 + 0.1 * 1 = 2.1, buf = 2.1, step 2.1 + 1.05 = 3.15 -> w = 0.685
+    #         g2 = 1 + 0.1 * 0.685 = 1.0685, buf = 1.05 + 1.0685 = 2.1185, step 1.0685 + 1.05925 -> w = 0.472225
+    # bias:   buf = 2, step 3 -> 0.7; buf = 1 + 1 = 2, step 1 + 1 = 2 -> 0.5   (plain momentum: 0.8, 0.6)
+    history = two_hand_steps(SGD(lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.1))
+    np.testing.assert_allclose(history, [(0.685, 0.7), (0.472225, 0.5)], rtol=0, atol=1e-12)
+    plain = two_hand_steps(SGD(lr=0.1, momentum=0.5))
+    np.testing.assert_allclose(plain, [(0.8, 0.8), (0.6, 0.6)], rtol=0, atol=1e-12)
+
+
+def test_rmsprop_by_hand():
+    # lr 0.1, alpha 0.75, eps 0.5: step 1: s = 0.25 * 4 = 1, p = 1 - 0.1 * 2 / (1 + 0.5) = 13/15;
+    # step 2: s = 0.75 + 0.25 = 1, p = 13/15 - 0.1 * 1 / 1.5 = 0.8. No bias correction in RMSProp.
+    history = two_hand_steps(RMSProp(lr=0.1, alpha=0.75, eps=0.5))
+    np.testing.assert_allclose(history, [(13 / 15, 13 / 15), (0.8, 0.8)], rtol=0, atol=1e-12)
