@@ -43,7 +43,7 @@ def alignment_example(ns, printed):
 def training_example(ns, printed):
     from cnngraph import models
 
-    accuracy, *losses = printed
+    accuracy, *losses = printed[-4:]  # after the Trainer's own progress lines
     assert 0.0 <= float(accuracy) <= 1.0
     assert len(losses) == 3 and all(math.isfinite(float(v)) for v in losses)
     fresh = models.build("lenet5").params
