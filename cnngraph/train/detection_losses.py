@@ -16,6 +16,7 @@ import numpy as np
 
 from cnngraph.arrays import namespace, to_numpy
 from cnngraph.detection.boxes import encode, iou_matrix
+from cnngraph.detection.predict import yolo_boxes
 from cnngraph.errors import TrainingError
 
 SSD_VARIANCES = (0.1, 0.1, 0.2, 0.2)
@@ -65,7 +66,7 @@ class YoloLoss:
                 col, row = min(int(gx), s - 1), min(int(gy), s - 1)
                 obj[i, row, col], cls[i, row, col], truth[i, row, col] = True, labels[k], boxes[k]
                 coords[i, row, col] = gx - col, gy - row, np.sqrt((x2 - x1) / self.width), np.sqrt((y2 - y1) / self.height)
-        predicted = self.decode(boxes_out)
+        predicted = yolo_boxes(boxes_out, (self.height, self.width))
         iou = np.zeros((n, s, s, b))
         for i, r, c in zip(*np.nonzero(obj)):
             iou[i, r, c] = iou_matrix(predicted[i, r, c], truth[i, r, c][None])[:, 0]
@@ -74,16 +75,6 @@ class YoloLoss:
         responsible[i, r, c, iou[i, r, c].argmax(axis=-1)] = True
         return {"obj": obj, "coords": coords, "cls": cls, "responsible": responsible,
                 "confidence": iou if self.rescore else np.ones_like(iou)}
-
-    def decode(self, boxes_out) -> np.ndarray:
-        """(N, S, S, B, 5) predictions -> (N, S, S, B, 4) corner boxes in pixels."""
-        p = to_numpy(boxes_out).astype(np.float64)
-        s = p.shape[1]
-        rows, cols = np.meshgrid(np.arange(s), np.arange(s), indexing="ij")
-        cx = (cols[None, :, :, None] + p[..., 0]) / s * self.width
-        cy = (rows[None, :, :, None] + p[..., 1]) / s * self.height
-        w, h = p[..., 2] ** 2 * self.width, p[..., 3] ** 2 * self.height
-        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
 
     def __call__(self, outputs, targets):
         boxes_out, classes_out = outputs["boxes"], outputs["classes"]
