@@ -36,7 +36,7 @@ import numpy as np
 
 from cnngraph.detection.anchors import ssd_boxes_per_cell, ssd_default_boxes
 from cnngraph.frontends import dsl
-from cnngraph.models import register
+from cnngraph.models import register, scaled
 from cnngraph.models import vgg as vgg_models
 from cnngraph.models.yolo import small as small_layers
 
@@ -59,7 +59,7 @@ def _l2_norm(x, name: str):
         return dsl.add(dsl.mul(unit, dsl.constant(np.full((1, 1, 1), 20.0))), learned)
 
 
-def vgg16_sources(x):
+def vgg16_sources(x, width: float = 1.0):
     """SSD300's six source maps on VGG-16."""
     taps = []
 
@@ -69,24 +69,24 @@ def vgg16_sources(x):
             return dsl.max_pool2d(y, 3, 1, padding=1, name=name)
         return dsl.max_pool2d(y, 2, 2, ceil_mode=len(taps) == 3, name=name)
 
-    y, _ = vgg_models.features(x, "vgg16", False, pool=pool)
-    y = dsl.relu(dsl.conv2d(y, 1024, 3, padding=6, dilation=6, name="fc6"), name="fc6.relu")
-    y = dsl.relu(dsl.conv2d(y, 1024, 1, name="fc7"), name="fc7.relu")
+    y, _ = vgg_models.features(x, "vgg16", False, pool=pool, width=width)
+    y = dsl.relu(dsl.conv2d(y, scaled(1024, width), 3, padding=6, dilation=6, name="fc6"), name="fc6.relu")
+    y = dsl.relu(dsl.conv2d(y, scaled(1024, width), 1, name="fc7"), name="fc7.relu")
     sources = [_l2_norm(taps[3], "conv4_3_norm"), y]
     for i, (c1, c3, stride, padding) in enumerate(EXTRAS):
         with dsl.scope(f"extras.{i}"):
-            y = dsl.relu(dsl.conv2d(y, c1, 1))
-            y = dsl.relu(dsl.conv2d(y, c3, 3, stride=stride, padding=padding))
+            y = dsl.relu(dsl.conv2d(y, scaled(c1, width), 1))
+            y = dsl.relu(dsl.conv2d(y, scaled(c3, width), 3, stride=stride, padding=padding))
         sources.append(y)
     return sources
 
 
-def small_sources(x):
+def small_sources(x, width: float = 1.0):
     """Strides 8, 16 and 32: 8x8, 4x4 and 2x2 maps on a 64x64 input."""
-    y = small_layers(x, [(3, 16, 1), "M", (3, 32, 1), "M", (3, 64, 1), "M", (3, 64, 1)])
+    y = small_layers(x, [(3, 16, 1), "M", (3, 32, 1), "M", (3, 64, 1), "M", (3, 64, 1)], width=width)
     sources = [y]
     for i in range(2):
-        y = small_layers(y, [(1, 64, 1), (3, 128, 2)], prefix=f"extras.{i}")
+        y = small_layers(y, [(1, 64, 1), (3, 128, 2)], prefix=f"extras.{i}", width=width)
         sources.append(y)
     return sources
 
@@ -102,14 +102,16 @@ def _flat(y, per_box: int, name: str):
     return dsl.reshape(y, (h * w * (channels // per_box), per_box), name=f"{name}.flat")
 
 
-def ssd(num_classes: int = 20, input_size: int = 300, backbone: str = "vgg16", in_channels: int = 3, seed: int = 0):
-    """SSD for ``num_classes`` object classes (the scores have one more: background, class 0)."""
+def ssd(num_classes: int = 20, input_size: int = 300, backbone: str = "vgg16", in_channels: int = 3,
+        width: float = 1.0, seed: int = 0):
+    """SSD for ``num_classes`` object classes (the scores have one more: background, class 0); ``width``
+    scales the backbone's channels (1: as published)."""
     if backbone not in BACKBONES:
         raise ValueError(f"ssd: backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
     make_sources, ratios, scales = BACKBONES[backbone]
     x = dsl.input("image", (in_channels, input_size, input_size))
     locs, confs, sizes = [], [], []
-    for level, (y, level_ratios) in enumerate(zip(make_sources(x), ratios)):
+    for level, (y, level_ratios) in enumerate(zip(make_sources(x, width), ratios)):
         k = ssd_boxes_per_cell(level_ratios)
         sizes.append(y.type.shape[2:])
         locs.append(_flat(dsl.conv2d(y, k * 4, 3, padding=1, name=f"loc.{level}"), 4, f"loc.{level}"))

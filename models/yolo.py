@@ -31,7 +31,7 @@ from __future__ import annotations
 from functools import partial
 
 from cnngraph.frontends import dsl
-from cnngraph.models import register
+from cnngraph.models import register, scaled
 from cnngraph.models import vgg as vgg_models
 
 LEAK = 0.1
@@ -42,19 +42,19 @@ DARKNET = ["M", (3, 192, 1), "M", (1, 128, 1), (3, 256, 1), (1, 256, 1), (3, 512
 SMALL = [(3, 16, 1), "M", (3, 32, 1), "M", (3, 64, 1), "M", (3, 128, 1)]
 
 
-def darknet(x):
+def darknet(x, width: float = 1.0):
     """The paper's 24 convolutions (leaky ReLU 0.1, "same" padding); 448 in, 7 x 7 x 1024 out."""
-    y = dsl.leaky_relu(dsl.conv2d(x, 64, 7, stride=2, padding=3, name="backbone.0"), LEAK)
+    y = dsl.leaky_relu(dsl.conv2d(x, scaled(64, width), 7, stride=2, padding=3, name="backbone.0"), LEAK)
     for i, layer in enumerate(DARKNET, start=1):
         if layer == "M":
             y = dsl.max_pool2d(y, 2, 2, name=f"backbone.{i}")
         else:
             k, c, s = layer
-            y = dsl.leaky_relu(dsl.conv2d(y, c, k, stride=s, padding=k // 2, name=f"backbone.{i}"), LEAK)
+            y = dsl.leaky_relu(dsl.conv2d(y, scaled(c, width), k, stride=s, padding=k // 2, name=f"backbone.{i}"), LEAK)
     return y
 
 
-def small(x, layers=SMALL, prefix: str = "backbone"):
+def small(x, layers=SMALL, prefix: str = "backbone", width: float = 1.0):
     """Conv-BN-ReLU layers and 2x2 max pools: quick to train on a CPU."""
     y = x
     for i, layer in enumerate(layers):
@@ -63,20 +63,22 @@ def small(x, layers=SMALL, prefix: str = "backbone"):
         else:
             k, c, s = layer
             with dsl.scope(f"{prefix}.{i}"):
-                y = dsl.relu(dsl.batch_norm(dsl.conv2d(y, c, k, stride=s, padding=k // 2, bias=False)))
+                y = dsl.relu(dsl.batch_norm(dsl.conv2d(y, scaled(c, width), k, stride=s, padding=k // 2, bias=False)))
     return y
 
 
-BACKBONES = {"darknet": darknet, "small": small, "vgg16": lambda x: vgg_models.features(x, "vgg16", False)[0]}
+BACKBONES = {"darknet": darknet, "small": small,
+             "vgg16": lambda x, width=1.0: vgg_models.features(x, "vgg16", False, width=width)[0]}
 
 
 def yolo_v1(num_classes: int = 20, input_size: int = 448, grid: int = 7, boxes: int = 2, backbone: str = "darknet",
-            hidden: int = 4096, dropout: float = 0.5, in_channels: int = 3, seed: int = 0):
-    """YOLO v1 with ``grid`` x ``grid`` cells, ``boxes`` predictors per cell and ``num_classes`` classes."""
+            hidden: int = 4096, dropout: float = 0.5, in_channels: int = 3, width: float = 1.0, seed: int = 0):
+    """YOLO v1 with ``grid`` x ``grid`` cells, ``boxes`` predictors per cell and ``num_classes`` classes;
+    ``width`` scales the backbone's channels (1: as published)."""
     if backbone not in BACKBONES:
         raise ValueError(f"yolo_v1: backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
     x = dsl.input("image", (in_channels, input_size, input_size))
-    y = BACKBONES[backbone](x)
+    y = BACKBONES[backbone](x, width=width)
     if y.type.shape[2:] != (grid, grid):
         y = dsl.adaptive_avg_pool2d(y, grid, name="pool")
     y = dsl.flatten(y, name="flatten")

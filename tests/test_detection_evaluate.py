@@ -114,3 +114,12 @@ def test_voc_map_counts_duplicates_and_ignores_difficult():
 def test_mismatched_image_counts_are_refused():
     with pytest.raises(ValueError, match="2 images of detections for 1"):
         coco_map([(np.zeros((0, 4)), np.zeros(0), np.zeros(0))] * 2, [(np.zeros((0, 4)), [], [])], 1)
+
+
+def test_a_class_without_detections_scores_zero_like_pycocotools():
+    detections, truths = scene(4, crowd=False)
+    detections = [(b[y != 1], s[y != 1], y[y != 1]) for b, s, y in detections]
+    stats, per_class = pycocotools_stats(detections, truths, 3)
+    ours = coco_map(detections, truths, 3)
+    assert ours.per_class[1] == per_class[1] == 0.0 and ours.mean == pytest.approx(stats[0], abs=1e-12)
+    assert voc_map(detections, truths, 3).per_class[1] == 0.0

@@ -30,6 +30,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "unet": 31_030_658, "segnet": 29_449_355, "context_module": 28_392,
     "fc_densenet56": 1_376_795, "fc_densenet67": 3_463_243, "fc_densenet103": 9_322_091,
     "frrn_a": 17_712_259, "fabric": 537_386, "gridnet": 13_166_115,
+    "yolo_v1": 271_703_550, "yolo_v1_small": 2_524_048, "ssd": 26_285_486, "ssd_small": 394_180,
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 

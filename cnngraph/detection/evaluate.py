@@ -171,6 +171,8 @@ def coco_map(detections, truths, num_classes: int, thresholds: np.ndarray = COCO
 def _coco_ap(hits: np.ndarray, positives: int) -> float:
     """Mean interpolated precision at the 101 recall points, ignored detections left out."""
     hits = hits[hits >= 0]
+    if len(hits) == 0:
+        return 0.0
     tp, fp = np.cumsum(hits == 1).astype(np.float64), np.cumsum(hits == 0).astype(np.float64)
     recall = tp / positives
     precision = np.maximum.accumulate((tp / np.maximum(tp + fp, np.spacing(1)))[::-1])[::-1]

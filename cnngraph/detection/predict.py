@@ -4,7 +4,7 @@ A detector is recognised by its output names: ``boxes`` and ``classes`` are YOLO
 (``models/yolo.py``), ``loc``, ``conf`` and ``anchors`` SSD's default-box predictions (``models/ssd.py``).
 Boxes are decoded, scored per class (YOLO: confidence times class probability; SSD: softmax), kept
 above ``score_threshold``, suppressed per class (non-maximum suppression at ``iou_threshold``) and the
-``max_detections`` best kept per image.
+``max_detections`` best kept per image (NMS sees each class's ``pre_nms_top_k`` best).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Postprocess:
     score_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
+    pre_nms_top_k: int = 200  # per class, as SSD's reference code: bounds NMS's work on an untrained model
 
 
 def detector_kind(output_names) -> str:
@@ -87,7 +88,8 @@ def _suppress(boxes: np.ndarray, scores: np.ndarray, post: Postprocess) -> tuple
     """Per-class NMS on one image, then the ``max_detections`` best across classes."""
     kept_boxes, kept_scores, kept_labels = [], [], []
     for c in range(scores.shape[1]):
-        keep = nms(boxes, scores[:, c], post.iou_threshold, post.score_threshold, post.max_detections)
+        top = np.argsort(-scores[:, c], kind="stable")[:post.pre_nms_top_k]
+        keep = top[nms(boxes[top], scores[top, c], post.iou_threshold, post.score_threshold, post.max_detections)]
         kept_boxes.append(boxes[keep])
         kept_scores.append(scores[keep, c])
         kept_labels.append(np.full(len(keep), c, np.int64))

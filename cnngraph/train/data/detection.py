@@ -98,6 +98,58 @@ def read_resized(path: Path, shape: tuple[int, int, int], where: str) -> tuple[n
     return image.astype(np.float32) / np.float32(255), (width / w, height / h)
 
 
+@dataclass
+class Record:
+    """One annotated image as a file gives it: boxes in the image's own pixels (x1, y1, x2, y2)."""
+
+    image: Path
+    boxes: np.ndarray
+    labels: np.ndarray
+    ignore: np.ndarray
+
+
+def assemble(records: list[Record], classes: list[str], shape: tuple[int, int, int], where: str) -> DetectionSet:
+    """Read and resize every record's image to the model input, scale its boxes along, clip them to the image
+    and drop the ones left empty."""
+    from cnngraph.limits import array_bytes, check_bytes
+
+    if not records:
+        raise DataError(f"{where}: no annotated images")
+    check_bytes(array_bytes((len(records), *shape), 4), f"{where}: {len(records)} images of {shape}", DataError)
+    images = np.empty((len(records), *shape), np.float32)
+    boxes, labels, ignore = [], [], []
+    limit = np.array([shape[2], shape[1], shape[2], shape[1]], np.float32)
+    for i, r in enumerate(records):
+        images[i], (fx, fy) = read_resized(r.image, shape, f"{where}: {r.image.name}")
+        b = np.clip(r.boxes.reshape(-1, 4) * np.array([fx, fy, fx, fy], np.float32), 0, limit)
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        boxes.append(b[keep])
+        labels.append(r.labels[keep])
+        ignore.append(r.ignore[keep])
+    data = checked(images, boxes, labels, classes, where)
+    data.ignore = ignore
+    return data
+
+
+def split_records(records: list[Record], test: set[str] | None, classes: list[str], shape: tuple[int, int, int],
+                  source: str) -> DetectionSplits:
+    """Train and test sets: the images named in ``test`` (file stems) are held out, or, without a list,
+    a fixed 20% drawn with seed 0 (as ``split_off`` does for classification sets)."""
+    from cnngraph.train.data import TEST_FRACTION
+
+    if test is None:
+        order = np.random.default_rng(0).permutation(len(records))
+        held = set(order[:round(len(records) * TEST_FRACTION)].tolist())
+        source += f" (held-out {TEST_FRACTION:.0%}, seed 0)"
+    else:
+        held = {i for i, r in enumerate(records) if r.image.stem in test}
+    train = [r for i, r in enumerate(records) if i not in held]
+    tested = [r for i, r in enumerate(records) if i in held]
+    if not train or not tested:
+        raise DataError(f"{source}: {len(train)} training and {len(tested)} test images; both splits need some")
+    return DetectionSplits(assemble(train, classes, shape, source), assemble(tested, classes, shape, source), source)
+
+
 def with_channels(data: DetectionSet, channels: int, where: str) -> DetectionSet:
     """A one-channel set repeated to ``channels`` (a grey set feeding an RGB model)."""
     have = data.images.shape[1]
