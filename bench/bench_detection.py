@@ -1,7 +1,7 @@
 """One-stage detectors on digit-detection: VOC mAP@0.5 reached against wall time, on this machine.
 
     python bench/bench_detection.py [--models ssd_small yolo_v1_small] [--budget 900] [--train 2000]
-                                    [--epochs 30] [--batch 32] [--lr 0.001]
+                                    [--epochs 30] [--batch 32] [--lr 0.001] [--save DIR]
 
 Each model trains with Adam and a cosine schedule over ``--epochs`` on ``--train`` generated canvases
 (64x64, up to 4 digits, seed 0) and is scored on the 400 held-out canvases after every epoch; a model
@@ -19,6 +19,7 @@ import os
 from rich.console import Console
 from rich.table import Table
 
+import cnngraph.io
 from cnngraph import models
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--save", metavar="DIR", help="write each trained model to DIR/<model>.cng")
     args = parser.parse_args()
     console = Console()
     data = detection_digits.load(size=(64, 64), n_train=args.train)
@@ -51,7 +53,11 @@ def main() -> None:
                           f"{row['test_map50']:.3f}", f"{row['test_coco_map']:.3f}")
             console.print(f"{name} epoch {row['epoch']}: {row['seconds']:.0f} s, mAP@0.5 {row['test_map50']:.3f}")
 
-        history = DetectionTrainer(graph, splits, config, report=report).fit(time_budget=args.budget)
+        trainer = DetectionTrainer(graph, splits, config, report=report)
+        history = trainer.fit(time_budget=args.budget)
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            cnngraph.io.save(trainer.trained_graph(), os.path.join(args.save, f"{name}.cng"))
         console.print(table)
         best = max(history, key=lambda r: r["test_map50"])
         summary.add_row(name, f"{graph.param_count():,}", f"{best['test_map50']:.3f}", f"{best['seconds']:.0f}",

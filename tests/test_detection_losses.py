@@ -39,13 +39,17 @@ def random_yolo(seed: int, s: int = 3, b: int = 2, c: int = 4, n: int = 2):
     return outputs, targets
 
 
-def test_yolo_gradient_matches_finite_differences():
-    outputs, targets = random_yolo(0)
-    loss = YoloLoss((30, 30), rescore=False)  # with rescore the target moves with the boxes; the papers' code stops it
+def assert_gradients_match_finite_differences(loss, outputs, targets):
     _, grads = loss(outputs, targets)
     for name in outputs:
         numeric = numeric_gradient(lambda: loss(outputs, targets)[0], outputs[name])
         np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_yolo_gradient_matches_finite_differences():
+    outputs, targets = random_yolo(0)
+    # with rescore the target moves with the boxes; the papers' code stops its gradient
+    assert_gradients_match_finite_differences(YoloLoss((30, 30), rescore=False), outputs, targets)
 
 
 def test_yolo_loss_matches_torch_with_rescoring():
@@ -118,11 +122,7 @@ def random_ssd(seed: int, n: int = 2, c: int = 3):
 
 def test_multibox_gradient_matches_finite_differences():
     anchors, outputs, targets = random_ssd(0)
-    loss = MultiBoxLoss(anchors, (20, 20), neg_pos_ratio=1)
-    _, grads = loss(outputs, targets)
-    for name in outputs:
-        numeric = numeric_gradient(lambda: loss(outputs, targets)[0], outputs[name])
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-6, atol=1e-8)
+    assert_gradients_match_finite_differences(MultiBoxLoss(anchors, (20, 20), neg_pos_ratio=1), outputs, targets)
 
 
 def test_multibox_matches_torch():

@@ -32,7 +32,12 @@ def _count(n: int) -> str:
 
 
 def _task(graph) -> str:
-    """What the first output is: scores per class, or per class and pixel; several outputs are exits or heads."""
+    """What the first output is: scores per class, or per class and pixel; several outputs are exits or heads
+    (or a detector's, recognised by their names)."""
+    from cnngraph.detection.predict import is_detector
+
+    if is_detector(graph.outputs):
+        return "detection"
     kind = {2: "classification", 4: "segmentation"}.get(graph.type_of(graph.outputs[0]).rank, "other")
     return kind if len(graph.outputs) == 1 else f"{kind}, {len(graph.outputs)} outputs"
 

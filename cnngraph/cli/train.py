@@ -135,16 +135,6 @@ def _resumed(args):
     return trainer
 
 
-def _is_detector(graph) -> bool:
-    from cnngraph.detection.predict import detector_kind
-
-    try:
-        detector_kind(graph.outputs)
-    except CnnGraphError:
-        return False
-    return True
-
-
 def _detection_run(graph, config, args):
     """YOLO and SSD train on a detection set (``cnngraph.train.detection_train``); no checkpoints, so no --resume."""
     from cnngraph.train.data.detection import load_detection
@@ -188,7 +178,9 @@ def _new_run(args):
         raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
     settings = _settings(args)
     graph = _model(args, settings.get("seed", 0))
-    if _is_detector(graph):
+    from cnngraph.detection.predict import is_detector
+
+    if is_detector(graph.outputs):
         return _detection_run(graph, TrainConfig(**{"data": "digit-detection", **settings}), args)
     config = TrainConfig(**settings)
     shape = next(iter(graph.inputs.values())).shape[1:]

@@ -30,6 +30,11 @@ class Postprocess:
     pre_nms_top_k: int = 200  # per class, as SSD's reference code: bounds NMS's work on an untrained model
 
 
+def is_detector(output_names) -> bool:
+    names = set(output_names)
+    return YOLO_OUTPUTS <= names or SSD_OUTPUTS <= names
+
+
 def detector_kind(output_names) -> str:
     """'yolo' or 'ssd' from a graph's output names, or a CnnGraphError saying what a detector has."""
     names = set(output_names)
