@@ -72,3 +72,8 @@ def test_boxes_on_a_classifier_and_detection_data_for_a_classifier_are_one_line(
     assert code == 1 and "not a detector" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli(capsys, "eval", "lenet5")
     assert code == 1 and "not a detector" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_detector_with_too_few_classes_for_the_data_is_one_line(capsys, few_canvases):
+    code, _, err = cli(capsys, "train", "ssd_small", "--num-classes", "3", "--input-size", "32")
+    assert code == 1 and "scores 3 classes, the data has 10" in err and "--num-classes 10" in err

@@ -46,6 +46,13 @@ def detector_kind(output_names) -> str:
                         f"an SSD model 'loc', 'conf' and 'anchors' (cnngraph models lists yolo_v1 and ssd)")
 
 
+def class_count(graph) -> int:
+    """Object classes a detector graph scores (SSD's background not counted)."""
+    if detector_kind(graph.outputs) == "yolo":
+        return int(graph.type_of("classes").shape[-1])
+    return int(graph.type_of("conf").shape[-1]) - 1
+
+
 def detect(outputs: dict, image_size: tuple[int, int], post: Postprocess = Postprocess()) -> list[tuple]:
     """Detections per image of a batch, boxes in pixels of the (H, W) ``image_size`` the model saw."""
     outputs = {k: to_numpy(v).astype(np.float64) for k, v in outputs.items()}

@@ -22,7 +22,7 @@ import numpy as np
 import cnngraph
 from cnngraph import io
 from cnngraph.detection.evaluate import MeanAP, coco_map, voc_map
-from cnngraph.detection.predict import Postprocess, detect, detector_kind
+from cnngraph.detection.predict import Postprocess, class_count, detect, detector_kind
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
 from cnngraph.train.config import TrainConfig
@@ -65,6 +65,10 @@ class DetectionTrainer:
     def __init__(self, graph: Graph, splits: DetectionSplits, config: TrainConfig, rundir: str | Path | None = None,
                  augment: BoxAugment | None = None, report: Callable[[dict], None] | None = None):
         self.graph, self.splits, self.config = graph, splits, config
+        if len(splits.train.classes) > class_count(graph):
+            raise TrainingError(f"{graph.name} scores {class_count(graph)} classes, the data has "
+                                f"{len(splits.train.classes)} ({splits.source}); build it with --num-classes "
+                                f"{len(splits.train.classes)}")
         self.rundir = None if rundir is None else Path(rundir)
         self.loss = detection_loss(graph)
         self.model = cnngraph.compile(graph, backend=config.backend, dtype=config.dtype, train=True, seed=config.seed)
