@@ -9,7 +9,8 @@ drawn again, so every labelled digit stays readable.
 
 Training canvases use the digits' training rows and test canvases the held-out rows (the split of
 ``digits.py``), so the test set holds handwriting the model never saw. Nothing is stored: the set
-is rebuilt from the 1,797 shipped digits in well under a second per thousand canvases.
+is rebuilt from the 1,797 shipped digits (1,000 64x64 canvases took 3.4 s on the 2-core machine
+at load average 9.7).
 """
 
 from __future__ import annotations
