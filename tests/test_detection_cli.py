@@ -64,7 +64,7 @@ def test_run_boxes_draws_on_a_photo(capsys, trained, tmp_path):
     assert code == 0, err
     with Image.open(tmp_path / "out.png") as picture:
         assert picture.size == (256, 256) and picture.mode == "RGB"
-    assert "boxes scoring at least 0.3" in out
+    assert "boxes scoring above 0.3" in out
 
 
 def test_boxes_on_a_classifier_and_detection_data_for_a_classifier_are_one_line(capsys, tmp_path):

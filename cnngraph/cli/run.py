@@ -39,6 +39,8 @@ def add_arguments(p) -> None:
                    help="segmentation mask file (default with a photo: <photo name>_mask.png here)")
     p.add_argument("--boxes", metavar="PNG",
                    help="detectors (YOLO, SSD): draw the labelled boxes found on the input into this PNG")
+    p.add_argument("--min-score", type=float, default=0.3,
+                   help="with --boxes: draw detections scoring at least this (default 0.3)")
     p.add_argument("-o", "--output", help="write the output to this .npy (.npz for several outputs)")
 
 
@@ -75,7 +77,7 @@ def run(args) -> None:
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
     if args.boxes:
-        _write_boxes(graph, feeds, outputs, args.boxes)
+        _write_boxes(feeds, outputs, args.boxes, args.min_score)
     if args.output:
         _save_outputs(args.output, outputs)
 
@@ -141,7 +143,7 @@ def _write_masks(scores, path: str) -> None:
         console.print(f"wrote mask {target} ({sample.shape[0]} classes, {sample.shape[1]}x{sample.shape[2]})")
 
 
-def _write_boxes(graph, feeds: dict, outputs: dict, path: str) -> None:
+def _write_boxes(feeds: dict, outputs: dict, path: str, min_score: float) -> None:
     """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed."""
     from cnngraph.detection.drawing import draw_boxes
     from cnngraph.detection.predict import Postprocess, detect, detector_kind
@@ -149,14 +151,14 @@ def _write_boxes(graph, feeds: dict, outputs: dict, path: str) -> None:
 
     detector_kind(outputs)
     image = next(iter(feeds.values()))[0]
-    found = detect(outputs, image.shape[1:], Postprocess(score_threshold=0.3))[0]
+    found = detect(outputs, image.shape[1:], Postprocess(score_threshold=min_score))[0]
     picture = draw_boxes(image, found, scale=max(1, -(-256 // max(image.shape[1:]))))
     buf = __import__("io").BytesIO()
     picture.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
     for box, score, label in zip(*found):
         console.print(f"  class {int(label)} score {float(score):.3f} box ({', '.join(f'{v:.1f}' for v in box)})")
-    console.print(f"wrote {path}: {len(found[0])} boxes scoring at least 0.3 on the first image")
+    console.print(f"wrote {path}: {len(found[0])} boxes scoring above {min_score:g} on the first image")
 
 
 def _save_outputs(path: str, outputs: dict) -> None:
