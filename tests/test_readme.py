@@ -73,7 +73,7 @@ def test_readme_example_runs_and_shows_its_comments(index):
 
 
 # Names the README uses as examples of the user's own files, not files of this repository.
-USER_FILES = {"file.py", "path/to/file.py"}
+USER_FILES = {"file.py", "path/to/file.py", "ImageSets/Main/train.txt", "val.txt"}  # and a VOC folder's split lists
 
 
 def test_every_file_the_readme_names_is_in_the_repository():

@@ -26,6 +26,8 @@ REDUCED = {
     "unet": dict(input_size=44, depth=2, width=8), "segnet": dict(input_size=32, width=0.125),
     "context_module": dict(num_classes=5, input_size=24), "frrn_a": dict(input_size=32),
     "unet3d": {}, "temporal_cnn": {},  # small by default
+    "yolo_v1": dict(input_size=64, hidden=64, width=0.125), "yolo_v1_small": dict(input_size=32, grid=4),
+    "ssd": dict(num_classes=3, width=0.125), "ssd_small": dict(input_size=32),
     **{name: dict(input_size=32) for name in ("densenet121", "densenet169", "densenet201", "fc_densenet56",
                                               "fc_densenet67", "fc_densenet103")},
     **{name: dict(input_size=32, width=0.125) for name in ("fcn32s", "fcn16s", "fcn8s")},

@@ -23,7 +23,7 @@ from cnngraph.cli.common import (add_model_args, add_threads_arg, add_weights_ar
                                  positive)
 from cnngraph.errors import CnnGraphError
 
-HELP = "train a model on digits, MNIST, CIFAR-10, an image folder or a .npz"
+HELP = "train a model on digits, MNIST, CIFAR-10, an image folder or a .npz; a detector on digit-detection, VOC or COCO"
 
 
 def non_negative(kind):
@@ -56,7 +56,8 @@ def add_arguments(p) -> None:
 
     d = TrainConfig()
     p.add_argument("--data", help="'digits' (shipped), an MNIST or CIFAR-10 folder, an image "
-                   "folder, or a .npz (default digits)")
+                   "folder, or a .npz (default digits); for a detector (yolo_v1, ssd) 'digit-detection' (default), "
+                   "a Pascal VOC folder or a COCO instances .json")
     p.add_argument("--epochs", type=positive, help=f"epochs to train (default {d.epochs})")
     p.add_argument("--batch", type=positive, help=f"batch size (default {d.batch})")
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"(default {d.optimizer})")
@@ -150,6 +151,13 @@ def _communicator(args):
 def _train(args, communicator) -> None:
     trainer = _resumed(args, communicator) if args.resume else _new_run(args, communicator)
     trainer.fit()
+    from cnngraph.train.detection_train import DetectionTrainer
+
+    if isinstance(trainer, DetectionTrainer):
+        last = trainer.history[-1]
+        console.print(f"test mAP@0.5 {last['test_map50']:.4f}, COCO mAP@[.5:.95] {last['test_coco_map']:.4f}; "
+                      f"run folder {trainer.rundir}")
+        return
     best = max(trainer.history, key=lambda r: r["test_acc"])
     console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
                   f"{best['epoch']}); run folder {trainer.rundir}")
@@ -189,6 +197,26 @@ def _resumed(args, communicator):
     return trainer
 
 
+def _detection_run(graph, config, args):
+    """YOLO and SSD train on a detection set (``cnngraph.train.detection_train``); no checkpoints, so no --resume."""
+    from cnngraph.train.data.detection import load_detection
+    from cnngraph.train.data.detection_augment import BoxAugment
+    from cnngraph.train.detection_train import DetectionTrainer
+
+    shape = next(iter(graph.inputs.values())).shape[1:]
+    splits = load_detection(config.data, shape, seed=config.seed)
+    rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
+    console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
+                  f"into {rundir}")
+
+    def report(row: dict) -> None:
+        console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, test mAP@0.5 {row['test_map50']:.4f}, "
+                      f"COCO mAP {row['test_coco_map']:.4f}, {row['seconds']:.0f} s")
+
+    return DetectionTrainer(graph, splits, config, rundir, augment=BoxAugment(flip=bool(config.flip)), report=report)
+
+
 def _flag(name: str) -> str:
     return name.replace("_", "-")
 
@@ -225,12 +253,17 @@ def _new_run(args, communicator):
 
     if args.model is None:
         raise CnnGraphError("give MODEL to train, or --resume RUNDIR")
-    config = TrainConfig(**_settings(args))
+    settings = _settings(args)
+    config = TrainConfig(**settings)
     if config.task == "verify" and args.num_classes is None:  # a head for the training identities only
         from cnngraph.verification.open_set import parse_classes
 
         args.num_classes = len(parse_classes(config.train_classes))
     graph = _model(args, config.seed)
+    from cnngraph.detection.predict import is_detector
+
+    if is_detector(graph.outputs):
+        return _detection_run(graph, TrainConfig(**{"data": "digit-detection", **settings}), args)
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     if config.task == "verify":
