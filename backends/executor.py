@@ -237,30 +237,36 @@ class Executor:
         return vals[0] if len(vals) == 1 else vals
 
     def _bind_inputs(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
-        names = list(self.graph.inputs)
-        if not isinstance(inputs, Mapping):
-            if len(names) != 1:
-                raise CnnGraphError(f"the model has inputs {names}: pass a dict of arrays")
-            inputs = {names[0]: inputs}
-        missing, extra = set(names) - set(inputs), set(inputs) - set(names)
-        if missing or extra:
-            raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
-        values, batch = {}, None
-        for name in names:
-            raw = inputs[name]
-            dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
-            if dtype.kind not in "biuf":
-                raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            arr = self.backend.asarray(raw, dtype=self.dtype)
-            want = self.graph.inputs[name].shape
-            ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
-            if not ok:
-                raise CnnGraphError(f"input '{name}': expected shape {fmt_shape(want)}, got {fmt_shape(arr.shape)}")
-            if batch is not None and arr.shape[0] != batch:
-                raise CnnGraphError(f"input '{name}' has batch {arr.shape[0]}, other inputs have {batch}")
-            batch = arr.shape[0]
-            values[name] = arr
-        return values
+        return bind_inputs(self.graph, self.backend, self.dtype, inputs)
+
+
+def bind_inputs(graph: Graph, backend: Backend, dtype: Any, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """``inputs`` (a dict, or one array for a one-input graph) checked against the graph's input types and
+    put on ``backend`` as ``dtype``: a wrong shape fails naming the input, not deep in a kernel."""
+    names = list(graph.inputs)
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise CnnGraphError(f"the model has inputs {names}: pass a dict of arrays")
+        inputs = {names[0]: inputs}
+    missing, extra = set(names) - set(inputs), set(inputs) - set(names)
+    if missing or extra:
+        raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
+    values, batch = {}, None
+    for name in names:
+        raw = inputs[name]
+        given = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
+        if given.kind not in "biuf":
+            raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {given}")
+        arr = backend.asarray(raw, dtype=dtype)
+        want = graph.inputs[name].shape
+        ok = arr.ndim == len(want) and all(w == BATCH or w == d for w, d in zip(want, arr.shape))
+        if not ok:
+            raise CnnGraphError(f"input '{name}': expected shape {fmt_shape(want)}, got {fmt_shape(arr.shape)}")
+        if batch is not None and arr.shape[0] != batch:
+            raise CnnGraphError(f"input '{name}' has batch {arr.shape[0]}, other inputs have {batch}")
+        batch = arr.shape[0]
+        values[name] = arr
+    return values
 
 
 def _mib(n: float) -> str:

@@ -3,6 +3,8 @@ node-by-node check, out-of-memory errors and half-precision training steps."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -43,8 +45,8 @@ def strict_kernel(monkeypatch):
 def test_backends_command_says_what_runs_here(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()[1:] if line[:1].strip()] == ["numpy", "cupy", "strict"]
-    assert "numpy    yes" in out
+    assert [line.split()[0] for line in out.splitlines()[1:] if line[:1].strip()] == ["numpy", "cupy", "onnxruntime", "strict"]
+    assert re.search(r"^numpy +yes", out, re.M)
     cupy_line = next(line for line in out.splitlines() if line.startswith("cupy"))
     why = get_backend("cupy").unavailable()
     assert ("yes" in cupy_line) if why is None else ("no: " in cupy_line and why.split()[0] in cupy_line)
