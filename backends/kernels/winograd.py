@@ -1,0 +1,136 @@
+"""Winograd convolution F(m x m, 3 x 3) for stride-1, undilated, ungrouped 3x3 convolutions on the NumPy backend.
+
+Each m x m output tile comes from an (m+2) x (m+2) input tile through three small linear maps
+(Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the input tile is
+transformed (B^T d B), multiplied element-wise per tile position with the transformed filter
+(G g G^T) and summed over channels (one batched GEMM of (m+2)^2 independent (O, C) x (C, tiles)
+products), then transformed back (A^T M A). F(4x4, 3x3) does 4x fewer multiplications in the GEMM
+than the direct im2col GEMM, F(2x2, 3x3) 2.25x, at the price of the transforms and of larger
+rounding error (the transforms' coefficients grow with m). Each separable 2-D transform is two
+passes of one small matrix over a whole axis, so everything runs as GEMMs with no Python loop over
+tiles or channels.
+
+It is a kernel choice, not a graph change: registered for the ``numpy`` backend ahead of the
+generic kernels, it declines what it cannot run (and float64, the reference precision, which keeps
+the direct path), the compile report names it (``numpy/winograd``), and ``check=True`` compares its
+layers against the float64 reference like any kernel. The filter transform is done once per
+node and batch size (the plan; inference weights never change, and with no backward the kernel
+never runs in training).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnngraph.backends.kernels import into, kernel
+from cnngraph.backends.kernels.fused import epilogue
+from cnngraph.backends.kernels.windows import pad2d
+from cnngraph.backends.threads import blas
+
+# (B^T, G, A^T) per output tile size m, from the paper (F(4x4, 3x3) with interpolation points 0, ±1, ±2, inf)
+TRANSFORMS = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)),
+}
+
+
+def supports(node, dtype: str) -> str | None:
+    """Why the Winograd kernel cannot run ``node``, or None."""
+    attrs = node.attrs
+    if attrs["kernel_size"] != (3, 3) or attrs["stride"] != (1, 1) or attrs["dilation"] != (1, 1):
+        return "Winograd runs 3x3 convolutions of stride 1 and dilation 1 only"
+    if attrs["groups"] != 1:
+        return "Winograd runs ungrouped convolutions only"
+    if dtype == "float64":
+        return "float64 is the reference precision: it keeps the direct convolution"
+    return None
+
+
+def tile_size(batch: int, out_hw: tuple[int, int]) -> int:
+    """F(4x4) when it gives each of the 36 GEMMs at least 16 tile columns; else F(2x2). With few columns a
+    GEMM is bound by reading its transformed filters, which F(2x2) keeps smaller (16 per 9 weights, not 36):
+    on a 7x7 map at batch 1 F(4x4) took 1.8x F(2x2)'s time, at batch 8 0.7x (512 channels, one thread)."""
+    return 4 if batch * -(-out_hw[0] // 4) * -(-out_hw[1] // 4) >= 16 else 2
+
+
+class Plan:
+    """One node at one input shape: the tile size, the padding that makes whole tiles, and the
+    transformed filters (kept with the weight array they came from)."""
+
+    def __init__(self, shape: tuple[int, ...], padding: tuple[int, int, int, int]):
+        n, c, h, w = shape
+        pt, pl, pb, pr = padding
+        self.out_hw = (h + pt + pb - 2, w + pl + pr - 2)
+        self.m = tile_size(n, self.out_hw)
+        self.tiles = tuple(-(-size // self.m) for size in self.out_hw)  # ceil: the last tile may overhang
+        # the bottom/right padding that gives every tile its whole (m+2)-wide window
+        self.padding = (pt, pl, self.tiles[0] * self.m + 2 - h - pt, self.tiles[1] * self.m + 2 - w - pl)
+        self._weight, self._filters = None, None
+
+    def filters(self, xp, weight):
+        """G g G^T for every (output, input) channel pair, as ((m+2)^2, O, C); computed on first use."""
+        if self._weight is not weight:
+            _, g, _ = TRANSFORMS[self.m]
+            o, c = weight.shape[:2]
+            u = xp.einsum("ai,ocij,bj->aboc", g, weight.astype(np.float64), g)
+            self._filters = xp.ascontiguousarray(u.reshape(-1, o, c), dtype=weight.dtype)
+            self._weight = weight
+        return self._filters
+
+
+def prepare(xp, node, shapes, dtype) -> Plan:
+    return Plan(shapes[0], node.attrs["padding"])
+
+
+def two_sided(xp, matrix, values):
+    """``matrix`` applied along the first two axes of ``values`` (a, a, R): ``matrix @ v @ matrix^T`` per R."""
+    rows = (matrix @ values.reshape(values.shape[0], -1)).reshape(matrix.shape[0], values.shape[1], -1)
+    return xp.matmul(matrix, rows)  # batched over the first axis: the second contraction
+
+
+def winograd_conv2d(xp, x, weight, bias, plan: Plan, out=None):
+    """Cross-correlation of NCHW ``x`` with (O, C, 3, 3) ``weight`` through F(m x m, 3 x 3), into ``out`` when given."""
+    n, c = x.shape[:2]
+    o = weight.shape[0]
+    m, (th, tw), (oh, ow) = plan.m, plan.tiles, plan.out_hw
+    bt, _, at = (t.astype(x.dtype) for t in TRANSFORMS[m])
+    a = m + 2
+    padded = pad2d(xp, x, plan.padding)
+    s_n, s_c, s_h, s_w = padded.strides
+    view = xp.lib.stride_tricks.as_strided(padded, (a, a, c, n, th, tw), (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
+    tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * th * tw)
+    blas.use(blas.choose(o * c * n * th * tw))  # threads for one of the (m+2)^2 GEMMs, not the whole conv's MACs
+    products = xp.matmul(plan.filters(xp, weight), two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw))
+    y = two_sided(xp, at, products.reshape(a, a, o * n * th * tw)).reshape(m, m, o, n, th, tw)
+    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, th, m, tw, m): tile rows, then rows within a tile
+    if out is None:
+        out = xp.empty((n, o, oh, ow), dtype=x.dtype)
+    if (oh, ow) == (th * m, tw * m) and out.flags.c_contiguous:
+        dest = out.reshape(n, o, th, m, tw, m)  # a view: the tiles land straight in the output
+    else:
+        dest = out
+        y = y.reshape(n, o, th * m, tw * m)[:, :, :oh, :ow]
+    if bias is None:
+        dest[...] = y
+    else:
+        xp.add(y, bias.reshape((1, o) + (1,) * (dest.ndim - 2)), out=dest)
+    return out
+
+
+@kernel("Conv2d", writes_into=True, backend="numpy", variant="winograd", dtypes=("float32",),
+        supports=supports, prepare=prepare)
+def conv2d_winograd(xp, inputs, params, attrs, ctx):
+    return winograd_conv2d(xp, inputs[0], params["weight"], params.get("bias"), ctx.plan, out=ctx.out)
+
+
+@kernel("FusedConv2d", writes_into=True, backend="numpy", variant="winograd", dtypes=("float32",),
+        supports=supports, prepare=prepare)
+def fused_conv2d_winograd(xp, inputs, params, attrs, ctx):
+    out = winograd_conv2d(xp, inputs[0], params["weight"], params.get("bias"), ctx.plan, out=ctx.out)
+    return into(ctx, epilogue(xp, out, inputs, attrs, ctx))
