@@ -14,6 +14,7 @@ import cnngraph
 from cnngraph.backends.kernels import winograd
 from cnngraph.backends.kernels.conv import conv2d_forward
 from cnngraph.backends.threads import blas
+from cnngraph.frontends import dsl
 from tests.zoo_builds import reduced
 
 # Worst relative error (to the output's largest magnitude) in float32, documented in the README
@@ -50,10 +51,11 @@ def test_matches_the_direct_convolution(m, shape, padding, monkeypatch):
     plan = winograd.Plan(x.shape, padding)
     assert plan.m == m
     want = direct(x, weight, bias, padding)
-    got64 = winograd.winograd_conv2d(np, x, weight, bias, plan)  # float64: the algorithm is exact up to rounding
+    got64 = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)  # float64: the algorithm is exact up to rounding
     np.testing.assert_allclose(got64, want, rtol=0, atol=1e-12 * np.abs(want).max())
-    got32 = winograd.winograd_conv2d(np, x.astype(np.float32), weight.astype(np.float32),
-                                     None, winograd.Plan(x.shape, padding))
+    plan32 = winograd.Plan(x.shape, padding)
+    got32 = winograd.winograd_conv2d(np, x.astype(np.float32), plan32.filters(np, weight.astype(np.float32)),
+                                     None, plan32)
     want = direct(x, weight, None, padding)
     assert got32.dtype == np.float32
     assert np.abs(got32 - want).max() / np.abs(want).max() <= FLOAT32_BOUND[m]
@@ -63,7 +65,7 @@ def test_agrees_with_pytorch():
     torch = pytest.importorskip("torch")
     x, weight, bias = case(2, 16, 8, 12, 12, seed=3)
     plan = winograd.Plan(x.shape, (1, 1, 1, 1))
-    got = winograd.winograd_conv2d(np, x, weight, bias, plan)
+    got = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias),
                                       padding=1).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
@@ -72,7 +74,8 @@ def test_agrees_with_pytorch():
 def test_writes_into_a_strided_destination():
     x, weight, bias = case(2, 3, 4, 8, 8)
     buffer = np.full((2, 10, 8, 8), np.nan)
-    out = winograd.winograd_conv2d(np, x, weight, bias, winograd.Plan(x.shape, (1, 1, 1, 1)), out=buffer[:, 3:7])
+    plan = winograd.Plan(x.shape, (1, 1, 1, 1))
+    out = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan, out=buffer[:, 3:7])
     assert np.shares_memory(out, buffer)
     np.testing.assert_allclose(buffer[:, 3:7], direct(x, weight, bias, (1, 1, 1, 1)), atol=1e-12)
     assert np.isnan(buffer[:, :3]).all() and np.isnan(buffer[:, 7:]).all()
@@ -117,11 +120,48 @@ def test_float16_is_computed_in_float32_within_its_tolerance(quick_params):
     assert "numpy/winograd" in model.kernels().values()
 
 
-def test_the_reference_precision_and_training_keep_the_direct_convolution(quick_params):
+def test_strict_runs_it_with_device_discipline_and_the_same_numbers(quick_params):
     graph = reduced("resnet18")
-    for model in (cnngraph.compile(graph, dtype="float64"), cnngraph.compile(graph, train=True),
-                  cnngraph.compile(graph, backend="strict")):
-        assert "numpy/winograd" not in model.kernels().values()
+    strict, numpy_ = cnngraph.compile(graph, backend="strict"), cnngraph.compile(graph)
+    assert {k: v.replace("strict/", "numpy/") for k, v in strict.kernels().items()} == numpy_.kernels()
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(strict.run(x, to_host=True)["fc"], numpy_.run(x)["fc"])
+
+
+def test_the_reference_precision_keeps_the_direct_convolution(quick_params):
+    graph = reduced("resnet18")
+    for model in (cnngraph.compile(graph, dtype="float64"), cnngraph.compile(graph, dtype="float64", train=True)):
+        assert not any("winograd" in impl for impl in model.kernels().values())
     declined = cnngraph.compile(graph, dtype="float64").fallbacks()
     assert any(why == "float64 is the reference precision: it keeps the direct convolution"
                for _, impl, why in declined if impl == "numpy/winograd")
+
+
+def chain():
+    x = dsl.input("x", (3, 12, 12))
+    y = dsl.relu(dsl.conv2d(x, 8, 3, padding=1, name="a"), name="ra")
+    y = dsl.relu(dsl.conv2d(y, 6, 3, padding=(2, 0), name="b"), name="rb")   # the gradient's padding (0, 2)
+    y = dsl.conv2d(y, 4, 3, stride=2, name="c")                                # stride 2: direct
+    return dsl.Model(x, dsl.linear(dsl.flatten(y), 3, name="fc"), seed=1)
+
+
+def test_training_gradients_match_the_float64_direct_path():
+    """The training variant (fresh filters every call, the input gradient through Winograd) against the
+    generic kernels in float64, whose backward tests/test_grad_ops.py checks by finite differences."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12))
+    head = np.random.default_rng(1).standard_normal((2, 3))
+    ours = cnngraph.compile(chain(), train=True)
+    assert ours.kernels() == {"a": "numpy/winograd-train", "ra": "generic", "b": "numpy/winograd-train",
+                              "rb": "generic", "c": "generic", "flatten": "generic", "fc": "generic"}
+    reference = cnngraph.compile(chain(), dtype="float64", train=True)
+    for step in range(2):  # after an update the filters must follow the new weights
+        outs = [model.forward(x.astype(model.dtype))["fc"] for model in (ours, reference)]
+        np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=2e-5 * np.abs(outs[1]).max())
+        for model in (ours, reference):
+            model.backward({"fc": head.astype(model.dtype)})
+        for key, want in reference.grads.items():
+            got = ours.grads[key]
+            assert np.abs(got - want).max() <= 2e-5 * np.abs(want).max(), key
+        for model in (ours, reference):
+            for key, g in model.grads.items():
+                model.params[key] -= (0.5 * g).astype(model.params[key].dtype)

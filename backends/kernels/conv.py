@@ -66,7 +66,7 @@ def _weight_grad(xp, small, big, attrs):
     return xp.matmul(rows, cols.transpose(0, 2, 1)).reshape(s, b // g, kh, kw)
 
 
-def _param_grads(xp, saved, grad, small, big, attrs):
+def param_grads(xp, saved, grad, small, big, attrs):
     """The bias and weight gradients that are wanted (``small`` and ``big`` as for ``_weight_grad``)."""
     grads = {}
     if "bias" in saved.need_params:
@@ -85,10 +85,11 @@ def conv2d(xp, inputs, params, attrs, ctx):
     return conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), *_geometry(attrs), out=ctx.out)
 
 
-def _input_grad_as_conv(xp, grad, weight, attrs):
+def input_grad_as_conv(weight, attrs):
     """For stride 1, the input gradient is a plain convolution of ``grad`` with the flipped, transposed
     kernel and the complementary padding d(k-1) - p: the im2col GEMM path, 2-3x faster than GEMM +
-    col2im's scattered adds. None where that padding would be negative (p > d(k-1)) or stride > 1."""
+    col2im's scattered adds. Returns that kernel (a view) and padding, or None where the padding would
+    be negative (p > d(k-1)) or stride > 1."""
     (kh, kw), (dh, dw), g = attrs["kernel_size"], attrs["dilation"], attrs["groups"]
     pt, pl, pb, pr = attrs["padding"]
     full = (dh * (kh - 1), dw * (kw - 1))
@@ -97,8 +98,16 @@ def _input_grad_as_conv(xp, grad, weight, attrs):
         return None
     o, cg = weight.shape[:2]
     flipped = weight.reshape(g, o // g, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g, kh, kw)
-    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped[:, :, ::-1, ::-1]), None, (1, 1), pads,
-                          (dh, dw), g)
+    return flipped[:, :, ::-1, ::-1], pads
+
+
+def _input_grad_as_conv(xp, grad, weight, attrs):
+    found = input_grad_as_conv(weight, attrs)
+    if found is None:
+        return None
+    flipped, pads = found
+    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped), None, (1, 1), pads, attrs["dilation"],
+                          attrs["groups"])
 
 
 @backward("Conv2d", keeps=("inputs",))
@@ -109,7 +118,7 @@ def conv2d_backward(xp, grad, saved, params, attrs):
         dx = _input_grad_as_conv(xp, grad, params["weight"], attrs)
         if dx is None:
             dx = conv_transpose2d_forward(xp, grad, params["weight"], None, *_geometry(attrs), x.shape[2:])
-    return [dx], _param_grads(xp, saved, grad, grad, x, attrs)
+    return [dx], param_grads(xp, saved, grad, grad, x, attrs)
 
 
 @kernel("ConvTranspose2d")
@@ -132,4 +141,4 @@ def conv_transpose2d_backward(xp, grad, saved, params, attrs):
     dx = None
     if saved.need_inputs[0]:
         dx = conv2d_forward(xp, grad, params["weight"], None, *_geometry(attrs))[:, :, :h, :w]
-    return [dx], _param_grads(xp, saved, grad, x, grad, attrs)
+    return [dx], param_grads(xp, saved, grad, x, grad, attrs)

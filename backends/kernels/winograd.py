@@ -10,19 +10,21 @@ rounding error (the transforms' coefficients grow with m). Each separable 2-D tr
 passes of one small matrix over a whole axis, so everything runs as GEMMs with no Python loop over
 tiles or channels.
 
-It is a kernel choice, not a graph change: registered for the ``numpy`` backend ahead of the
-generic kernels, it declines what it cannot run (and float64, the reference precision, which keeps
+It is a kernel choice, not a graph change: registered for the ``numpy`` backend (and the ``strict``
+one, which runs NumPy's kernels behind device-like arrays) ahead of the generic kernels, it declines what it cannot run (and float64, the reference precision, which keeps
 the direct path), the compile report names it (``numpy/winograd``), and ``check=True`` compares its
-layers against the float64 reference like any kernel. The filter transform is done once per
-node and batch size (the plan; inference weights never change, and with no backward the kernel
-never runs in training).
+layers against the float64 reference like any kernel. For inference the filter transform is done
+once per node and batch size (the plan: inference weights never change). Training resolves the
+``winograd-train`` variant instead, which transforms the current weights on every call and runs the
+input gradient (a stride-1 3x3 convolution of the output gradient) through Winograd too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.backends.kernels import into, kernel
+from cnngraph.backends.kernels import backward, into, kernel
+from cnngraph.backends.kernels.conv import input_grad_as_conv, param_grads
 from cnngraph.backends.kernels.fused import epilogue
 from cnngraph.backends.kernels.windows import pad2d
 from cnngraph.backends.threads import blas
@@ -74,14 +76,18 @@ class Plan:
         self._weight, self._filters = None, None
 
     def filters(self, xp, weight):
-        """G g G^T for every (output, input) channel pair, as ((m+2)^2, O, C); computed on first use."""
+        """The transformed ``weight``, computed on first use and kept (inference weights never change)."""
         if self._weight is not weight:
-            _, g, _ = TRANSFORMS[self.m]
-            o, c = weight.shape[:2]
-            u = xp.einsum("ai,ocij,bj->aboc", g, weight.astype(np.float64), g)
-            self._filters = xp.ascontiguousarray(u.reshape(-1, o, c), dtype=weight.dtype)
-            self._weight = weight
+            self._filters, self._weight = transform_filters(xp, weight, self.m), weight
         return self._filters
+
+
+def transform_filters(xp, weight, m: int):
+    """G g G^T for every (output, input) channel pair of (O, C, 3, 3) ``weight``, as ((m+2)^2, O, C)."""
+    g = xp.asarray(TRANSFORMS[m][1], dtype=weight.dtype)
+    o, c = weight.shape[:2]
+    u = xp.matmul(xp.matmul(g, weight), g.T)  # (O, C, m+2, m+2)
+    return xp.ascontiguousarray(u.reshape(o, c, -1).transpose(2, 0, 1))
 
 
 def prepare(xp, node, shapes, dtype) -> Plan:
@@ -94,19 +100,20 @@ def two_sided(xp, matrix, values):
     return xp.matmul(matrix, rows)  # batched over the first axis: the second contraction
 
 
-def winograd_conv2d(xp, x, weight, bias, plan: Plan, out=None):
-    """Cross-correlation of NCHW ``x`` with (O, C, 3, 3) ``weight`` through F(m x m, 3 x 3), into ``out`` when given."""
+def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
+    """Cross-correlation of NCHW ``x`` with transformed ``filters`` (``transform_filters``) through
+    F(m x m, 3 x 3), into ``out`` when given."""
     n, c = x.shape[:2]
-    o = weight.shape[0]
+    o = filters.shape[1]
     m, (th, tw), (oh, ow) = plan.m, plan.tiles, plan.out_hw
-    bt, _, at = (t.astype(x.dtype) for t in TRANSFORMS[m])
+    bt, _, at = (xp.asarray(t, dtype=x.dtype) for t in TRANSFORMS[m])
     a = m + 2
     padded = pad2d(xp, x, plan.padding)
     s_n, s_c, s_h, s_w = padded.strides
     view = xp.lib.stride_tricks.as_strided(padded, (a, a, c, n, th, tw), (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
     tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * th * tw)
     blas.use(blas.choose(o * c * n * th * tw))  # threads for one of the (m+2)^2 GEMMs, not the whole conv's MACs
-    products = xp.matmul(plan.filters(xp, weight), two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw))
+    products = xp.matmul(filters, two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw))
     y = two_sided(xp, at, products.reshape(a, a, o * n * th * tw)).reshape(m, m, o, n, th, tw)
     y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, th, m, tw, m): tile rows, then rows within a tile
     if out is None:
@@ -123,14 +130,47 @@ def winograd_conv2d(xp, x, weight, bias, plan: Plan, out=None):
     return out
 
 
-@kernel("Conv2d", writes_into=True, backend="numpy", variant="winograd", dtypes=("float32",),
-        supports=supports, prepare=prepare)
 def conv2d_winograd(xp, inputs, params, attrs, ctx):
-    return winograd_conv2d(xp, inputs[0], params["weight"], params.get("bias"), ctx.plan, out=ctx.out)
+    w = params["weight"]
+    return winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
 
 
-@kernel("FusedConv2d", writes_into=True, backend="numpy", variant="winograd", dtypes=("float32",),
-        supports=supports, prepare=prepare)
 def fused_conv2d_winograd(xp, inputs, params, attrs, ctx):
-    out = winograd_conv2d(xp, inputs[0], params["weight"], params.get("bias"), ctx.plan, out=ctx.out)
+    w = params["weight"]
+    out = winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
     return into(ctx, epilogue(xp, out, inputs, attrs, ctx))
+
+
+# -- training: the weights change every step, so the filters are transformed on every call ------------------
+def trainable(node, dtype: str) -> str | None:
+    """The training variant also runs the input gradient through Winograd: a convolution of the output
+    gradient with padding 2 - p, which must not be negative."""
+    return supports(node, dtype) or (None if max(node.attrs["padding"]) <= 2 else
+                                     "the input gradient's padding 2 - p would be negative (padding > 2)")
+
+
+def conv2d_winograd_train(xp, inputs, params, attrs, ctx):
+    w = params["weight"]
+    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan)
+
+
+def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
+    """The input gradient is a stride-1 3x3 convolution of ``grad`` too (conv.input_grad_as_conv), so it
+    runs through Winograd; the weight gradient is the generic GEMM."""
+    x, dx = saved.inputs[0], None
+    if saved.need_inputs[0]:
+        flipped, pads = input_grad_as_conv(params["weight"], attrs)
+        plan = Plan(grad.shape, pads)
+        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan)
+    return [dx], param_grads(xp, saved, grad, grad, x, attrs)
+
+
+# The NumPy backend's kernels, and the strict backend's, which runs the same code behind device-like arrays
+# (so CI checks that no host array mixes in, and strict training equals NumPy training step for step).
+for _backend in ("numpy", "strict"):
+    for _op, _forward in (("Conv2d", conv2d_winograd), ("FusedConv2d", fused_conv2d_winograd)):
+        kernel(_op, writes_into=True, backend=_backend, variant="winograd", dtypes=("float32",), supports=supports,
+               prepare=prepare)(_forward)
+    backward("Conv2d", keeps=("inputs",), backend=_backend, variant="winograd-train")(conv2d_winograd_train_backward)
+    kernel("Conv2d", backend=_backend, variant="winograd-train", dtypes=("float32",), supports=trainable,
+           prepare=prepare)(conv2d_winograd_train)
