@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     args = parser.parse_args()
 
-    console = Console(width=None if sys.stdout.isatty() else 160)  # logs get the whole table
+    console = Console(width=None if sys.stdout.isatty() else 230)  # logs get the whole table
     console.print(", ".join(f"{k} {v}" for k, v in versions().items()) +
                   f", {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     table = Table("model", "batch", "no passes img/s", "cnngraph img/s", "GFLOP/s", "onnxruntime img/s",
