@@ -84,10 +84,10 @@ class Plan:
 
 def transform_filters(xp, weight, m: int):
     """G g G^T for every (output, input) channel pair of (O, C, 3, 3) ``weight``, as ((m+2)^2, O, C)."""
-    g = xp.asarray(TRANSFORMS[m][1], dtype=weight.dtype)
+    g = xp.asarray(TRANSFORMS[m][1])  # in float64 (G has thirds and sixths), rounded once at the end
     o, c = weight.shape[:2]
-    u = xp.matmul(xp.matmul(g, weight), g.T)  # (O, C, m+2, m+2)
-    return xp.ascontiguousarray(u.reshape(o, c, -1).transpose(2, 0, 1))
+    u = xp.matmul(xp.matmul(g, weight.astype(np.float64)), g.T)  # (O, C, m+2, m+2)
+    return xp.ascontiguousarray(u.reshape(o, c, -1).transpose(2, 0, 1), dtype=weight.dtype)
 
 
 def prepare(xp, node, shapes, dtype) -> Plan:
