@@ -99,3 +99,13 @@ def test_the_cli_runs_it_and_lists_it(capsys, tmp_path, monkeypatch):
     assert "ran batch 1" in capsys.readouterr().out
     assert main(["train", "lenet5", "--backend", "onnxruntime", "--epochs", "1"]) != 0
     assert "runs inference only" in capsys.readouterr().err
+
+
+def test_without_onnxruntime_it_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(BackendError, match=r"backend 'onnxruntime' cannot run here: onnxruntime is not installed "
+                                           r"\(pip install -e \"\.\[cpu\]\"\)"):
+        cnngraph.compile(reduced("lenet5"), backend="onnxruntime")

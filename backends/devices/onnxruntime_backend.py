@@ -9,12 +9,15 @@ Arrays are host NumPy arrays, which the NumPy backend owns.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 import numpy as np
 
 from cnngraph.backends.devices import Backend, register
 from cnngraph.errors import BackendError
+
+MISSING = 'onnxruntime is not installed (pip install -e ".[cpu]")'
 
 
 @register
@@ -25,18 +28,13 @@ class OnnxruntimeBackend(Backend):
     dtypes = ("float32",)
 
     def module(self) -> Any:
-        try:
-            return importlib.import_module("onnxruntime")
-        except ImportError:
-            raise BackendError("backend 'onnxruntime' cannot run here: onnxruntime is not installed "
-                               "(pip install -e \".[cpu]\")") from None
+        why = self.unavailable()
+        if why is not None:
+            raise BackendError(f"backend 'onnxruntime' cannot run here: {why}")
+        return importlib.import_module("onnxruntime")
 
     def unavailable(self) -> str | None:
-        try:
-            self.module()
-        except BackendError:
-            return "onnxruntime is not installed (pip install -e \".[cpu]\")"
-        return None
+        return None if importlib.util.find_spec("onnxruntime") else MISSING
 
     @property
     def xp(self) -> Any:
