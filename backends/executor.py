@@ -249,27 +249,33 @@ class Executor:
         return vals[0] if len(vals) == 1 else vals
 
     def _bind_inputs(self, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
-        names = list(self.graph.inputs)
-        if not isinstance(inputs, Mapping):
-            if len(names) != 1:
-                raise CnnGraphError(f"the model has inputs {names}: pass a dict of arrays")
-            inputs = {names[0]: inputs}
-        missing, extra = set(names) - set(inputs), set(inputs) - set(names)
-        if missing or extra:
-            raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
-        values = {}
-        for name in names:
-            raw = inputs[name]
-            dtype = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
-            if dtype.kind not in "biuf":
-                raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {dtype}")
-            declared = np.dtype(self.graph.inputs[name].dtype)
-            values[name] = self.backend.asarray(raw, dtype=declared if declared.kind in "iu" else self.dtype)
-        try:
-            bind_sizes(self.graph.inputs, {k: v.shape for k, v in values.items()})
-        except ValueError as e:
-            raise CnnGraphError(str(e)) from None
-        return values
+        return bind_inputs(self.graph, self.backend, self.dtype, inputs)
+
+
+def bind_inputs(graph: Graph, backend: Backend, dtype: Any, inputs: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """``inputs`` (a dict, or one array for a one-input graph) checked against the graph's input types and
+    put on ``backend`` as ``dtype``: a wrong shape fails naming the input, not deep in a kernel."""
+    names = list(graph.inputs)
+    if not isinstance(inputs, Mapping):
+        if len(names) != 1:
+            raise CnnGraphError(f"the model has inputs {names}: pass a dict of arrays")
+        inputs = {names[0]: inputs}
+    missing, extra = set(names) - set(inputs), set(inputs) - set(names)
+    if missing or extra:
+        raise CnnGraphError(f"expected inputs {names}, got {sorted(inputs)}")
+    values = {}
+    for name in names:
+        raw = inputs[name]
+        given = raw.dtype if hasattr(raw, "dtype") else np.asarray(raw).dtype
+        if given.kind not in "biuf":
+            raise CnnGraphError(f"input '{name}': expected real numbers, got an array of dtype {given}")
+        declared = np.dtype(graph.inputs[name].dtype)
+        values[name] = backend.asarray(raw, dtype=declared if declared.kind in "iu" else dtype)
+    try:
+        bind_sizes(graph.inputs, {k: v.shape for k, v in values.items()})
+    except ValueError as e:
+        raise CnnGraphError(str(e)) from None
+    return values
 
 
 def _mib(n: float) -> str:

@@ -45,7 +45,6 @@ def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train:
     """
     from cnngraph.backends import check as backend_check
     from cnngraph.backends.devices import get_backend
-    from cnngraph.backends.executor import Executor
     from cnngraph.passes.manager import resolve
 
     target = get_backend(backend).require()
@@ -54,12 +53,7 @@ def compile(graph: Graph, backend: str = "numpy", dtype: str = "float32", train:
     graph.training = train
     graph, report = optimize(graph, resolve(passes, train) + list(target.lowering), check=check, seed=seed,
                              backend=target.name, dtype=dtype)
-    if train:  # the training stack (losses, loop, plots) loads only for training
-        from cnngraph.backends.training import TrainingExecutor
-
-        model = TrainingExecutor(graph, target, dtype, seed)
-    else:
-        model = Executor(graph, target, dtype, seed)
+    model = target.compiled(graph, dtype, seed, train)
     model.report = report
     model.check_errors = backend_check.compare(model, seed) if check else None
     return model

@@ -1,5 +1,6 @@
 """Where a model's inference time goes: per layer and per op class, with each one's share of the whole
-run, the GFLOP/s each layer with multiply-accumulates achieves, and the memory plan's peak.
+run, the GFLOP/s each layer with multiply-accumulates achieves, the kernel choice (implementation) each
+layer ran with, and the memory plan's peak.
 
 Layers are timed through the executor's ``watch`` hook, which sees each node's output as soon as it is
 computed (after a device synchronisation, so a GPU's queued work is charged to the layer that queued
@@ -27,6 +28,7 @@ from cnngraph.memory import plan
 class LayerTime:
     name: str
     op: str
+    kernel: str  # the implementation that ran it (``model.kernels()``: generic, numpy/winograd, ...)
     seconds: float
     share: float  # of the whole run
     macs: int  # for the whole batch
@@ -43,6 +45,7 @@ class Profile:
     run_seconds: float  # the whole run, timed around the same calls
     layers: list[LayerTime]
     ops: dict[str, dict]  # op -> {"count", "seconds", "share"}
+    kernels: dict[str, dict]  # "op implementation" -> the same: which kernel choice the time went to
     planned_bytes: int  # the memory plan's peak at this batch
     unplanned_bytes: int  # every activation kept
 
@@ -79,17 +82,24 @@ def profile(graph: Graph, backend: str = "numpy", dtype: str = "float32", batch:
         run_total += time.perf_counter() - start
     run_seconds = run_total / repeat
     layers = []
+    chosen = model.kernels()
     for node in compiled.nodes:
         seconds, macs = totals[node.name] / repeat, node_macs(compiled, node) * batch
-        layers.append(LayerTime(node.name, node.op, seconds, seconds / run_seconds, macs,
+        layers.append(LayerTime(node.name, node.op, chosen[node.name], seconds, seconds / run_seconds, macs,
                                 2 * macs / seconds / 1e9 if macs and seconds else None))
-    ops: dict[str, dict] = {}
+    memory = plan(compiled, batch, dtype)
+    return Profile(compiled.name, backend, dtype, batch, repeat, run_seconds, layers,
+                   _summed(layers, lambda layer: layer.op),
+                   _summed(layers, lambda layer: f"{layer.op} {layer.kernel}"), memory.planned_bytes,
+                   memory.unplanned_bytes)
+
+
+def _summed(layers: list[LayerTime], key) -> dict[str, dict]:
+    """Count, seconds and share of the layers grouped by ``key``, slowest group first."""
+    groups: dict[str, dict] = {}
     for layer in layers:
-        entry = ops.setdefault(layer.op, {"count": 0, "seconds": 0.0, "share": 0.0})
+        entry = groups.setdefault(key(layer), {"count": 0, "seconds": 0.0, "share": 0.0})
         entry["count"] += 1
         entry["seconds"] += layer.seconds
         entry["share"] += layer.share
-    memory = plan(compiled, batch, dtype)
-    return Profile(compiled.name, backend, dtype, batch, repeat, run_seconds, layers,
-                   dict(sorted(ops.items(), key=lambda kv: -kv[1]["seconds"])), memory.planned_bytes,
-                   memory.unplanned_bytes)
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]["seconds"]))

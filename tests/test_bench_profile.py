@@ -19,6 +19,11 @@ def test_profile_layer_times_add_up_to_the_whole_run():
     assert abs(result.layer_seconds - result.run_seconds) <= 0.1 * result.run_seconds
     assert [layer.name for layer in result.layers][:2] == ["conv1", "maxpool"]  # the optimised graph's nodes
     assert sum(op["count"] for op in result.ops.values()) == len(result.layers)
+    assert sum(k["count"] for k in result.kernels.values()) == len(result.layers)
+    # the 13 stride-1 3x3 convolutions ran Winograd, the 7x7 stem, stride-2 and 1x1 ones the direct GEMM
+    count = {key: entry["count"] for key, entry in result.kernels.items()}
+    assert sum(n for key, n in count.items() if key.endswith("Conv2d numpy/winograd")) == 13
+    assert sum(n for key, n in count.items() if key.endswith("Conv2d generic")) == 7
     assert result.planned_bytes > 0 and result.unplanned_bytes >= result.planned_bytes
 
 
@@ -35,7 +40,7 @@ def test_profile_json(capsys):
 def test_profile_table(capsys):
     assert main(["profile", "lenet5", "--repeat", "1", "--top", "3"]) == 0
     out = capsys.readouterr().out
-    assert "per op class" in out and "memory plan peak at batch 1" in out and "FusedConv2d" in out
+    assert "per op class" in out and "per op class and kernel" in out and "memory plan peak at batch 1" in out and "FusedConv2d" in out
 
 
 def test_bench_json_compares_with_onnxruntime(capsys):

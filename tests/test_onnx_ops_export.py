@@ -114,7 +114,8 @@ def test_export_matches_onnxruntime_and_imports_back(op, shapes, attrs, opset):
     back = cnngraph.compile(from_model(to_onnx(graph, opset)))
     for got, want, feeds in run_both(graph, data):
         assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        # float32 Winograd convolutions are ~1e-5 of the output's largest magnitude from exact (README)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5 * max(1.0, float(np.abs(want).max())))
         np.testing.assert_allclose(back(*feeds.values()), want, rtol=1e-6, atol=1e-6)
 
 

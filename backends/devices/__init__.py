@@ -54,6 +54,18 @@ class Backend:
         """The array module kernels compute with."""
         raise NotImplementedError
 
+    # -- what compile() returns -------------------------------------------------------------
+    def compiled(self, graph: Any, dtype: str, seed: int, train: bool) -> Any:
+        """The model ``compile`` hands back for the optimised ``graph``: by default the schedule loop over
+        this backend's kernels (a backend that runs whole graphs in an engine of its own overrides it)."""
+        if train:  # the training stack (losses, loop, plots) loads only for training
+            from cnngraph.backends.training import TrainingExecutor
+
+            return TrainingExecutor(graph, self, dtype, seed)
+        from cnngraph.backends.executor import Executor
+
+        return Executor(graph, self, dtype, seed)
+
     # -- crossing between host and device --------------------------------------------------
     def asarray(self, value: Any, dtype: Any = None) -> Any:
         """``value`` (host data or this backend's array) as this backend's array; host data is copied over."""

@@ -82,7 +82,7 @@ def _weight_grad(xp, small, big, attrs):
     return xp.matmul(rows, cols.transpose(0, 2, 1)).reshape(s, b // g, *kernel)
 
 
-def _param_grads(xp, saved, grad, small, big, attrs):
+def param_grads(xp, saved, grad, small, big, attrs):
     """The bias and weight gradients that are wanted (``small`` and ``big`` as for ``_weight_grad``)."""
     grads = {}
     if "bias" in saved.need_params:
@@ -101,10 +101,11 @@ def conv2d(xp, inputs, params, attrs, ctx):
     return conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), *_geometry(attrs), out=ctx.out)
 
 
-def _input_grad_as_conv(xp, grad, weight, attrs):
+def input_grad_as_conv(weight, attrs):
     """For stride 1, the input gradient is a plain convolution of ``grad`` with the flipped, transposed
     kernel and the complementary padding d(k-1) - p: the im2col GEMM path, 2-3x faster than GEMM +
-    col2im's scattered adds. None where that padding would be negative (p > d(k-1)) or stride > 1."""
+    col2im's scattered adds. Returns that kernel (a view) and padding, or None where the padding would
+    be negative (p > d(k-1)) or stride > 1."""
     kernel, dilation, g = attrs["kernel_size"], attrs["dilation"], attrs["groups"]
     r = len(kernel)
     full = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
@@ -113,8 +114,16 @@ def _input_grad_as_conv(xp, grad, weight, attrs):
         return None
     o, cg = weight.shape[:2]
     flipped = weight.reshape(g, o // g, cg, *kernel).transpose(0, 2, 1, *range(3, 3 + r)).reshape(g * cg, o // g, *kernel)
-    flipped = flipped[(WHOLE, WHOLE, *(slice(None, None, -1),) * r)]
-    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped), None, (1,) * r, pads, dilation, g)
+    return flipped[(WHOLE, WHOLE, *(slice(None, None, -1),) * r)], pads
+
+
+def _input_grad_as_conv(xp, grad, weight, attrs):
+    found = input_grad_as_conv(weight, attrs)
+    if found is None:
+        return None
+    flipped, pads = found
+    return conv2d_forward(xp, grad, xp.ascontiguousarray(flipped), None, (1,) * (len(pads) // 2), pads,
+                          attrs["dilation"], attrs["groups"])
 
 
 @backward("Conv2d", keeps=("inputs",))
@@ -125,7 +134,7 @@ def conv2d_backward(xp, grad, saved, params, attrs):
         dx = _input_grad_as_conv(xp, grad, params["weight"], attrs)
         if dx is None:
             dx = conv_transpose2d_forward(xp, grad, params["weight"], None, *_geometry(attrs), x.shape[2:])
-    return [dx], _param_grads(xp, saved, grad, grad, x, attrs)
+    return [dx], param_grads(xp, saved, grad, grad, x, attrs)
 
 
 def conv_transpose_out_size(size, attrs):
@@ -153,4 +162,4 @@ def conv_transpose2d_backward(xp, grad, saved, params, attrs):
     if saved.need_inputs[0]:
         dx = conv2d_forward(xp, grad, params["weight"], None, *_geometry(attrs))
         dx = dx[(WHOLE, WHOLE, *(slice(0, n) for n in x.shape[2:]))]
-    return [dx], _param_grads(xp, saved, grad, x, grad, attrs)
+    return [dx], param_grads(xp, saved, grad, x, grad, attrs)

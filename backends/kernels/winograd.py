@@ -1,0 +1,178 @@
+"""Winograd convolution F(m x m, 3 x 3) for stride-1, undilated, ungrouped 3x3 convolutions on the NumPy backend.
+
+Each m x m output tile comes from an (m+2) x (m+2) input tile through three small linear maps
+(Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the input tile is
+transformed (B^T d B), multiplied element-wise per tile position with the transformed filter
+(G g G^T) and summed over channels (one batched GEMM of (m+2)^2 independent (O, C) x (C, tiles)
+products), then transformed back (A^T M A). F(4x4, 3x3) does 4x fewer multiplications in the GEMM
+than the direct im2col GEMM, F(2x2, 3x3) 2.25x, at the price of the transforms and of larger
+rounding error (the transforms' coefficients grow with m). Each separable 2-D transform is two
+passes of one small matrix over a whole axis, so everything runs as GEMMs with no Python loop over
+tiles or channels.
+
+It is a kernel choice, not a graph change: registered for the ``numpy`` backend (and the ``strict``
+one, which runs NumPy's kernels behind device-like arrays) ahead of the generic kernels, it declines what it cannot run (and float64, the reference precision, which keeps
+the direct path), the compile report names it (``numpy/winograd``), and ``check=True`` compares its
+layers against the float64 reference like any kernel. For inference the filter transform is done
+once per node and batch size (the plan: inference weights never change). Training resolves the
+``winograd-train`` variant instead, which transforms the current weights on every call and runs the
+input gradient (a stride-1 3x3 convolution of the output gradient) through Winograd too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnngraph.backends.kernels import backward, into, kernel
+from cnngraph.backends.kernels.conv import input_grad_as_conv, param_grads
+from cnngraph.backends.kernels.fused import epilogue
+from cnngraph.backends.kernels.windows import pad_spatial
+from cnngraph.backends.threads import blas
+
+# (B^T, G, A^T) per output tile size m, from the paper (F(4x4, 3x3) with interpolation points 0, ±1, ±2, inf)
+TRANSFORMS = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float64)),
+}
+
+
+def supports(node, dtype: str) -> str | None:
+    """Why the Winograd kernel cannot run ``node``, or None."""
+    attrs = node.attrs
+    if attrs["kernel_size"] != (3, 3) or attrs["stride"] != (1, 1) or attrs["dilation"] != (1, 1):
+        return "Winograd runs 3x3 convolutions of stride 1 and dilation 1 only"
+    if attrs["groups"] != 1:
+        return "Winograd runs ungrouped convolutions only"
+    if dtype == "float64":
+        return "float64 is the reference precision: it keeps the direct convolution"
+    return None
+
+
+def tile_size(batch: int, out_hw: tuple[int, int]) -> int:
+    """F(4x4) when it gives each of the 36 GEMMs at least 16 tile columns; else F(2x2). With few columns a
+    GEMM is bound by reading its transformed filters, which F(2x2) keeps smaller (16 per 9 weights, not 36):
+    on a 7x7 map at batch 1 F(4x4) took 1.8x F(2x2)'s time, at batch 8 0.7x (512 channels, one thread)."""
+    return 4 if batch * -(-out_hw[0] // 4) * -(-out_hw[1] // 4) >= 16 else 2
+
+
+class Plan:
+    """One node at one input shape: the tile size, the padding that makes whole tiles, and the
+    transformed filters (kept with the weight array they came from)."""
+
+    def __init__(self, shape: tuple[int, ...], padding: tuple[int, int, int, int]):
+        n, c, h, w = shape
+        pt, pl, pb, pr = padding
+        self.out_hw = (h + pt + pb - 2, w + pl + pr - 2)
+        self.m = tile_size(n, self.out_hw)
+        self.tiles = tuple(-(-size // self.m) for size in self.out_hw)  # ceil: the last tile may overhang
+        # the bottom/right padding that gives every tile its whole (m+2)-wide window
+        self.padding = (pt, pl, self.tiles[0] * self.m + 2 - h - pt, self.tiles[1] * self.m + 2 - w - pl)
+        self._weight, self._filters = None, None
+
+    def filters(self, xp, weight):
+        """The transformed ``weight``, computed on first use and kept (inference weights never change)."""
+        if self._weight is not weight:
+            self._filters, self._weight = transform_filters(xp, weight, self.m), weight
+        return self._filters
+
+
+def transform_filters(xp, weight, m: int):
+    """G g G^T for every (output, input) channel pair of (O, C, 3, 3) ``weight``, as ((m+2)^2, O, C)."""
+    g = xp.asarray(TRANSFORMS[m][1])  # in float64 (G has thirds and sixths), rounded once at the end
+    o, c = weight.shape[:2]
+    blas.use(1)  # GEMMs with an inner dimension of 3: memory-bound, and a second thread only spins
+    # contracted pairwise through BLAS (optimize), not as O*C tiny matmuls: training does this every step
+    u = xp.einsum("ai,nij,bj->abn", g, weight.astype(np.float64).reshape(o * c, 3, 3), g, optimize=True)
+    return u.reshape(-1, o, c).astype(weight.dtype)
+
+
+def prepare(xp, node, shapes, dtype) -> Plan:
+    return Plan(shapes[0], node.attrs["padding"])
+
+
+def two_sided(xp, matrix, values):
+    """``matrix`` applied along the first two axes of ``values`` (a, a, R): ``matrix @ v @ matrix^T`` per R."""
+    rows = (matrix @ values.reshape(values.shape[0], -1)).reshape(matrix.shape[0], values.shape[1], -1)
+    return xp.matmul(matrix, rows)  # batched over the first axis: the second contraction
+
+
+def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
+    """Cross-correlation of NCHW ``x`` with transformed ``filters`` (``transform_filters``) through
+    F(m x m, 3 x 3), into ``out`` when given."""
+    n, c = x.shape[:2]
+    o = filters.shape[1]
+    m, (th, tw), (oh, ow) = plan.m, plan.tiles, plan.out_hw
+    bt, _, at = (xp.asarray(t, dtype=x.dtype) for t in TRANSFORMS[m])
+    a = m + 2
+    padded = pad_spatial(xp, x, plan.padding)
+    s_n, s_c, s_h, s_w = padded.strides
+    view = xp.lib.stride_tricks.as_strided(padded, (a, a, c, n, th, tw), (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
+    tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * th * tw)
+    blas.use(blas.choose(o * c * n * th * tw))  # threads for one of the (m+2)^2 GEMMs, not the whole conv's MACs
+    products = xp.matmul(filters, two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw))
+    y = two_sided(xp, at, products.reshape(a, a, o * n * th * tw)).reshape(m, m, o, n, th, tw)
+    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, th, m, tw, m): tile rows, then rows within a tile
+    if out is None:
+        out = xp.empty((n, o, oh, ow), dtype=x.dtype)
+    if (oh, ow) == (th * m, tw * m) and out.flags.c_contiguous:
+        dest = out.reshape(n, o, th, m, tw, m)  # a view: the tiles land straight in the output
+    else:
+        dest = out
+        y = y.reshape(n, o, th * m, tw * m)[:, :, :oh, :ow]
+    if bias is None:
+        dest[...] = y
+    else:
+        xp.add(y, bias.reshape((1, o) + (1,) * (dest.ndim - 2)), out=dest)
+    return out
+
+
+def conv2d_winograd(xp, inputs, params, attrs, ctx):
+    w = params["weight"]
+    return winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
+
+
+def fused_conv2d_winograd(xp, inputs, params, attrs, ctx):
+    w = params["weight"]
+    out = winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
+    return into(ctx, epilogue(xp, out, inputs, attrs, ctx))
+
+
+# -- training: the weights change every step, so the filters are transformed on every call ------------------
+def trainable(node, dtype: str) -> str | None:
+    """The training variant also runs the input gradient through Winograd: a convolution of the output
+    gradient with padding 2 - p, which must not be negative."""
+    return supports(node, dtype) or (None if max(node.attrs["padding"]) <= 2 else
+                                     "the input gradient's padding 2 - p would be negative (padding > 2)")
+
+
+def conv2d_winograd_train(xp, inputs, params, attrs, ctx):
+    w = params["weight"]
+    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan)
+
+
+def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
+    """The input gradient is a stride-1 3x3 convolution of ``grad`` too (conv.input_grad_as_conv), so it
+    runs through Winograd; the weight gradient is the generic GEMM."""
+    x, dx = saved.inputs[0], None
+    if saved.need_inputs[0]:
+        flipped, pads = input_grad_as_conv(params["weight"], attrs)
+        plan = Plan(grad.shape, pads)
+        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan)
+    return [dx], param_grads(xp, saved, grad, grad, x, attrs)
+
+
+# The NumPy backend's kernels, and the strict backend's, which runs the same code behind device-like arrays
+# (so CI checks that no host array mixes in, and strict training equals NumPy training step for step).
+for _backend in ("numpy", "strict"):
+    for _op, _forward in (("Conv2d", conv2d_winograd), ("FusedConv2d", fused_conv2d_winograd)):
+        kernel(_op, writes_into=True, backend=_backend, variant="winograd", dtypes=("float32",), supports=supports,
+               prepare=prepare)(_forward)
+    backward("Conv2d", keeps=("inputs",), backend=_backend, variant="winograd-train")(conv2d_winograd_train_backward)
+    kernel("Conv2d", backend=_backend, variant="winograd-train", dtypes=("float32",), supports=trainable,
+           prepare=prepare)(conv2d_winograd_train)
