@@ -11,25 +11,14 @@ A benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
 
 import cnngraph
+from cnngraph.benchmark import time_call
 from cnngraph.backends.onnx_export import to_onnx
 from cnngraph.frontends import dsl
-
-
-def median_seconds(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -51,8 +40,8 @@ def main() -> None:
         model = cnngraph.compile(graph)
         session = ort.InferenceSession(to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(model.run(feeds)["roi"], session.run(None, feeds)[0], rtol=1e-4, atol=1e-4)
-        ours = median_seconds(lambda: model.run(feeds), args.repeat)
-        theirs = median_seconds(lambda: session.run(None, feeds), args.repeat)
+        ours = time_call(lambda: model.run(feeds), repeat=args.repeat).median
+        theirs = time_call(lambda: session.run(None, feeds), repeat=args.repeat).median
         print(f"{op}: cnngraph {ours * 1e3:.1f} ms, onnxruntime {theirs * 1e3:.1f} ms, ratio {ours / theirs:.1f}x")
 
 
