@@ -11,6 +11,8 @@ bottom 4,719,616 + 9,438,208; up4 2,097,664 + 4,719,104 + 2,359,808; up3 524,544
 Total 31,030,658 (padding does not change it).
 """
 
+import itertools
+
 from cnngraph.errors import GraphError
 from cnngraph.frontends import dsl
 from cnngraph.models import register
@@ -48,7 +50,7 @@ def check_input_size(size: int, depth: int, padding: str) -> None:
     if valid_size(size, depth, padding):
         return
     below = next((s for s in range(size - 1, 0, -1) if valid_size(s, depth, padding)), None)
-    above = next(s for s in range(size + 1, size + 2 ** (depth + 2)) if valid_size(s, depth, padding))
+    above = next(s for s in itertools.count(size + 1) if valid_size(s, depth, padding))  # the smallest may be far up
     near = f"{below} or {above}" if below else str(above)
     raise GraphError(f"U-Net ({padding} padding, depth {depth}): input size {size} gives maps "
                      f"{pre_pool_sizes(size, depth, padding)} before the poolings, which must be positive and "
