@@ -2,15 +2,18 @@
 
 A small GEMM finishes before a second OpenBLAS thread has started, and on a loaded machine threads
 that must share cores spin: LeNet-5 trained 3.5x slower with two threads than with one. So under
-``auto`` a GEMM below ``CROSSOVER_MACS`` runs on one thread and a larger one on every core. The
-executor decides per node from its multiply-accumulates and the batch, and the BLAS library is
-told only when the choice changes (a direct ``set_num_threads`` costs about 2 µs; threadpoolctl's
-``threadpool_limits`` context, which rescans the loaded libraries, about 800 µs).
+``auto`` a GEMM below ``CROSSOVER_MACS`` runs on one thread and a larger one on every core that other
+processes leave free (``OtherLoad``: with one busy-loop job beside it on 2 cores, ResNet-18 ran
+several times slower on two threads than on one). The executor decides per node from its
+multiply-accumulates and the batch, and the BLAS library is told only when the choice changes (a
+direct ``set_num_threads`` costs about 2 µs; threadpoolctl's ``threadpool_limits`` context, which
+rescans the loaded libraries, about 800 µs).
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from cnngraph.analysis import node_macs
 from cnngraph.errors import CnnGraphError
@@ -19,6 +22,44 @@ from cnngraph.ir import Graph
 # Where a second thread started to pay on this project's 2-core machine: np.matmul in float32 at 1 and 2
 # threads over ResNet/LeNet GEMM shapes (best of 7), two threads faster from about 3e7 MACs (64x576x784).
 CROSSOVER_MACS = 30_000_000
+LOAD_INTERVAL_S = 0.5  # how often the other processes' CPU use is sampled
+PROC_STAT = "/proc/stat"
+
+
+class OtherLoad:
+    """How many cores other processes keep busy: the machine's busy time (``/proc/stat``) less this
+    process's own (``os.times``, all its threads), over the last ``LOAD_INTERVAL_S``. Not the load
+    average, which counts this process's own BLAS threads and would make the choice oscillate. Zero
+    where ``/proc/stat`` cannot be read (not Linux): every core is then taken as free."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = None
+        self._cores = 0.0
+
+    def cores(self) -> float:
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < LOAD_INTERVAL_S:
+            return self._cores
+        busy = machine_busy_seconds()
+        if busy is None:
+            return 0.0
+        own = sum(os.times()[:2])
+        if self._last is not None:
+            then, busy_then, own_then = self._last
+            self._cores = max(0.0, (busy - busy_then - (own - own_then)) / (now - then))
+        self._last = (now, busy, own)
+        return self._cores
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (not idle, not waiting for I/O), or None."""
+    try:
+        with open(PROC_STAT) as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 class BlasThreads:
@@ -29,6 +70,7 @@ class BlasThreads:
         self._libraries = None  # threadpoolctl's BLAS controllers, found once
         self._original: list[int] = []  # their thread counts before cnngraph changed them
         self._current: int | None = None
+        self.others = OtherLoad()
 
     def configure(self, threads: int | None) -> None:
         """``None`` for auto; otherwise every GEMM runs on ``threads`` threads."""
@@ -40,7 +82,10 @@ class BlasThreads:
         """The thread count for a GEMM of ``macs`` multiply-accumulates."""
         if self.fixed is not None:
             return self.fixed
-        return 1 if macs < CROSSOVER_MACS else os.cpu_count() or 1
+        if macs < CROSSOVER_MACS:
+            return 1
+        cores = os.cpu_count() or 1
+        return max(1, min(cores, round(cores - self.others.cores())))
 
     def use(self, threads: int) -> None:
         """Set the BLAS thread count, calling into the library only when it changes."""
