@@ -17,7 +17,7 @@ from cnngraph.errors import ModelFileError
 from cnngraph.ops.base import fmt_shape
 from cnngraph.types import BATCH
 
-TASKS = ("classification", "segmentation", "other")
+TASKS = ("classification", "segmentation", "detection", "other")
 WEIGHTS = ("random", "trained", "imported", "loaded")
 """random: a fresh initialisation; trained: by ``cnngraph train``; imported: from an ONNX file;
 loaded: from a ``--weights`` file."""
@@ -92,7 +92,7 @@ class ModelInfo:
             raise ModelFileError(f"{where}: model info says input size {self.size}, {takes}")
         if image and self.mean is not None and len(self.mean) != t.shape[1]:
             raise ModelFileError(f"{where}: model info has {len(self.mean)} mean/std values, {takes}")
-        if self.classes is not None and graph.outputs:
+        if self.classes is not None and graph.outputs and self.task != "detection":  # a detector's heads vary
             out = graph.type_of(graph.outputs[0])
             if out.rank < 2 or out.shape[1] != len(self.classes):
                 raise ModelFileError(f"{where}: model info names {len(self.classes)} classes, the graph's output "

@@ -65,6 +65,8 @@ def test_run_boxes_draws_on_a_photo(capsys, trained, tmp_path):
     with Image.open(tmp_path / "out.png") as picture:
         assert picture.size == (256, 256) and picture.mode == "RGB"
     assert "boxes scoring above 0.3" in out
+    assert "weights: trained (digit-detection)" in out and "random" not in out  # the model.cng says what it is
+    assert "sample 0: top" not in out  # the per-box and constant outputs are not classifier rows
 
 
 def test_boxes_on_a_classifier_and_detection_data_for_a_classifier_are_one_line(capsys, tmp_path):

@@ -17,6 +17,7 @@ from cnngraph.cli.common import (add_backend_arg, add_dtype_arg, add_model_args,
                                  apply_weights, console, load, positive)
 from cnngraph.errors import CnnGraphError
 from cnngraph.imagenet import is_image, top_classes
+from cnngraph.types import BATCH
 from cnngraph.limits import array_bytes, check_bytes
 from cnngraph.model_info import info_of
 from cnngraph.npzfile import read_npy
@@ -74,7 +75,7 @@ def run(args) -> None:
     _say_weights(info)
     for name, out in outputs.items():
         console.print(f"output '{name}': shape {tuple(out.shape)}")
-        if out.ndim == 2 and out.shape[1] >= 2:
+        if out.ndim == 2 and out.shape[1] >= 2 and graph.type_of(name).shape[0] == BATCH:  # not per region or box
             _print_top(out, info.classes)
     masks = [out for out in outputs.values() if out.ndim == 4 and out.shape[1] > 1]
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)

@@ -25,6 +25,7 @@ from cnngraph.detection.evaluate import MeanAP, coco_map, voc_map
 from cnngraph.detection.predict import Postprocess, class_count, detect, detector_kind
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
+from cnngraph.model_info import MAX_TEXT, ModelInfo
 from cnngraph.train.config import TrainConfig
 from cnngraph.train.data.detection import DetectionSet, DetectionSplits
 from cnngraph.train.data.detection_augment import BoxAugment
@@ -124,7 +125,14 @@ class DetectionTrainer:
         return self.history
 
     def trained_graph(self) -> Graph:
-        return self.model.to_graph()
+        """The trained parameters, with the info `cnngraph run` and `eval` read: trained weights, the classes,
+        and the input as training saw it (resized to the input, scaled to [0, 1], not normalised)."""
+        graph = self.model.to_graph()
+        channels, *size = next(iter(graph.inputs.values())).shape[1:]
+        graph.info = ModelInfo(task="detection", classes=[c[:MAX_TEXT] for c in self.splits.train.classes],
+                               channels=channels, size=size, resize="stretch", weights="trained",
+                               source=str(self.config.data)[:MAX_TEXT])
+        return graph
 
     def _write_metrics(self) -> None:
         if self.rundir is None:
