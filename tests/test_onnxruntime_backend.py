@@ -78,6 +78,7 @@ def test_other_dtypes_and_bad_inputs_are_typed_errors():
         model(np.zeros((1, 3, 32, 32), np.float32))
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider':UserWarning")  # onnxruntime's own
 def test_cuda_is_asked_for_when_offered_and_a_missing_one_is_reported(monkeypatch):
     """With onnxruntime-gpu the CUDA provider is requested first; what the session really got is
     ``session.get_providers()``, and a provider it could not create is reported as a fallback."""
