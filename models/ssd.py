@@ -40,7 +40,6 @@ from cnngraph.models import register, scaled
 from cnngraph.models import vgg as vgg_models
 from cnngraph.models.yolo import small as small_layers
 
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
 RATIOS_2 = (1.0, 2.0, 0.5)
 RATIOS_3 = (1.0, 2.0, 0.5, 3.0, 1 / 3)
 # (1x1 channels, 3x3 channels, stride, padding) of SSD300's extra layers

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+SSD_VARIANCES = (0.1, 0.1, 0.2, 0.2)  # SSD's offsets scaled to about unit variance: encoding, loss and decoding
+
 
 def _positive(values: Sequence[float], name: str) -> None:
     if len(values) == 0 or any(not v > 0 for v in values):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnngraph.arrays import to_numpy
+from cnngraph.detection.anchors import SSD_VARIANCES
 from cnngraph.detection.boxes import decode, nms
 from cnngraph.errors import CnnGraphError
 
 YOLO_OUTPUTS = {"boxes", "classes"}
 SSD_OUTPUTS = {"loc", "conf", "anchors"}
-SSD_VARIANCES = (0.1, 0.1, 0.2, 0.2)
 
 
 @dataclass

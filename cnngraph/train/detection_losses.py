@@ -15,11 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnngraph.arrays import namespace, to_numpy
+from cnngraph.detection.anchors import SSD_VARIANCES
 from cnngraph.detection.boxes import encode, iou_matrix
 from cnngraph.detection.predict import yolo_boxes
 from cnngraph.errors import TrainingError
-
-SSD_VARIANCES = (0.1, 0.1, 0.2, 0.2)
 
 
 def _targets(targets, batch: int, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
