@@ -5,7 +5,8 @@ field is centred, in input pixels); a global value (pooled, or a squeeze-and-exc
 field "all" and no stride or centre, and a map it is broadcast over keeps its own. For every join
 (Add, Concat, Mul) of spatial maps: whether its inputs are aligned (same stride and centre, not merely the same shape) and, where not, the
 crop that would align them. Joins that are misaligned or fed by a crop are listed; --all-joins
-lists every one. --depth K folds the layers into their scopes, the first K parts of their dotted
+lists every one. A detector's default boxes are listed per feature map with the receptive field of the
+head predicting them. --depth K folds the layers into their scopes, the first K parts of their dotted
 names (ResNet's layer1.0.conv1 is in layer1 at depth 1), summing parameters and MACs per scope, as
 torchinfo's depth does; each scope shows its last layer's output and field.
 """
@@ -66,6 +67,7 @@ def run(args) -> None:
     console.print(f"Non-trainable buffers: {buffers:,}")
     console.print(f"MACs per sample: {macs:,} ({macs / 1e9:.2f} G)")
     console.print(f"Activations per sample (float32, all values kept): {act / 2**20:.1f} MiB")
+    _box_levels(graph, fields)
     found = joins(graph, fields)
     shown = [j for j in found if args.all_joins or j.status != ALIGNED or any(i.crop for i in j.inputs)]
     if shown:
@@ -92,3 +94,19 @@ def _scopes(rows, depth: int):
 def _shape(shape) -> str:
     """A value's per-sample shape: (N, 64, 56, 56) as 64x56x56."""
     return "x".join(str(d) for d in shape[1:]) or "scalar"
+
+
+def _box_levels(graph, fields) -> None:
+    """A detector's default boxes per feature map, and the receptive field of the head that predicts them."""
+    from cnngraph.detection.heads import box_levels
+
+    levels = box_levels(graph, fields)
+    if not levels:
+        return
+    table = common.table("head", "map", "per cell", "boxes", "RF", "jump", numeric=("per cell", "boxes", "RF", "jump"),
+                         title="Default boxes per level")
+    for level in levels:
+        table.add_row(level.head, _fmt(level.map_size), str(level.per_cell), f"{level.boxes:,}",
+                      _fmt(level.field.size), _fmt(level.field.jump))
+    console.print(table)
+    console.print(f"Default boxes: {sum(level.boxes for level in levels):,}")

@@ -47,6 +47,16 @@ class Reshape(Op):
     def infer(self, node, attrs, inputs):
         return TensorType((inputs[0].shape[0], *attrs["shape"]), inputs[0].dtype)
 
+    def window(self, attrs, inputs):
+        """A reshape that keeps the spatial axes last keeps the map: a channel shuffle's (N, C, H, W) to (N, g,
+        C/g, H, W) and back. One that folds them away (SSD's (N, H, W, k*4) to (N, H*W*k, 4)) leaves no
+        map to align."""
+        spatial, out_spatial = tuple(inputs[0].shape[2:]), tuple(attrs["shape"][1:])
+        if not spatial or out_spatial and (tuple(attrs["shape"][-len(spatial):]) == spatial
+                                           or spatial[-len(out_spatial):] == out_spatial):
+            return IDENTITY_WINDOW
+        return Window(global_=True)
+
     def describe(self, attrs):
         """Every dim: the base form would show shape (4, 4) as "shape=4"."""
         return "shape=" + ",".join(map(str, attrs["shape"]))
