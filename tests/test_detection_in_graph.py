@@ -1,6 +1,6 @@
-"""SSD with its post-processing inside the graph: the decoded boxes and class scores equal the host path's
-(``predict._ssd``, which the mAP tests score), and the exported file gives onnxruntime's detections equal to
-cnngraph's."""
+"""Detectors with their post-processing inside the graph: the decoded boxes and class scores equal the host
+path's (``predict._ssd`` / ``predict._yolo``, which the mAP tests score), and the exported file gives
+onnxruntime's detections equal to cnngraph's."""
 
 from __future__ import annotations
 
@@ -10,36 +10,43 @@ import pytest
 import cnngraph
 from cnngraph import models
 from cnngraph.backends.onnx_export import to_onnx
-from cnngraph.detection.in_graph import ssd_with_nms
-from cnngraph.detection.predict import _ssd
+from cnngraph.detection.in_graph import with_nms
+from cnngraph.detection.predict import _ssd, _yolo
 from cnngraph.errors import GraphError
 from tests.onnx_models import onnxruntime_run
 from tests.test_cli import run_cli
 
 SIZE = 32
+BUILDS = {"ssd_small": dict(input_size=SIZE), "yolo_v1_small": dict(input_size=SIZE, grid=4)}
 
 
 def images(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((batch, 3, SIZE, SIZE)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def ssd():
-    return models.build("ssd_small", input_size=SIZE)
+def host_decoding(raw: dict) -> tuple[np.ndarray, np.ndarray]:
+    if "anchors" in raw:
+        return _ssd(raw["loc"], raw["conf"], raw["anchors"], (SIZE, SIZE))
+    return _yolo(raw["boxes"], raw["classes"], (SIZE, SIZE))
 
 
-def test_boxes_and_scores_are_the_host_decoding(ssd):
-    raw = cnngraph.compile(ssd).run(images(2), to_host=True)
-    out = cnngraph.compile(ssd_with_nms(ssd)).run(images(2), to_host=True)
-    boxes, scores = _ssd(raw["loc"], raw["conf"], raw["anchors"], (SIZE, SIZE))
+@pytest.fixture(scope="module", params=sorted(BUILDS))
+def detector(request):
+    return models.build(request.param, **BUILDS[request.param])
+
+
+def test_boxes_and_scores_are_the_host_decoding(detector):
+    raw = cnngraph.compile(detector).run(images(2), to_host=True)
+    out = cnngraph.compile(with_nms(detector)).run(images(2), to_host=True)
+    boxes, scores = host_decoding(raw)
     np.testing.assert_allclose(out["boxes"], boxes, rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(out["scores"], scores.transpose(0, 2, 1), rtol=1e-6, atol=1e-7)
     assert out["boxes"].min() >= 0 and out["boxes"].max() <= SIZE
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-def test_onnxruntime_finds_the_same_detections(ssd, batch):
-    graph = ssd_with_nms(ssd, score_threshold=0.05)
+def test_onnxruntime_finds_the_same_detections(detector, batch):
+    graph = with_nms(detector, score_threshold=0.05)
     x = images(batch, seed=batch)
     got = cnngraph.compile(graph).run(x, to_host=True)
     want = dict(zip(graph.outputs, onnxruntime_run(to_onnx(graph), {"image": x})))
@@ -49,13 +56,14 @@ def test_onnxruntime_finds_the_same_detections(ssd, batch):
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
 
 
-def test_only_ssd_graphs_get_it():
-    with pytest.raises(GraphError, match="built for SSD models"):
-        ssd_with_nms(models.build("lenet5"))
+def test_only_detectors_get_it():
+    with pytest.raises(GraphError, match="built for SSD"):
+        with_nms(models.build("lenet5"))
 
 
-def test_export_nms_from_the_cli(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "export", "ssd_small", "--input-size", str(SIZE), "--nms", "-o",
-                             str(tmp_path / "ssd.onnx"), "--verify")
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_export_nms_from_the_cli(tmp_path, capsys, name):
+    code, out, err = run_cli(capsys, "export", name, "--input-size", str(SIZE), "--nms", "-o",
+                             str(tmp_path / "detector.onnx"), "--verify")
     assert code == 0, err
-    assert "ssd_small_nms" in out and "'selected' at batch 3: max abs 0.00e+00" in out  # the same rows
+    assert f"{name}_nms" in out and "'selected' at batch 3: max abs 0.00e+00" in out  # the same rows

@@ -1,10 +1,14 @@
-"""An SSD graph with its post-processing inside, so one exported ONNX file goes from pixels to detections.
+"""A one-stage detector's post-processing inside its graph, so one exported ONNX file goes from pixels to
+detections.
 
 ``predict.detect`` decodes and suppresses on the host; a deployed model should not need cnngraph for that.
-``ssd_with_nms`` appends to the graph what ``predict._ssd`` computes: the offsets decoded against the
-default boxes (``BoxDecode``, SSD's variances), scaled to pixels and clipped to the image, the class
-softmax without the background, and ONNX ``NonMaxSuppression`` per class. Its outputs are ``boxes`` (N, A,
-4) in pixels, ``scores`` (N, C, A) and ``selected`` (M, 3) int64 rows (image, class, box), ONNX's own
+``with_nms`` appends to the graph what ``predict`` computes before suppression, from standard ops:
+- SSD: the offsets decoded against the default boxes (``BoxDecode``, SSD's variances) and scaled to
+  pixels; the class softmax without the background;
+- YOLO v1: each box's centre offset in its cell and the square roots of its size turned into corners in
+  pixels; the box confidence times the cell's class probabilities;
+then boxes clipped to the image and ONNX ``NonMaxSuppression`` per class. Its outputs are ``boxes`` (N, K,
+4) in pixels, ``scores`` (N, C, K) and ``selected`` (M, 3) int64 rows (image, class, box), ONNX's own
 detection format. ONNX's NMS has no top-k before suppression, so where ``Postprocess.pre_nms_top_k`` binds
 the host path keeps fewer candidates.
 """
@@ -14,37 +18,79 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.detection.anchors import SSD_VARIANCES
-from cnngraph.detection.predict import SSD_OUTPUTS, class_count
+from cnngraph.detection.predict import SSD_OUTPUTS, YOLO_OUTPUTS, class_count
 from cnngraph.errors import GraphError
 from cnngraph.ir import Graph, Node
 
 OUTPUTS = ("boxes", "scores", "selected")
 
 
-def ssd_with_nms(graph: Graph, iou_threshold: float = 0.45, score_threshold: float = 0.01,
-                 max_per_class: int = 100) -> Graph:
-    """A verified copy of SSD ``graph`` whose outputs are ``boxes``, ``scores`` and NMS's ``selected``."""
-    if not SSD_OUTPUTS <= set(graph.outputs) or len(graph.inputs) != 1:
-        raise GraphError(f"{graph.name}: detections inside the graph are built for SSD models (outputs 'loc', "
-                         f"'conf', 'anchors'); this one has {graph.outputs}")
+def with_nms(graph: Graph, iou_threshold: float = 0.45, score_threshold: float = 0.01,
+             max_per_class: int = 100) -> Graph:
+    """A verified copy of detector ``graph`` whose outputs are ``boxes``, ``scores`` and NMS's ``selected``."""
+    names = set(graph.outputs)
+    if len(graph.inputs) != 1 or not (SSD_OUTPUTS <= names or YOLO_OUTPUTS <= names):
+        raise GraphError(f"{graph.name}: detections inside the graph are built for SSD (outputs 'loc', 'conf', "
+                         f"'anchors') and YOLO v1 (outputs 'boxes', 'classes'); this one has {graph.outputs}")
     g = graph.copy()
-    taken = [name for name in OUTPUTS if g.has_value(name)]
-    if taken:
-        raise GraphError(f"{graph.name} already has values named {taken}: the post-processing outputs need them")
     height, width = next(iter(g.inputs.values())).shape[2:]
     _constant(g, "post.image_size", np.array([width, height, width, height], np.float32))
-    decoded = _add(g, "post.decoded", "BoxDecode", ["loc", "anchors"], variances=SSD_VARIANCES)
-    pixels = _add(g, "post.pixels", "Mul", [decoded, "post.image_size"])
-    _add(g, "boxes", "ReLU", [_add(g, "post.inside", "Min", [pixels, "post.image_size"])])  # clipped to the image
-    probabilities = _add(g, "post.softmax", "Softmax", ["conf"], axis=2)
-    per_class = _add(g, "post.per_class", "Transpose", [probabilities], perm=(0, 2, 1))
-    classes = class_count(graph)
-    _add(g, "scores", "Slice", [per_class], axes=(1,), starts=(1,), ends=(classes + 1,), steps=(1,))
+    pixels, per_box = _yolo(g, width, height) if YOLO_OUTPUTS <= names else _ssd(g, class_count(graph))
+    g.outputs = [v for v in g.outputs if v not in OUTPUTS]  # YOLO's own 'boxes' is renamed below
+    inside = _add(g, "post.inside", "Min", [pixels, "post.image_size"])
+    _add(g, "boxes", "ReLU", [inside])
+    _add(g, "scores", "Transpose", [per_box], perm=(0, 2, 1))
     _add(g, "selected", "NonMaxSuppression", ["boxes", "scores"], max_output_boxes_per_class=max_per_class,
          iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=0)
     g.outputs = list(OUTPUTS)
     g.name = f"{graph.name}_nms"
     return g.verify()
+
+
+def _ssd(g: Graph, classes: int) -> tuple[str, str]:
+    """(N, A, 4) pixel boxes and (N, A, C) object-class probabilities of an SSD graph."""
+    decoded = _add(g, "post.decoded", "BoxDecode", ["loc", "anchors"], variances=SSD_VARIANCES)
+    pixels = _add(g, "post.pixels", "Mul", [decoded, "post.image_size"])
+    probabilities = _add(g, "post.softmax", "Softmax", ["conf"], axis=2)
+    objects = _add(g, "post.objects", "Slice", [probabilities], axes=(2,), starts=(1,), ends=(classes + 1,),
+                   steps=(1,))
+    return pixels, objects
+
+
+def _yolo(g: Graph, width: int, height: int) -> tuple[str, str]:
+    """(N, S*S*B, 4) pixel boxes and (N, S*S*B, C) class-specific confidences of a YOLO v1 graph."""
+    _rename_output(g, "boxes", "post.predicted")
+    _, s, _, b, _ = g.type_of("post.predicted").shape
+    classes = g.type_of("classes").shape[-1]
+    cols, rows = np.meshgrid(np.arange(s), np.arange(s))
+    _constant(g, "post.cells", np.stack([cols, rows], axis=-1)[:, :, None, :].astype(np.float32))  # (S, S, 1, 2)
+    _constant(g, "post.cell_size", np.array([width / s, height / s], np.float32))
+    _constant(g, "post.image_wh", np.array([width, height], np.float32))
+    _constant(g, "post.half", np.array(0.5, np.float32))
+    _constant(g, "post.minus_half", np.array(-0.5, np.float32))  # the IR subtracts by adding a negation
+    offsets, roots, confidence = (_add(g, f"post.{what}", "Slice", ["post.predicted"], axes=(4,), starts=(lo,),
+                                       ends=(hi,), steps=(1,))
+                                  for what, lo, hi in (("offsets", 0, 2), ("roots", 2, 4), ("confidence", 4, 5)))
+    centre = _add(g, "post.centre", "Mul", [_add(g, "post.in_image", "Add", [offsets, "post.cells"]), "post.cell_size"])
+    size = _add(g, "post.size", "Mul", [_add(g, "post.squared", "Mul", [roots, roots]), "post.image_wh"])
+    back = _add(g, "post.back", "Mul", [size, "post.minus_half"])
+    ahead = _add(g, "post.ahead", "Mul", [size, "post.half"])
+    corners = _add(g, "post.corners", "Concat", [_add(g, "post.top_left", "Add", [centre, back]),
+                                                 _add(g, "post.bottom_right", "Add", [centre, ahead])], axis=4)
+    pixels = _add(g, "post.pixels", "Reshape", [corners], shape=(s * s * b, 4))
+    per_cell = _add(g, "post.per_cell", "Reshape", ["classes"], shape=(s, s, 1, classes))
+    scores = _add(g, "post.class_confidence", "Mul", [confidence, per_cell])
+    return pixels, _add(g, "post.per_box", "Reshape", [scores], shape=(s * s * b, classes))
+
+
+def _rename_output(g: Graph, old: str, new: str) -> None:
+    """Give graph output ``old`` (a node) the name ``new``, so the post-processing's own output can take it."""
+    node = g.node(old)
+    g.remove_node(old)
+    node.name = new
+    g.add_node(node)
+    g.replace_uses(old, new)
+    g.toposort()
 
 
 def _constant(g: Graph, name: str, value: np.ndarray) -> None:
