@@ -58,6 +58,17 @@ class Graph:
         self._index[node.name] = node
         return node
 
+    def append(self, name: str, op: str, inputs: list[str], **attrs) -> str:
+        """Extend a built graph by one node, typed by the next ``verify()``; returns the value's name."""
+        self.add_node(Node(name, op, list(inputs), attrs))
+        return name
+
+    def append_constant(self, name: str, value: np.ndarray) -> str:
+        """A Constant node holding ``value`` (a buffer, keyed ``<name>.value``); returns the value's name."""
+        self.params[f"{name}.value"] = value
+        self.add_node(Node(name, "Constant", [], {"shape": value.shape}, {"value": f"{name}.value"}))
+        return name
+
     def _check_new_name(self, name: str) -> None:
         if name in self.inputs or name in self._index:
             raise GraphError(f"duplicate name '{name}': every input and node needs its own name")

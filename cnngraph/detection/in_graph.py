@@ -20,7 +20,7 @@ import numpy as np
 from cnngraph.detection.anchors import SSD_VARIANCES
 from cnngraph.detection.predict import SSD_OUTPUTS, YOLO_OUTPUTS, class_count
 from cnngraph.errors import GraphError
-from cnngraph.ir import Graph, Node
+from cnngraph.ir import Graph
 
 OUTPUTS = ("boxes", "scores", "selected")
 
@@ -34,13 +34,13 @@ def with_nms(graph: Graph, iou_threshold: float = 0.45, score_threshold: float =
                          f"'anchors') and YOLO v1 (outputs 'boxes', 'classes'); this one has {graph.outputs}")
     g = graph.copy()
     height, width = next(iter(g.inputs.values())).shape[2:]
-    _constant(g, "post.image_size", np.array([width, height, width, height], np.float32))
+    g.append_constant("post.image_size", np.array([width, height, width, height], np.float32))
     pixels, per_box = _yolo(g, width, height) if YOLO_OUTPUTS <= names else _ssd(g, class_count(graph))
     g.outputs = [v for v in g.outputs if v not in OUTPUTS]  # YOLO's own 'boxes' is renamed below
-    inside = _add(g, "post.inside", "Min", [pixels, "post.image_size"])
-    _add(g, "boxes", "ReLU", [inside])
-    _add(g, "scores", "Transpose", [per_box], perm=(0, 2, 1))
-    _add(g, "selected", "NonMaxSuppression", ["boxes", "scores"], max_output_boxes_per_class=max_per_class,
+    inside = g.append("post.inside", "Min", [pixels, "post.image_size"])
+    g.append("boxes", "ReLU", [inside])
+    g.append("scores", "Transpose", [per_box], perm=(0, 2, 1))
+    g.append("selected", "NonMaxSuppression", ["boxes", "scores"], max_output_boxes_per_class=max_per_class,
          iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=0)
     g.outputs = list(OUTPUTS)
     g.name = f"{graph.name}_nms"
@@ -49,10 +49,10 @@ def with_nms(graph: Graph, iou_threshold: float = 0.45, score_threshold: float =
 
 def _ssd(g: Graph, classes: int) -> tuple[str, str]:
     """(N, A, 4) pixel boxes and (N, A, C) object-class probabilities of an SSD graph."""
-    decoded = _add(g, "post.decoded", "BoxDecode", ["loc", "anchors"], variances=SSD_VARIANCES)
-    pixels = _add(g, "post.pixels", "Mul", [decoded, "post.image_size"])
-    probabilities = _add(g, "post.softmax", "Softmax", ["conf"], axis=2)
-    objects = _add(g, "post.objects", "Slice", [probabilities], axes=(2,), starts=(1,), ends=(classes + 1,),
+    decoded = g.append("post.decoded", "BoxDecode", ["loc", "anchors"], variances=SSD_VARIANCES)
+    pixels = g.append("post.pixels", "Mul", [decoded, "post.image_size"])
+    probabilities = g.append("post.softmax", "Softmax", ["conf"], axis=2)
+    objects = g.append("post.objects", "Slice", [probabilities], axes=(2,), starts=(1,), ends=(classes + 1,),
                    steps=(1,))
     return pixels, objects
 
@@ -63,24 +63,25 @@ def _yolo(g: Graph, width: int, height: int) -> tuple[str, str]:
     _, s, _, b, _ = g.type_of("post.predicted").shape
     classes = g.type_of("classes").shape[-1]
     cols, rows = np.meshgrid(np.arange(s), np.arange(s))
-    _constant(g, "post.cells", np.stack([cols, rows], axis=-1)[:, :, None, :].astype(np.float32))  # (S, S, 1, 2)
-    _constant(g, "post.cell_size", np.array([width / s, height / s], np.float32))
-    _constant(g, "post.image_wh", np.array([width, height], np.float32))
-    _constant(g, "post.half", np.array(0.5, np.float32))
-    _constant(g, "post.minus_half", np.array(-0.5, np.float32))  # the IR subtracts by adding a negation
-    offsets, roots, confidence = (_add(g, f"post.{what}", "Slice", ["post.predicted"], axes=(4,), starts=(lo,),
-                                       ends=(hi,), steps=(1,))
-                                  for what, lo, hi in (("offsets", 0, 2), ("roots", 2, 4), ("confidence", 4, 5)))
-    centre = _add(g, "post.centre", "Mul", [_add(g, "post.in_image", "Add", [offsets, "post.cells"]), "post.cell_size"])
-    size = _add(g, "post.size", "Mul", [_add(g, "post.squared", "Mul", [roots, roots]), "post.image_wh"])
-    back = _add(g, "post.back", "Mul", [size, "post.minus_half"])
-    ahead = _add(g, "post.ahead", "Mul", [size, "post.half"])
-    corners = _add(g, "post.corners", "Concat", [_add(g, "post.top_left", "Add", [centre, back]),
-                                                 _add(g, "post.bottom_right", "Add", [centre, ahead])], axis=4)
-    pixels = _add(g, "post.pixels", "Reshape", [corners], shape=(s * s * b, 4))
-    per_cell = _add(g, "post.per_cell", "Reshape", ["classes"], shape=(s, s, 1, classes))
-    scores = _add(g, "post.class_confidence", "Mul", [confidence, per_cell])
-    return pixels, _add(g, "post.per_box", "Reshape", [scores], shape=(s * s * b, classes))
+    g.append_constant("post.cells", np.stack([cols, rows], axis=-1)[:, :, None, :].astype(np.float32))  # (S, S, 1, 2)
+    g.append_constant("post.cell_size", np.array([width / s, height / s], np.float32))
+    g.append_constant("post.image_wh", np.array([width, height], np.float32))
+    g.append_constant("post.half", np.array(0.5, np.float32))
+    g.append_constant("post.minus_half", np.array(-0.5, np.float32))  # the IR subtracts by adding a negation
+    offsets, roots, confidence = (
+        g.append(f"post.{what}", "Slice", ["post.predicted"], axes=(4,), starts=(lo,), ends=(hi,), steps=(1,))
+        for what, lo, hi in (("offsets", 0, 2), ("roots", 2, 4), ("confidence", 4, 5)))
+    in_image = g.append("post.in_image", "Add", [offsets, "post.cells"])
+    centre = g.append("post.centre", "Mul", [in_image, "post.cell_size"])
+    size = g.append("post.size", "Mul", [g.append("post.squared", "Mul", [roots, roots]), "post.image_wh"])
+    back = g.append("post.back", "Mul", [size, "post.minus_half"])
+    ahead = g.append("post.ahead", "Mul", [size, "post.half"])
+    corners = g.append("post.corners", "Concat", [g.append("post.top_left", "Add", [centre, back]),
+                                                  g.append("post.bottom_right", "Add", [centre, ahead])], axis=4)
+    pixels = g.append("post.pixels", "Reshape", [corners], shape=(s * s * b, 4))
+    per_cell = g.append("post.per_cell", "Reshape", ["classes"], shape=(s, s, 1, classes))
+    scores = g.append("post.class_confidence", "Mul", [confidence, per_cell])
+    return pixels, g.append("post.per_box", "Reshape", [scores], shape=(s * s * b, classes))
 
 
 def _rename_output(g: Graph, old: str, new: str) -> None:
@@ -91,13 +92,3 @@ def _rename_output(g: Graph, old: str, new: str) -> None:
     g.add_node(node)
     g.replace_uses(old, new)
     g.toposort()
-
-
-def _constant(g: Graph, name: str, value: np.ndarray) -> None:
-    g.params[f"{name}.value"] = value
-    g.add_node(Node(name, "Constant", [], {"shape": value.shape}, {"value": f"{name}.value"}))
-
-
-def _add(g: Graph, name: str, op: str, inputs: list[str], **attrs) -> str:
-    g.add_node(Node(name, op, inputs, attrs))
-    return name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.errors import GraphError
-from cnngraph.ir import Graph, Node
+from cnngraph.ir import Graph
 from cnngraph.subgraph import keep_outputs
 
 EPS = 1e-12  # under the square root: an all-zero feature vector (every ReLU off) maps to 0, not NaN
@@ -38,18 +38,12 @@ def embedding_graph(graph: Graph, layer: str | None = None) -> Graph:
     g = keep_outputs(cut, [layer])
     features = layer
     if g.type_of(layer).rank != 2:
-        features = _add(g, "embedding.flatten", "Flatten", [layer])
-    g.params["embedding.eps.value"] = np.array([EPS], np.float32)
-    g.add_node(Node("embedding.eps", "Constant", [], {"shape": (1,)}, {"value": "embedding.eps.value"}))
-    square = _add(g, "embedding.square", "Mul", [features, features])
-    total = _add(g, "embedding.sum", "ReduceSum", [square], axes=(1,), keepdims=True)
-    norm = _add(g, "embedding.norm", "Sqrt", [_add(g, "embedding.add_eps", "Add", [total, "embedding.eps"])])
-    _add(g, OUTPUT, "Mul", [features, _add(g, "embedding.inverse", "Reciprocal", [norm])])
+        features = g.append("embedding.flatten", "Flatten", [layer])
+    eps = g.append_constant("embedding.eps", np.array([EPS], np.float32))
+    square = g.append("embedding.square", "Mul", [features, features])
+    total = g.append("embedding.sum", "ReduceSum", [square], axes=(1,), keepdims=True)
+    norm = g.append("embedding.norm", "Sqrt", [g.append("embedding.add_eps", "Add", [total, eps])])
+    g.append(OUTPUT, "Mul", [features, g.append("embedding.inverse", "Reciprocal", [norm])])
     g.outputs = [OUTPUT]
     g.name = f"{graph.name}_embedding"
     return g.verify()
-
-
-def _add(g: Graph, name: str, op: str, inputs: list[str], **attrs) -> str:
-    g.add_node(Node(name, op, inputs, attrs))
-    return name
