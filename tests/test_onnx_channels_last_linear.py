@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 from onnx import helper
 
-import cnngraph
 from cnngraph.errors import OnnxImportError
 from cnngraph.frontends.onnx_import import from_model
 from tests.onnx_models import model_of
-from tests.test_onnx_import import torch_export
+from tests.test_onnx_import import assert_matches_torch, torch_export
 
 
 def _modules(torch):
@@ -48,12 +47,7 @@ def test_pytorch_linear_on_channels_last_pixels_imports_and_matches(which):
     graph = from_model(torch_export(module, x, opset_version=17))
     assert "Conv2d" in {n.op for n in graph.nodes}
     assert graph.type_of(graph.outputs[0]).shape[1:] == (6 if which else 10, 9, 9)
-    model = cnngraph.compile(graph)
-    for batch in (1, 3):
-        xb = np.random.default_rng(batch).standard_normal((batch, 6, 9, 9)).astype(np.float32)
-        with torch.no_grad():
-            want = module(torch.from_numpy(xb)).numpy()
-        np.testing.assert_allclose(model(xb), want, rtol=1e-4, atol=1e-5)
+    assert_matches_torch(module, graph, atol=1e-5)
 
 
 def test_matmul_on_a_3d_value_is_refused_naming_what_is_supported():

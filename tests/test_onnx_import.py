@@ -56,6 +56,19 @@ def test_round_trip_keeps_training_mode():
     assert [(n.op, n.attrs) for n in back.nodes][1:] == [(n.op, n.attrs) for n in graph.nodes][1:]
 
 
+def assert_matches_torch(module, graph, batches=(1, 3), rtol=1e-4, atol=1e-4):
+    """``graph``, imported from ``module``'s export, computes what ``module`` does at each batch size (the
+    export saw another one: the batch must stay symbolic)."""
+    torch = pytest.importorskip("torch")
+    model = cnngraph.compile(graph)
+    shape = next(iter(graph.inputs.values())).shape[1:]
+    for batch in batches:
+        x = np.random.default_rng(batch).standard_normal((batch, *shape)).astype(np.float32)
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(model(x), want, rtol=rtol, atol=atol)
+
+
 def torch_export(module, x, **kwargs):
     torch = pytest.importorskip("torch")
     f = io.BytesIO()
@@ -86,11 +99,7 @@ def test_pytorch_resnet18_imports_and_matches_pytorch(folding):
     graph = from_model(torch_export(model, x, do_constant_folding=folding))
     if not folding:  # unfolded, the file keeps the BatchNorms and torchvision's parameter names
         assert {"conv1.weight", "bn1.running_var", "layer4.1.bn2.bias", "fc.weight"} <= set(graph.params)
-    for batch in (1, 5):
-        xb = np.random.default_rng(batch).standard_normal((batch, 3, 64, 64)).astype(np.float32)
-        with torch.no_grad():
-            want = model(torch.from_numpy(xb)).numpy()
-        np.testing.assert_allclose(cnngraph.compile(graph)(xb), want, rtol=1e-4, atol=1e-4)
+    assert_matches_torch(model, graph, batches=(1, 5))
 
 
 def test_pytorch_training_export_imports_in_training_mode():

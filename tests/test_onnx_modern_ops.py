@@ -9,7 +9,7 @@ from cnngraph.frontends.onnx_import import from_model
 
 import cnngraph
 from tests.onnx_models import assert_round_trips
-from tests.test_onnx_import import torch_export
+from tests.test_onnx_import import assert_matches_torch, torch_export
 
 
 def modern_graph():
@@ -58,12 +58,7 @@ def test_pytorch_export_of_the_new_activations_imports_and_matches():
     graph = from_model(torch_export(module, x, opset_version=17))
     assert {"HardSwish", "HardSigmoid", "PReLU", "Selu", "Softplus", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Abs",
             "Neg", "Max", "Min", "Pow"} <= {n.op for n in graph.nodes}  # opset 17: GELU, Mish, SiLU as their parts
-    model = cnngraph.compile(graph)
-    for batch in (1, 3):
-        xb = np.random.default_rng(batch).standard_normal((batch, 3, 8, 8)).astype(np.float32)
-        with torch.no_grad():
-            want = module(torch.from_numpy(xb)).numpy()
-        np.testing.assert_allclose(model(xb), want, rtol=1e-4, atol=1e-4)
+    assert_matches_torch(module, graph)
 
 
 def test_pytorch_mobilenet_v3_and_convnext_style_blocks_import_fuse_and_match():
