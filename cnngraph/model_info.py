@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from cnngraph.detection.predict import is_detector
 from cnngraph.errors import ModelFileError
 from cnngraph.ops.base import fmt_shape
 from cnngraph.types import BATCH
@@ -114,10 +115,11 @@ class ModelInfo:
 
 
 def task_of(graph) -> str:
-    """What the first output holds: scores per class (N, C), per class and pixel (N, C, H, W), per region (an
-    input or output with a dimension named besides the batch, as a detector's R), or other."""
+    """What the first output holds: scores per class (N, C), per class and pixel (N, C, H, W), boxes (a
+    one-stage detector's outputs, or an input or output with a dimension named besides the batch, as a
+    two-stage detector's R regions), or other."""
     types = [*graph.inputs.values(), *(graph.type_of(o) for o in graph.outputs)]
-    if any(d != BATCH for t in types for d in t.symbols()):
+    if is_detector(graph.outputs) or any(d != BATCH for t in types for d in t.symbols()):
         return "detection"
     rank = graph.type_of(graph.outputs[0]).rank if graph.outputs else 0
     return {2: "classification", 4: "segmentation"}.get(rank, "other")

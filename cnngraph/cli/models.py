@@ -35,10 +35,8 @@ def run(args) -> None:
 
 def _task(graph) -> str:
     """What the first output is (per image, per pixel: segmentation, per region or box: detection); several
-    outputs are exits or heads, except in a detector (named regions, or outputs named as YOLO's and SSD's)."""
-    from cnngraph.detection.predict import is_detector
-
-    task = "detection" if is_detector(graph.outputs) else task_of(graph)
+    outputs are exits or heads, except in a detector, whose outputs are its heads."""
+    task = task_of(graph)
     kind = {"classification": "classify", "segmentation": "segment", "detection": "detect"}.get(task, task)
     return kind if len(graph.outputs) == 1 or task == "detection" else f"{len(graph.outputs)} outputs"
 

@@ -25,7 +25,7 @@ from cnngraph.detection.evaluate import MeanAP, coco_map, voc_map
 from cnngraph.detection.predict import Postprocess, class_count, detect, detector_kind
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
-from cnngraph.model_info import MAX_TEXT, ModelInfo
+from cnngraph.model_info import MAX_TEXT, ModelInfo, task_of
 from cnngraph.train.config import TrainConfig
 from cnngraph.train.data.detection import DetectionSet, DetectionSplits
 from cnngraph.train.data.detection_augment import BoxAugment
@@ -129,7 +129,7 @@ class DetectionTrainer:
         and the input as training saw it (resized to the input, scaled to [0, 1], not normalised)."""
         graph = self.model.to_graph()
         channels, *size = next(iter(graph.inputs.values())).shape[1:]
-        graph.info = ModelInfo(task="detection", classes=[c[:MAX_TEXT] for c in self.splits.train.classes],
+        graph.info = ModelInfo(task=task_of(graph), classes=[c[:MAX_TEXT] for c in self.splits.train.classes],
                                channels=channels, size=size, resize="stretch", weights="trained",
                                source=str(self.config.data)[:MAX_TEXT])
         return graph
