@@ -22,7 +22,7 @@ from cnngraph.ir import Graph
 
 BN_ROLES = ("weight", "bias", "running_mean", "running_var")
 DEFAULT_EPS = 1e-5  # torch.nn.BatchNorm2d's
-CONVOLUTIONS = ("Conv2d",)  # the IR op of 1-D, 2-D and 3-D convolutions: the exporter folds BatchNorms into these
+CONVOLUTION = "Conv2d"  # the IR op of 1-D, 2-D and 3-D convolutions: the exporter folds BatchNorms into these
 
 
 def fold_into_convs(graph: Graph, found: dict[str, np.ndarray], eps: float = DEFAULT_EPS) -> list[str]:
@@ -32,7 +32,7 @@ def fold_into_convs(graph: Graph, found: dict[str, np.ndarray], eps: float = DEF
     folded = []
     for node in graph.nodes:
         weight_key, bias_key = node.params.get("weight"), node.params.get("bias")
-        if node.op not in CONVOLUTIONS or not bias_key or weight_key not in found or not weight_key.endswith(".weight"):
+        if node.op != CONVOLUTION or not bias_key or weight_key not in found or not weight_key.endswith(".weight"):
             continue
         weight = found[weight_key]
         for bn in _partners(weight_key[: -len(".weight")]):
