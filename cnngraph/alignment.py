@@ -6,6 +6,9 @@ pixel (i, j) of one input sits beside a different place of the image than pixel 
 other: an encoder-decoder skip taken without the right crop, a stride-2 pool undone by an
 upsampler centred half a pixel off. An integer offset is fixed by cropping (U-Net, FCN); a
 fractional one by nothing but a change of layer geometry.
+
+Sequences (1-D maps) have a second convention: causal layers (padded on the left only) centre output t
+before t, and a residual join is right when every input's field ends at the same step ("causal").
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from cnngraph.ops.base import fmt_sizes
 JOIN_OPS = ("Add", "Concat", "Mul")
 TOLERANCE = 1e-6
 
-ALIGNED, OFFSET, SUBPIXEL, STRIDE = "aligned", "offset", "sub-pixel", "stride"
+ALIGNED, CAUSAL, OFFSET, SUBPIXEL, STRIDE = "aligned", "causal", "offset", "sub-pixel", "stride"
+WELL_ALIGNED = (ALIGNED, CAUSAL)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Join:
     def describe(self) -> str:
         """One line: what is wrong (or right) and, where a crop fixes it, which crop."""
         ref = self.inputs[0]
+        if self.status == CAUSAL:
+            return "every input's field ends at the same step: aligned"
         if self.status == STRIDE:
             jumps = ", ".join(f"'{i.value}' {_pair(i.field.jump)}" for i in self.inputs)
             return f"joins maps of different effective stride ({jumps}): a resampling is missing or wrong"
@@ -108,6 +114,11 @@ def _shift(ref: Field, f: Field) -> tuple[float, float]:
     return tuple((r - s) / j for r, s, j in zip(ref.start, f.start, f.jump))
 
 
+def _last(field: Field) -> float:
+    """Where pixel 0's field ends along a 1-D map's only axis."""
+    return field.start[0] + (field.size[0] - 1) / 2
+
+
 def _is_integer(v: float) -> bool:
     return abs(v - round(v)) < TOLERANCE
 
@@ -118,6 +129,8 @@ def _status(inputs: list[JoinInput]) -> str:
     shifts = [s for i in inputs for s in i.shift]
     if all(abs(s) < TOLERANCE for s in shifts):
         return ALIGNED
+    if all(len(i.field.jump) == 1 for i in inputs) and len({round(_last(i.field), 6) for i in inputs}) == 1:
+        return CAUSAL
     return OFFSET if all(_is_integer(s) for s in shifts) else SUBPIXEL
 
 

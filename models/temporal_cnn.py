@@ -7,9 +7,8 @@ layer on the last time step, which sees 1 + 2 (k - 1) (2^levels - 1) steps: 61 f
 four levels of kernel 3 (the paper's receptive-field formula). The paper's weight normalisation is
 left out (it reparametrises the same weights).
 
-``cnngraph summary`` reports the residual joins as offset: alignment compares receptive-field centres,
-and a causal block's output t is centred (k - 1) d steps before t, where its skip is centred on t.
-That is the causal design (both sides end at step t), not a missing crop.
+A causal block's output t is centred (k - 1) d steps before t, where its skip is centred on t; both
+fields end at step t, so ``cnngraph summary`` reports the residual joins as causal, not offset.
 
 Parameters of the default build (1 input channel, 10 classes, four levels of 16 channels, kernel 3), a
 conv holding k * in * out + out: block0 64 + 784 + downsample 32; blocks 1-3 784 + 784 each;

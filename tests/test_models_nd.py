@@ -9,10 +9,11 @@ import pytest
 import cnngraph
 from cnngraph import models
 from cnngraph.analysis import receptive_fields
+from cnngraph.alignment import ALIGNED, CAUSAL, OFFSET, joins
 from cnngraph.backends.onnx_export import export
 from cnngraph.backends.onnx_verify import verify
 from cnngraph.errors import GraphError
-from cnngraph.frontends import onnx_import
+from cnngraph.frontends import dsl, onnx_import
 from cnngraph.train import Adam, CrossEntropy
 
 pytest.importorskip("onnxruntime")
@@ -96,3 +97,14 @@ def test_summary_shows_volumes_with_their_fields(capsys):
     assert code == 0 and "Total params: 72,022" in out and "Joins: 2 checked, all aligned" in out
     assert rows["pool1"][1:] == ["8x8x8x8", "0", "32.8K", "6", "2", "0.5"]  # op, output, params, MACs, RF, jump, ctr
     assert rows["pool2"][1:] == ["16x4x4x4", "0", "8.19K", "16", "4", "1.5"]
+
+
+def test_tcn_joins_are_causal_and_a_right_padded_block_is_offset():
+    """Alignment in 1-D: the TCN's residual joins end at the same step as their skips (causal); padding the
+    same convolution on the right instead makes its field end k - 1 steps later, which is an offset."""
+    assert {j.status for j in joins(models.build("temporal_cnn"))} == {CAUSAL}
+    for padding, status in (((2, 0), CAUSAL), ((0, 2), OFFSET), ((1, 1), ALIGNED)):
+        x = dsl.input("x", (4, 16))
+        y = dsl.conv1d(x, 4, 3, padding=padding, name="conv")
+        graph = dsl.Model([x], [dsl.add(y, x, name="join")], name="block")
+        assert [j.status for j in joins(graph)] == [status], padding

@@ -33,7 +33,7 @@ def _fmt(values) -> str:
 
 
 def run(args) -> None:
-    from cnngraph.alignment import ALIGNED, joins
+    from cnngraph.alignment import ALIGNED, CAUSAL, WELL_ALIGNED, joins
     from cnngraph.analysis import node_stats, receptive_fields
 
     graph = apply_weights(load(args), args)
@@ -77,8 +77,10 @@ def run(args) -> None:
             joined.add_row(j.node.name, j.node.op, ins, f"{j.status}: {j.describe()}" if j.status != ALIGNED
                            else j.describe())
         console.print(joined)
-    bad = [j for j in found if j.status != ALIGNED]
+    bad = [j for j in found if j.status not in WELL_ALIGNED]
+    causal = sum(j.status == CAUSAL for j in found)
     verdict = "all aligned" if not bad else f"{len(bad)} misaligned ({', '.join(sorted({j.status for j in bad}))})"
+    verdict += f" ({causal} causal)" if causal else ""
     console.print(f"Joins: {len(found)} checked, {verdict}")
 
 
