@@ -12,6 +12,7 @@ import cnngraph
 from cnngraph import models
 from cnngraph.backends.onnx_export import export
 from cnngraph.backends.onnx_verify import verify
+from cnngraph.detection.drawing import PALETTE, draw_boxes
 from cnngraph.detection.evaluate import coco_map, coco_mask_map
 from cnngraph.detection.losses import MaskLoss, MaskRcnnLoss
 from cnngraph.detection.masks import mask_iou, mask_targets, paste_masks
@@ -229,3 +230,17 @@ def test_joint_training_lowers_all_five_losses():
     fg = mask_goal["classes"] > 0
     pasted = paste_masks(out["mask_logits"][fg], mask_goal["classes"][fg], rois[fg, 1:], (64, 64))
     assert pasted.shape == (fg.sum(), 64, 64)
+
+
+def test_drawing_tints_the_mask_in_its_box_colour_and_leaves_the_rest():
+    image = np.full((3, 40, 40), 0.5)
+    box = np.array([[10.0, 20, 30, 36]])
+    mask = np.zeros((1, 40, 40), bool)
+    mask[0, 24:32, 14:26] = True  # inside the box, away from its outline
+    plain = np.asarray(draw_boxes(image, (box, [0.9], [3])))
+    tinted = np.asarray(draw_boxes(image, (box, [0.9], [3], mask)))
+    colour = np.array(PALETTE[3])
+    gray = int(0.5 * 255)
+    assert (plain[:10] == gray).all() and (plain[:, :5] == gray).all()  # far from the box: the image itself
+    np.testing.assert_array_equal(tinted[24:32, 14:26], np.broadcast_to(np.round((gray + colour) / 2), (8, 12, 3)))
+    np.testing.assert_array_equal(tinted[~mask[0]], plain[~mask[0]])  # the box's inside off the mask, and outside it
