@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import cnngraph
 from cnngraph import models
@@ -16,6 +17,8 @@ from cnngraph.detection.drawing import PALETTE, draw_boxes
 from cnngraph.detection.evaluate import coco_map, coco_mask_map
 from cnngraph.detection.losses import MaskLoss, MaskRcnnLoss
 from cnngraph.detection.masks import mask_iou, mask_targets, paste_masks
+from cnngraph.detection.masks_predict import detect_masks, rcnn_detections
+from cnngraph.detection.predict import Postprocess
 from cnngraph.detection.targets import rpn_targets
 from cnngraph.errors import CnnGraphError, TrainingError
 from cnngraph.models.faster_rcnn import anchors
@@ -244,3 +247,44 @@ def test_drawing_tints_the_mask_in_its_box_colour_and_leaves_the_rest():
     assert (plain[:10] == gray).all() and (plain[:, :5] == gray).all()  # far from the box: the image itself
     np.testing.assert_array_equal(tinted[24:32, 14:26], np.broadcast_to(np.round((gray + colour) / 2), (8, 12, 3)))
     np.testing.assert_array_equal(tinted[~mask[0]], plain[~mask[0]])  # the box's inside off the mask, and outside it
+
+
+def test_rcnn_detections_decode_per_class_and_suppress_within_a_class():
+    rois = np.array([[0, 0, 0, 10, 10], [0, 1, 0, 11, 10], [0, 20, 20, 30, 30], [1, 5, 5, 15, 15]], float)
+    scores = np.log(np.array([[0.1, 0.8, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.5, 0.1, 0.4]]))
+    deltas = np.zeros((4, 12))
+    deltas[2, 8:] = [0.5, 0, 0, 0]  # region 2's class-2 box: dx 0.5 x variance 0.1 x width 10, right by 0.5
+    found = rcnn_detections(scores, deltas, rois, (32, 32), 2, Postprocess(score_threshold=0.15))
+    boxes, probability, labels = found[0]
+    np.testing.assert_allclose(probability, [0.8, 0.6, 0.2, 0.2])  # region 1's class 1 (0.7) overlaps region 0's
+    np.testing.assert_array_equal(labels, [0, 1, 0, 1])
+    np.testing.assert_allclose(boxes[:2], [[0, 0, 10, 10], [20.5, 20, 30.5, 30]])
+    assert found[1][1].tolist() == pytest.approx([0.4]) and found[1][2].tolist() == [1]
+
+
+def test_detect_masks_runs_proposals_heads_and_masks_and_keeps_masks_in_their_boxes():
+    graph = models.build("mask_rcnn", num_classes=3, seed=2, **SMALL)
+    images = np.random.default_rng(0).random((2, 3, 64, 64)).astype(np.float32)
+    found = detect_masks(cnngraph.compile(graph), images, anchors(graph), Postprocess(score_threshold=0.0))
+    assert len(found) == 2 and all(len(d[0]) >= 1 for d in found)
+    for boxes, scores, labels, masks in found:
+        assert masks.shape == (len(boxes), 64, 64) and masks.any() and (np.diff(scores) <= 0).all()
+        for box, mask in zip(boxes, masks):
+            ys, xs = np.nonzero(mask)
+            assert xs.min() + 0.5 >= box[0] and xs.max() + 0.5 <= box[2] and ys.min() + 0.5 >= box[1]
+
+
+def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path):
+    from cnngraph import io as cng
+    from cnngraph.cli import main
+
+    cng.save(models.build("mask_rcnn", num_classes=3, seed=2, **SMALL), tmp_path / "mask_rcnn.cng")
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(tmp_path / "photo.png")
+    for source in ([], ["--input", tmp_path / "photo.png"]):
+        code = main([str(a) for a in ["run", tmp_path / "mask_rcnn.cng", *source, "--boxes", tmp_path / "out.png",
+                                      "--min-score", "0"]])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert "boxes scoring above 0 on the first image" in out and ": 0 boxes" not in out
+        with Image.open(tmp_path / "out.png") as picture:
+            assert picture.size == (256, 256)
