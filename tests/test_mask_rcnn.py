@@ -288,3 +288,14 @@ def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path):
         assert "boxes scoring above 0 on the first image" in out and ": 0 boxes" not in out
         with Image.open(tmp_path / "out.png") as picture:
             assert picture.size == (256, 256)
+
+
+def test_mask_targets_take_the_digit_detection_sets_instance_masks():
+    from cnngraph.train.data import detection_digits
+
+    data = detection_digits.load(n_train=2, n_test=1).train
+    for boxes, labels, masks in zip(data.boxes, data.labels, data.masks):
+        got, classes = mask_targets(boxes, boxes, labels + 1, masks, size=28)  # each object's own tight box
+        np.testing.assert_array_equal(classes, labels + 1)
+        for target, (x1, y1, x2, y2), mask in zip(got, boxes.astype(int), masks):
+            assert abs(target.mean() - mask[y1:y2, x1:x2].mean()) < 0.1  # the ink's share of its box, resampled
