@@ -110,8 +110,9 @@ def test_mask_loss_without_foreground_is_zero_and_bad_classes_are_refused():
     logits = np.ones((2, 3, 4, 4))
     value, grads = MaskLoss()({"mask_logits": logits}, {"classes": [0, 0], "masks": np.zeros((2, 4, 4))})
     assert value == 0.0 and not grads["mask_logits"].any()
-    with pytest.raises(TrainingError, match="classes must be 0 to 2"):
-        MaskLoss()({"mask_logits": logits}, {"classes": [0, 3], "masks": np.zeros((2, 4, 4))})
+    for classes in ([0, 3], [0.0, 1.0]):
+        with pytest.raises(TrainingError, match="classes must be integers 0 to 2"):
+            MaskLoss()({"mask_logits": logits}, {"classes": classes, "masks": np.zeros((2, 4, 4))})
     with pytest.raises(TrainingError, match=r"masks \(2, 4, 4\)"):
         MaskLoss()({"mask_logits": logits}, {"classes": [0, 1], "masks": np.zeros((2, 5, 5))})
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from cnngraph.arrays import namespace
 from cnngraph.detection.targets import IGNORE
 from cnngraph.errors import TrainingError
@@ -122,9 +124,9 @@ class MaskLoss:
         if classes.shape != (rows,) or masks.shape != (rows, *logits.shape[2:]):
             raise TrainingError(f"{self.name}: expected classes ({rows},) and masks {(rows, *logits.shape[2:])} for "
                                 f"mask logits {logits.shape}, got {classes.shape} and {masks.shape}")
-        if bool(((classes < 0) | (classes >= channels)).any()):
-            raise TrainingError(f"{self.name}: classes must be 0 to {channels - 1} (0: no object), found "
-                                f"{int(classes.min())} to {int(classes.max())}")
+        if not np.issubdtype(classes.dtype, np.integer) or bool(((classes < 0) | (classes >= channels)).any()):
+            raise TrainingError(f"{self.name}: classes must be integers 0 to {channels - 1} (0: no object), found "
+                                f"{classes.dtype} from {classes.min()} to {classes.max()}")
         grad = xp.zeros_like(logits)
         which = xp.nonzero(classes > 0)[0], classes[classes > 0]
         value = 0.0
