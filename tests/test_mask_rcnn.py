@@ -275,9 +275,11 @@ def test_detect_masks_runs_proposals_heads_and_masks_and_keeps_masks_in_their_bo
             assert xs.min() + 0.5 >= box[0] and xs.max() + 0.5 <= box[2] and ys.min() + 0.5 >= box[1]
 
 
-def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path):
+def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path, monkeypatch):
     from cnngraph import io as cng
     from cnngraph.cli import main
+
+    monkeypatch.chdir(tmp_path)  # where a segmentation model's photo would leave its <photo>_mask.png
 
     cng.save(models.build("mask_rcnn", num_classes=3, seed=2, **SMALL), tmp_path / "mask_rcnn.cng")
     Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(tmp_path / "photo.png")
@@ -289,6 +291,7 @@ def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path):
         assert "boxes scoring above 0 on the first image" in out and ": 0 boxes" not in out
         with Image.open(tmp_path / "out.png") as picture:
             assert picture.size == (256, 256)
+    assert not (tmp_path / "photo_mask.png").exists()  # per-region mask logits are no segmentation output
 
 
 def test_mask_targets_take_the_digit_detection_sets_instance_masks():

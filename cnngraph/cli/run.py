@@ -78,7 +78,8 @@ def run(args) -> None:
         console.print(f"output '{name}': shape {tuple(out.shape)}")
         if out.ndim == 2 and out.shape[1] >= 2 and graph.type_of(name).shape[0] == BATCH:  # not per region or box
             _print_top(out, info.classes)
-    masks = [out for out in outputs.values() if out.ndim == 4 and out.shape[1] > 1]
+    masks = [out for name, out in outputs.items()  # per-pixel class scores of each image, not per-region maps
+             if out.ndim == 4 and out.shape[1] > 1 and graph.type_of(name).shape[0] == BATCH]
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
