@@ -167,6 +167,7 @@ def test_mask_iou_equals_pycocotools():
     want = mask_utils.iou(rle[0], rle[1], crowd.astype(np.uint8).tolist())
     np.testing.assert_allclose(mask_iou(masks, gt, crowd), want, rtol=1e-12)
     assert mask_iou(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)))[0, 0] == 0  # two empty masks: no overlap
+    assert mask_iou(np.zeros((0, 4, 4)), gt[:, :4, :4]).shape == (0, len(gt))  # an image without detections
 
 
 @pytest.mark.parametrize("seed", [0, 1])

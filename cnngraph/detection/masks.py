@@ -79,8 +79,9 @@ def paste_masks(mask_logits, classes: np.ndarray, boxes: np.ndarray, image_size:
 def mask_iou(masks: np.ndarray, gt_masks: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
     """(k, m) IoU of binary masks (k, H, W) and (m, H, W); against a crowd truth, intersection over the
     detection's own area, as pycocotools."""
-    a = np.asarray(masks, bool).reshape(len(masks), -1).astype(np.float64)
-    b = np.asarray(gt_masks, bool).reshape(len(gt_masks), -1).astype(np.float64)
+    masks, gt_masks = np.asarray(masks, bool), np.asarray(gt_masks, bool)
+    a = masks.reshape(len(masks), int(np.prod(masks.shape[1:]))).astype(np.float64)  # no -1: k or m may be 0
+    b = gt_masks.reshape(len(gt_masks), int(np.prod(gt_masks.shape[1:]))).astype(np.float64)
     inter = a @ b.T
     own, theirs = a.sum(axis=1)[:, None], b.sum(axis=1)[None, :]
     crowd = np.zeros(len(b), bool) if crowd is None else np.asarray(crowd, bool)
