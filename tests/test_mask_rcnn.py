@@ -14,7 +14,7 @@ from cnngraph import models
 from cnngraph.backends.onnx_export import export
 from cnngraph.backends.onnx_verify import verify
 from cnngraph.detection.drawing import PALETTE, draw_boxes
-from cnngraph.detection.evaluate import coco_map, coco_mask_map
+from cnngraph.detection.evaluate import coco_mask_map
 from cnngraph.detection.losses import MaskLoss, MaskRcnnLoss
 from cnngraph.detection.masks import mask_iou, mask_targets, paste_masks
 from cnngraph.detection.masks_predict import detect_masks, rcnn_detections
@@ -69,8 +69,8 @@ def test_mask_targets_are_onnxruntime_roi_align_of_the_object_mask_thresholded()
     np.testing.assert_array_equal(classes, [1, 2, 0, 0])
     rows = np.concatenate([[[0], [1]], proposals[:2]], axis=1).astype(np.float32)
     want = onnx_roi("onnxruntime", "RoiAlign", masks[:, None].astype(np.float32), rows,
-                    dict(output_height=14, output_width=14, sampling_ratio=0, coordinate_transformation_mode="half_pixel"),
-                    16)
+                    dict(output_height=14, output_width=14, sampling_ratio=0,
+                         coordinate_transformation_mode="half_pixel"), 16)
     want = want[:, 0] >= 0.5  # proposal i crops object i's mask (the masks are the batch)
     np.testing.assert_array_equal(got[:2], want)
     assert got[:2].mean() > 0.3 and not got[2:].any()
@@ -179,16 +179,18 @@ def test_coco_mask_map_equals_pycocotools_segm(seed):
     images, annotations, results = [], [], []
 
     def rle(mask):
-        code = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+
+    def as_json(code):
         return {"size": code["size"], "counts": code["counts"].decode()}
 
     for i, ((gt, labels, crowd), (masks, scores, dlabels)) in enumerate(zip(truths, detections), start=1):
         images.append({"id": i, "width": gt.shape[2], "height": gt.shape[1]})
         for m, y, c in zip(gt, labels, crowd):
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(y) + 1, "iscrowd": int(c),
-                                "segmentation": rle(m), "area": float(m.sum()),
-                                "bbox": list(mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))))})
-        results += [{"image_id": i, "category_id": int(y) + 1, "score": float(s), "segmentation": rle(m)}
+                                "segmentation": as_json(rle(m)), "area": float(m.sum()),
+                                "bbox": list(mask_utils.toBbox(rle(m)))})
+        results += [{"image_id": i, "category_id": int(y) + 1, "score": float(s), "segmentation": as_json(rle(m))}
                     for m, s, y in zip(masks, scores, dlabels)]
     gt_api = coco_mod.COCO()
     gt_api.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1}, {"id": 2}]}
@@ -201,7 +203,6 @@ def test_coco_mask_map_equals_pycocotools_segm(seed):
     ours = coco_mask_map(detections, truths, 2)
     assert ours.mean == pytest.approx(ev.stats[0], abs=1e-12) and ours.name == "COCO mask mAP@[.5:.95]"
     assert coco_mask_map(detections, truths, 2, thresholds=[0.5]).mean == pytest.approx(ev.stats[1], abs=1e-12)
-    assert coco_map  # the box evaluation is the same routine with box IoU (tests/test_detection_evaluate.py)
 
 
 def test_mask_rcnn_exports_with_its_regions_and_onnxruntime_agrees(tmp_path):
@@ -225,7 +226,8 @@ def test_joint_training_lowers_all_five_losses():
     rpn_goal = {"labels": np.stack([r[0] for r in rpn]), "deltas": np.stack([r[1] for r in rpn])}
     rois, rcnn_goal = proposals_for(rng, [(gt, labels) for gt, labels, _ in scenes])
     per_image = [mask_targets(rois[rois[:, 0] == b, 1:], *scene) for b, scene in enumerate(scenes)]
-    mask_goal = {"masks": np.concatenate([m for m, _ in per_image]), "classes": np.concatenate([c for _, c in per_image])}
+    mask_goal = {"masks": np.concatenate([m for m, _ in per_image]),
+                 "classes": np.concatenate([c for _, c in per_image])}
     np.testing.assert_array_equal(mask_goal["classes"], np.maximum(rcnn_goal["labels"], 0))
     targets = {"rpn": rpn_goal, "rcnn": rcnn_goal, "mask": mask_goal}
     history = train(graph, {"image": images, "rois": rois}, targets, MaskRcnnLoss(), 1e-3, 20)

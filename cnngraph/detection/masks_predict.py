@@ -44,7 +44,8 @@ def rcnn_detections(cls_score, bbox_pred, rois: np.ndarray, image_size: tuple[in
     probability = shifted / shifted.sum(axis=1, keepdims=True)
     height, width = image_size
     regions = np.repeat(rois[:, None, 1:], classes, axis=1)
-    boxes = np.clip(decode(deltas.reshape(len(rois), classes, 4), regions, variances), 0, [width, height, width, height])
+    boxes = decode(deltas.reshape(len(rois), classes, 4), regions, variances)
+    boxes = np.clip(boxes, 0, [width, height, width, height])
     found = []
     for b in range(batch):
         mine = rois[:, 0] == b
