@@ -67,8 +67,9 @@ def detect_masks(model, images: np.ndarray, anchors: np.ndarray, post: Postproce
     n, _, height, width = images.shape
     first = model.run({"image": images, "rois": whole_image_regions(images)}, to_host=True)
     if first["rpn_logits"].shape[2] != len(anchors):
-        raise CnnGraphError(f"detect_masks: the RPN scores {first['rpn_logits'].shape[2]} anchors, "
-                            f"{len(anchors)} anchors given")
+        raise CnnGraphError(f"detect_masks: the RPN scores {first['rpn_logits'].shape[2]} anchors, {len(anchors)} "
+                            f"were given; a model built with other anchor sizes or ratios than the defaults "
+                            f"needs its own (models.faster_rcnn.anchors(graph, sizes, ratios))")
     rois = propose(first["rpn_logits"], first["rpn_deltas"], anchors, (height, width), post_nms=proposals)
     heads = model.run({"image": images, "rois": rois.astype(images.dtype)}, to_host=True)
     found = rcnn_detections(heads["cls_score"], heads["bbox_pred"], rois, (height, width), n, post)
