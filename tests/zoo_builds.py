@@ -34,7 +34,7 @@ REDUCED = {
     **{f"{p}resnet{d}": dict(input_size=32, width=0.25) for p in ("", "preact_") for d in (18, 34, 50, 101, 152)},
     **{f"vgg{d}{bn}": dict(input_size=32, width=0.125) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
     "fast_rcnn": dict(input_size=64, width=0.125), "faster_rcnn": dict(input_size=64, width=0.125),
-    "rcnn": dict(input_size=64, crop=67),
+    "rcnn": dict(input_size=64, crop=67), "mask_rcnn": dict(backbone="resnet18", input_size=64, width=0.25),
 }
 
 

@@ -44,7 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--mask", metavar="PNG",
                    help="segmentation mask file (default with a photo: <photo name>_mask.png here)")
     p.add_argument("--boxes", metavar="PNG",
-                   help="detectors (YOLO, SSD): draw the labelled boxes found on the input into this PNG")
+                   help="detectors (YOLO, SSD, Mask R-CNN): draw the labelled boxes (and masks) found on the input "
+                        "into this PNG")
     p.add_argument("--min-score", type=float, default=0.3,
                    help="with --boxes: draw detections scoring at least this (default 0.3)")
     p.add_argument("-o", "--output", help="write the output to this .npy (.npz for several outputs)")
@@ -77,12 +78,13 @@ def run(args) -> None:
         console.print(f"output '{name}': shape {tuple(out.shape)}")
         if out.ndim == 2 and out.shape[1] >= 2 and graph.type_of(name).shape[0] == BATCH:  # not per region or box
             _print_top(out, info.classes)
-    masks = [out for out in outputs.values() if out.ndim == 4 and out.shape[1] > 1]
+    masks = [out for name, out in outputs.items()  # per-pixel class scores of each image, not per-region maps
+             if out.ndim == 4 and out.shape[1] > 1 and graph.type_of(name).shape[0] == BATCH]
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
     if args.boxes:
-        _write_boxes(feeds, outputs, args.boxes, args.min_score)
+        _write_boxes(feeds, outputs, args.boxes, args.min_score, model, graph)
     if args.output:
         _save_outputs(args.output, outputs)
 
@@ -119,13 +121,17 @@ def _print_top(out, names) -> None:
 
 def _inputs(graph, args) -> dict:
     if args.input:
-        if len(graph.inputs) != 1:
+        from cnngraph.detection.masks_predict import is_mask_rcnn, whole_image_regions
+
+        regions = bool(args.boxes) and is_mask_rcnn(graph.outputs)  # its regions come from its own RPN
+        if len(graph.inputs) != 1 + regions:
             raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
         name, t = next(iter(graph.inputs.items()))
         if args.boxes and is_image(args.input):  # a detector sees the photo as it trained: resized, in [0, 1]
             from cnngraph.train.data.detection import read_resized
 
-            return {name: read_resized(Path(args.input), t.shape[1:], f"--input {args.input}")[0][None]}
+            image = read_resized(Path(args.input), t.shape[1:], f"--input {args.input}")[0][None]
+            return {name: image, **({"rois": whole_image_regions(image)} if regions else {})}
         return {name: _photo(args.input, t, info_of(graph)) if is_image(args.input) else _array(args.input)}
     rng, batch = np.random.default_rng(args.seed), args.batch or 1
     for name, t in graph.inputs.items():
@@ -162,20 +168,27 @@ def _write_masks(scores, path: str) -> None:
         console.print(f"wrote mask {target} ({sample.shape[0]} classes, {sample.shape[1]}x{sample.shape[2]})")
 
 
-def _write_boxes(feeds: dict, outputs: dict, path: str, min_score: float) -> None:
-    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed."""
+def _write_boxes(feeds: dict, outputs: dict, path: str, min_score: float, model, graph) -> None:
+    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed; Mask R-CNN's
+    with their masks, from its own proposals (three runs: RPN, box head, mask branch)."""
     from cnngraph.detection.drawing import draw_boxes
+    from cnngraph.detection.masks_predict import detect_masks, is_mask_rcnn
     from cnngraph.detection.predict import Postprocess, detect, detector_kind
     from cnngraph.io import atomic_write_bytes
+    from cnngraph.models.faster_rcnn import anchors
 
-    detector_kind(outputs)
     image = next(iter(feeds.values()))[0]
-    found = detect(outputs, image.shape[1:], Postprocess(score_threshold=min_score))[0]
+    post = Postprocess(score_threshold=min_score)
+    if is_mask_rcnn(outputs):
+        found = detect_masks(model, image[None], anchors(graph), post)[0]
+    else:
+        detector_kind(outputs)
+        found = detect(outputs, image.shape[1:], post)[0]
     picture = draw_boxes(image, found, scale=max(1, -(-256 // max(image.shape[1:]))))
     buf = __import__("io").BytesIO()
     picture.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
-    for box, score, label in zip(*found):
+    for box, score, label in zip(*found[:3]):
         console.print(f"  class {int(label)} score {float(score):.3f} box ({', '.join(f'{v:.1f}' for v in box)})")
     console.print(f"wrote {path}: {len(found[0])} boxes scoring above {min_score:g} on the first image")
 

@@ -14,16 +14,19 @@ changes IoUs of small boxes slightly).
   IoU at or above it, preferring non-ignored ("iscrowd") truths, which any number of detections may
   hit and whose IoU is intersection over the *detection's* area; precision is read at 101 recall
   points. AP is the mean over thresholds, recall points and the classes that have truths.
+- **COCO masks** (``coco_mask_map``): the same with instance masks (k, H, W) in place of boxes and mask IoU
+  (``masks.mask_iou``), pycocotools' "segm" evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnngraph.detection.boxes import area, iou_matrix
+from cnngraph.detection.masks import mask_iou
 
 COCO_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALLS = np.linspace(0.0, 1.0, 101)
@@ -109,6 +112,7 @@ def voc_map(detections, truths, num_classes: int, iou_threshold: float = 0.5, el
 # -- COCO ------------------------------------------------------------------------------------------------------
 def _coco_ious(boxes: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     """IoU, except against a crowd truth: intersection over the detection's own area."""
+    boxes, gt = np.asarray(boxes, np.float64), np.asarray(gt, np.float64)
     ious = iou_matrix(boxes, gt)
     if crowd.any() and len(boxes):
         # iou = inter / (a + b - inter), so inter = iou (a + b) / (1 + iou): the intersection, from the IoU
@@ -139,8 +143,9 @@ def _coco_match(ious: np.ndarray, crowd: np.ndarray, threshold: float) -> np.nda
 
 
 def coco_map(detections, truths, num_classes: int, thresholds: np.ndarray = COCO_THRESHOLDS,
-             max_detections: int = COCO_MAX_DETECTIONS) -> MeanAP:
-    """COCO mean AP averaged over IoU ``thresholds`` (0.50:0.95); a single threshold gives AP@that IoU."""
+             max_detections: int = COCO_MAX_DETECTIONS, overlaps: Callable = _coco_ious) -> MeanAP:
+    """COCO mean AP averaged over IoU ``thresholds`` (0.50:0.95); a single threshold gives AP@that IoU.
+    ``overlaps(detected, truths, crowd)`` is the IoU matrix of one image and class (boxes by default)."""
     _checked(detections, truths)
     thresholds = np.atleast_1d(np.asarray(thresholds, np.float64))
     per_class = np.full(num_classes, np.nan)
@@ -151,12 +156,12 @@ def coco_map(detections, truths, num_classes: int, thresholds: np.ndarray = COCO
                 detections, _by_class(detections, 2, cls), truths, _by_class(truths, 1, cls)):
             crowd = np.asarray(t_ignore, bool)[t_mask]
             gt_order = np.argsort(crowd, kind="stable")
-            gt, crowd = np.asarray(t_boxes, np.float64)[t_mask][gt_order], crowd[gt_order]
+            gt, crowd = np.asarray(t_boxes)[t_mask][gt_order], crowd[gt_order]
             positives += int((~crowd).sum())
             s = np.asarray(d_scores, np.float64)[d_mask]
             order = np.argsort(-s, kind="stable")[:max_detections]
-            boxes = np.asarray(d_boxes, np.float64)[d_mask][order]
-            ious = _coco_ious(boxes, gt, crowd) if len(gt) else np.zeros((len(boxes), 0))
+            boxes = np.asarray(d_boxes)[d_mask][order]
+            ious = overlaps(boxes, gt, crowd) if len(gt) else np.zeros((len(boxes), 0))
             matches.append(np.stack([_coco_match(ious, crowd, t) for t in thresholds], axis=1).reshape(-1, len(thresholds)))
             scores.extend(s[order])
         if positives == 0:
@@ -166,6 +171,14 @@ def coco_map(detections, truths, num_classes: int, thresholds: np.ndarray = COCO
         per_class[cls] = np.mean([_coco_ap(hits[:, t], positives) for t in range(len(thresholds))])
     name = "COCO mAP@[.5:.95]" if len(thresholds) == 10 else f"COCO mAP@{','.join(f'{t:g}' for t in thresholds)}"
     return _mean(per_class, name)
+
+
+def coco_mask_map(detections, truths, num_classes: int, thresholds: np.ndarray = COCO_THRESHOLDS,
+                  max_detections: int = COCO_MAX_DETECTIONS) -> MeanAP:
+    """COCO mask mean AP: detections ``(masks (k, H, W), scores, labels)``, truths ``(masks (m, H, W), labels,
+    crowd)``, matched by mask IoU."""
+    found = coco_map(detections, truths, num_classes, thresholds, max_detections, mask_iou)
+    return MeanAP(found.per_class, found.mean, found.name.replace("COCO", "COCO mask"))
 
 
 def _coco_ap(hits: np.ndarray, positives: int) -> float:

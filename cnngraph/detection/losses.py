@@ -4,17 +4,20 @@
 Fast R-CNN's multi-task loss (Girshick, 2015) is ``L = CE(p, u) + lambda [u >= 1] smoothL1(t^u - v)``,
 averaged over the regions; the RPN's (Ren et al., 2015) is the same form over anchors, objectness
 as a two-class softmax. The box term is divided by every counted region, as torchvision divides it
-by the sampled ones. Each call leaves its terms in ``last`` so a training run can log all four.
+by the sampled ones. Each call leaves its terms in ``last`` so a training run can log all four (five
+with Mask R-CNN's mask term, the mean binary cross-entropy of each foreground region's class mask).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from cnngraph.arrays import namespace
 from cnngraph.detection.targets import IGNORE
 from cnngraph.errors import TrainingError
-from cnngraph.train.losses import CrossEntropy
+from cnngraph.train.losses import BinaryCrossEntropy, CrossEntropy
 
 
 def smooth_l1(xp, diff, beta: float):
@@ -97,3 +100,54 @@ class FasterRcnnLoss:
         rcnn_value, rcnn_grads = self.rcnn(outputs, targets["rcnn"])
         self.last = {**self.rpn.last, **self.rcnn.last}
         return rpn_value + rcnn_value, {**rpn_grads, **rcnn_grads}
+
+
+class MaskLoss:
+    """Mask R-CNN's L_mask: the mean per-pixel binary cross-entropy with logits of each foreground region's mask
+    on its ground-truth class's channel only (no competition between classes), over those regions' M x M pixels.
+
+    ``mask_logits`` (R, C, M, M); targets ``{"classes": (R,) ints, 0 for regions without an object,
+    "masks": (R, M, M) in [0, 1]}`` (``cnngraph.detection.masks.mask_targets``). No foreground: 0.
+    """
+
+    name = "mask"
+
+    def __init__(self, logits: str = "mask_logits"):
+        self.logits, self.cross_entropy = logits, BinaryCrossEntropy()
+        self.last: dict[str, float] = {}
+
+    def __call__(self, outputs: dict[str, Any], targets: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        logits = outputs[self.logits]
+        xp = namespace(logits)
+        classes, masks = xp.asarray(targets["classes"]), xp.asarray(targets["masks"], dtype=logits.dtype)
+        rows, channels = logits.shape[:2]
+        if classes.shape != (rows,) or masks.shape != (rows, *logits.shape[2:]):
+            raise TrainingError(f"{self.name}: expected classes ({rows},) and masks {(rows, *logits.shape[2:])} for "
+                                f"mask logits {logits.shape}, got {classes.shape} and {masks.shape}")
+        if not np.issubdtype(classes.dtype, np.integer) or bool(((classes < 0) | (classes >= channels)).any()):
+            raise TrainingError(f"{self.name}: classes must be integers 0 to {channels - 1} (0: no object), found "
+                                f"{classes.dtype} from {classes.min()} to {classes.max()}")
+        grad = xp.zeros_like(logits)
+        which = xp.nonzero(classes > 0)[0], classes[classes > 0]
+        value = 0.0
+        if len(which[0]):
+            value, grad[which] = self.cross_entropy(logits[which], masks[which[0]])
+        self.last = {self.name: value}
+        return value, {self.logits: grad}
+
+
+class MaskRcnnLoss(FasterRcnnLoss):
+    """Faster R-CNN's four losses plus the mask term: targets ``{"rpn", "rcnn", "mask": {classes, masks}}``;
+    ``last`` holds all five."""
+
+    name = "mask_rcnn"
+
+    def __init__(self, rpn: RpnLoss | None = None, rcnn: ClassBoxLoss | None = None, mask: MaskLoss | None = None):
+        super().__init__(rpn, rcnn)
+        self.mask = mask or MaskLoss()
+
+    def __call__(self, outputs, targets):
+        value, grads = super().__call__(outputs, targets)
+        mask_value, mask_grads = self.mask(outputs, targets["mask"])
+        self.last = {**self.last, **self.mask.last}
+        return value + mask_value, {**grads, **mask_grads}
