@@ -45,19 +45,30 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     """MODEL and the builder options; ``optional`` for commands that can go without (train --resume)."""
     p.add_argument("model", metavar="MODEL", nargs="?" if optional else None,
                    help="zoo name (see `cnngraph models`), file.py:function, file.cng or file.onnx")
     p.add_argument("--num-classes", type=positive, help="classifier outputs (zoo and file builders)")
     p.add_argument("--input-size", type=positive, help="input height and width (zoo and file builders)")
+    p.add_argument("--width", type=positive_float, help="channel multiplier of builders that take one (0.125: a CPU-sized "
+                                               "VGG or ResNet detector)")
 
 
 def load(args):
     """The graph named by the MODEL argument, with builder options applied."""
     from cnngraph.loader import load_model
 
-    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size)) if v is not None}
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size),
+                                ("width", args.width)) if v is not None}
     return load_model(args.model, **kwargs)
 
 
