@@ -22,8 +22,9 @@ def add_arguments(p) -> None:
     p.add_argument("--verify", action="store_true",
                    help="run the file in onnxruntime against the cnngraph executor at two batch sizes")
     p.add_argument("--nms", action="store_true",
-                   help="detectors (SSD, YOLO v1): decoding and non-maximum suppression inside the file (outputs "
-                        "boxes in pixels, scores and ONNX's selected (image, class, box) rows)")
+                   help="detectors: decoding and non-maximum suppression inside the file (outputs boxes in pixels, scores "
+                        "and ONNX's selected rows: (image, class, box) for SSD and YOLO v1, (image, class, region) "
+                        "for the R-CNN family, whose Faster R-CNN also makes its proposals inside)")
     add_backend_arg(p, "verify against (with --verify)")
     add_threads_arg(p)
 
@@ -34,9 +35,9 @@ def run(args) -> None:
 
     graph = apply_weights(load(args), args)
     if args.nms:
-        from cnngraph.detection.in_graph import with_nms
+        from cnngraph.detection import in_graph, in_graph_rcnn
 
-        graph = with_nms(graph)
+        graph = (in_graph_rcnn if in_graph_rcnn.is_two_stage(graph.outputs) else in_graph).with_nms(graph)
     model = export(graph, args.output, opset=args.opset, training=args.training)
     mode = "training" if args.training else "inference"
     console.print(f"wrote {args.output}: {graph.name}, opset {args.opset}, {mode}, {len(model.graph.node)} nodes, "
