@@ -59,8 +59,9 @@ def add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
                    help="zoo name (see `cnngraph models`), file.py:function, file.cng or file.onnx")
     p.add_argument("--num-classes", type=positive, help="classifier outputs (zoo and file builders)")
     p.add_argument("--input-size", type=positive, help="input height and width (zoo and file builders)")
-    p.add_argument("--width", type=positive_float, help="channel multiplier of builders that take one (0.125: a CPU-sized "
-                                               "VGG or ResNet detector)")
+    p.add_argument("--width", type=positive_float,
+                   help="builders that take one: the channel multiplier (0.125: a CPU-sized R-CNN, SSD or FCN) or, "
+                        "for U-Net, the first level's channels")
 
 
 def load(args):
@@ -68,8 +69,13 @@ def load(args):
     from cnngraph.loader import load_model
 
     kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size),
-                                ("width", args.width)) if v is not None}
+                                ("width", _whole_if_integral(args.width))) if v is not None}
     return load_model(args.model, **kwargs)
+
+
+def _whole_if_integral(value: float | None) -> float | int | None:
+    """U-Net's width counts channels: 8.0 from the command line goes in as 8."""
+    return int(value) if value is not None and value.is_integer() else value
 
 
 def add_weights_arg(p: argparse.ArgumentParser) -> None:
