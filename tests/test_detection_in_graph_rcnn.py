@@ -21,6 +21,7 @@ from cnngraph.detection.boxes import decode, nms
 from cnngraph.detection.in_graph_rcnn import BOX_VARIANCES, ProposalSettings, with_nms
 from cnngraph.detection.proposals import propose
 from cnngraph.errors import GraphError
+from cnngraph.frontends.onnx_import import from_model
 from cnngraph.models.faster_rcnn import anchors
 from tests.onnx_models import onnxruntime_run
 from tests.test_cli import run_cli
@@ -135,13 +136,21 @@ def test_onnxruntime_selects_the_same_rows(detector, batch):
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
 
 
-def test_named_dims_reach_the_onnx_file():
-    """The regions' count is the proposal NMS's, the detections' the final NMS's: dim_params in the file."""
-    model = to_onnx(with_nms(build("faster_rcnn"), proposals=PROPOSALS))
+def test_named_dims_reach_the_onnx_file_and_come_back():
+    """The regions' count is the proposal NMS's, the detections' the final NMS's: dim_params in the file, and
+    the imported file names them again and detects the same."""
+    graph = with_nms(build("faster_rcnn"), proposals=PROPOSALS, **NMS)
+    model = to_onnx(graph)
     dims = {o.name: [d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
     assert dims == {"boxes": ["selected_proposals", CLASSES - 1, 4], "scores": ["selected_proposals", CLASSES - 1],
                     "selected": ["selected_post_nms", 3], "rois": ["selected_proposals", 5]}
     assert [i.name for i in model.graph.input] == ["image"]
+    back = from_model(model)
+    assert {name: back.type_of(name).shape for name in back.outputs} == {k: tuple(v) for k, v in dims.items()}
+    x = images(2, seed=4)
+    got, want = (cnngraph.compile(g).run(x, to_host=True) for g in (back, graph))
+    np.testing.assert_array_equal(got["selected"], want["selected"])
+    np.testing.assert_allclose(got["boxes"], want["boxes"], rtol=1e-5, atol=1e-4)
 
 
 def test_only_the_rcnn_family_gets_it():
