@@ -29,7 +29,8 @@ from tests.test_cli import run_cli
 SIZE = 64
 CLASSES = 3  # background and two objects
 SIZES, RATIOS = (24, 40), (1, 2)
-PROPOSALS = ProposalSettings(post_nms=20, iou_threshold=0.3, anchor_sizes=SIZES, anchor_ratios=RATIOS)
+# 16 pixels drops about a third of these proposals (the clipped ones at the border)
+PROPOSALS = ProposalSettings(post_nms=20, iou_threshold=0.3, min_size=16, anchor_sizes=SIZES, anchor_ratios=RATIOS)
 NMS = dict(iou_threshold=0.2, score_threshold=0.25, max_per_class=100)
 SPREAD = {"rpn.cls_logits.weight": 40, "rpn.bbox_pred.weight": 3, "cls_score.weight": 100, "bbox_pred.weight": 10}
 BUILDS = {
@@ -79,14 +80,15 @@ def host_detections(rois: np.ndarray, cls_score: np.ndarray, bbox_pred: np.ndarr
 
 
 def host_path(graph, x: np.ndarray, rois: np.ndarray | None = None) -> dict:
-    """Faster R-CNN: ``propose`` (all anchors before NMS, nothing dropped for size: see in_graph_rcnn); the
-    others: the given regions. Then the heads on the regions and :func:`host_detections`."""
+    """Faster R-CNN: ``propose`` (every anchor a candidate: the graph has no top-k before NMS); the others:
+    the given regions. Then the heads on the regions and :func:`host_detections`."""
     model = cnngraph.compile(graph)
     if rois is None:
         grid = anchors(graph, SIZES, RATIOS)
         raw = model.run({"image": x, "rois": np.zeros((1, 5), np.float32)}, to_host=True)
         rois = propose(raw["rpn_logits"], raw["rpn_deltas"], grid, (SIZE, SIZE), pre_nms=len(grid),
-                       post_nms=PROPOSALS.post_nms, iou_threshold=PROPOSALS.iou_threshold, min_size=0)
+                       post_nms=PROPOSALS.post_nms, iou_threshold=PROPOSALS.iou_threshold,
+                       min_size=PROPOSALS.min_size)
     head = model.run({"image": x, "rois": rois.astype(np.float32)}, to_host=True)
     boxes, scores, rows = host_detections(rois, head["cls_score"], head["bbox_pred"])
     return {"rois": rois, "boxes": boxes, "scores": scores, "selected": rows}
@@ -116,6 +118,7 @@ def test_detections_are_the_host_paths(detector, batch):
     if "rois" in got:  # Faster R-CNN's proposals, in the same order
         assert len(got["rois"]) > 4 * batch and set(got["rois"][:, 0]) == set(range(batch))
         np.testing.assert_allclose(got["rois"], want["rois"], rtol=1e-5, atol=1e-4)
+        assert (got["rois"][:, 3:] - got["rois"][:, 1:3]).min() >= PROPOSALS.min_size
     np.testing.assert_allclose(got["boxes"], want["boxes"], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(by_row(got["selected"]), by_row(want["selected"]))

@@ -17,10 +17,11 @@ Outputs: ``boxes`` (R, C, 4) in pixels and ``scores`` (R, C), per region and obj
 class]``, rows ordered by class, then descending score. Faster R-CNN also outputs its proposals ``rois``.
 A mask head's per-region, per-class output would be indexed the same way.
 
-Differences from the host path (``proposals.propose`` then per-image NMS): ONNX's NMS has no top-k before
-suppression, nor does the graph drop boxes under ``min_size`` (no comparison op), so ``propose`` matches
-with ``pre_nms`` at least the anchor count and ``min_size`` 0; and ``max_per_class`` caps a class's
-detections over the whole batch (the host's cap is per image: the same at batch 1).
+Boxes under ``min_size`` are scored below NMS's score threshold, so they are never proposals and suppress
+nothing, as ``propose`` drops them. Differences from the host path (``proposals.propose`` then per-image
+NMS): ONNX's NMS has no top-k before suppression, so ``propose`` matches with ``pre_nms`` at least the
+anchor count (6,000, its default, is more than a 224-pixel VGG-16 has: 1,764); and ``max_per_class`` caps
+a class's detections over the whole batch (the host's cap is per image: the same at batch 1).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from cnngraph.ops.nms import selected_dim
 HEAD_OUTPUTS = {"cls_score", "bbox_pred"}
 RPN_OUTPUTS = {"rpn_logits", "rpn_deltas"}
 BOX_VARIANCES = (0.1, 0.1, 0.2, 0.2)  # rcnn_targets' default: the head learns deltas divided by these
+DROPPED = -1.0  # the proposal score of a box under the minimum size: NMS keeps only scores above DROPPED / 2
 PROPOSALS = "proposals"  # the proposal NMS node; its count is the region dimension of Faster R-CNN's outputs
 
 
@@ -51,6 +53,7 @@ class ProposalSettings:
 
     post_nms: int = 300
     iou_threshold: float = 0.7
+    min_size: float = 1.0  # pixels, after clipping: narrower or shorter boxes are no proposals (0: keep all)
     anchor_sizes: Sequence[float] | None = None  # None: models.faster_rcnn's defaults
     anchor_ratios: Sequence[float] | None = None
 
@@ -92,8 +95,11 @@ def _propose(g: Graph, settings: ProposalSettings) -> None:
     objectness = g.append("proposals.objectness", "Slice", [softmax], axes=(1,), starts=(1,), ends=(2,))
     decoded = g.append("proposals.decoded", "BoxDecode", ["rpn_deltas", "proposals.anchors"])
     boxes = clip_to_image(g, decoded, "post.image_size", "proposals.boxes")
-    kept = g.append(PROPOSALS, "NonMaxSuppression", [boxes, objectness],
-                    max_output_boxes_per_class=settings.post_nms, iou_threshold=settings.iou_threshold)
+    scores, floor = objectness, -float("inf")
+    if settings.min_size > 0:
+        scores, floor = _small_ones_dropped(g, boxes, objectness, settings.min_size), DROPPED / 2
+    kept = g.append(PROPOSALS, "NonMaxSuppression", [boxes, scores], max_output_boxes_per_class=settings.post_nms,
+                    iou_threshold=settings.iou_threshold, score_threshold=floor)
     image, box = (g.append(f"proposals.{what}", "Slice", [kept], axes=(1,), starts=(col,), ends=(col + 1,))
                   for what, col in (("image", 0), ("box", 2)))
     where = g.append("proposals.where", "Concat", [image, box], axis=1)
@@ -104,6 +110,21 @@ def _propose(g: Graph, settings: ProposalSettings) -> None:
     for node in g.nodes:  # the head's regions are now counted by the NMS: verify infers its types again
         node.type = None
     g.verify()
+
+
+def _small_ones_dropped(g: Graph, boxes: str, objectness: str, min_size: float) -> str:
+    """(N, 1, K) objectness with boxes narrower or shorter than ``min_size`` scored DROPPED, below any
+    objectness: ``big * objectness + (big - 1)``, exact where ``big`` is 1."""
+    g.append_constant("proposals.min_size", np.array(min_size, np.float32))
+    g.append_constant("proposals.dropped", np.array(DROPPED, np.float32))
+    by_coordinate = g.append("proposals.by_coordinate", "Transpose", [boxes], perm=(0, 2, 1))
+    low, high = (g.append(f"proposals.{what}", "Slice", [by_coordinate], axes=(1,), starts=(lo,), ends=(lo + 2,))
+                 for what, lo in (("low", 0), ("high", 2)))
+    size = g.append("proposals.size", "Add", [high, g.append("proposals.minus_low", "Neg", [low])])
+    wide = g.append("proposals.wide_enough", "GreaterOrEqual", [size, "proposals.min_size"])
+    big = g.append("proposals.big_enough", "ReduceMin", [wide], axes=(1,))
+    return g.append("proposals.scores", "Add", [g.append("proposals.kept_scores", "Mul", [objectness, big]),
+                                                 g.append("proposals.drop", "Add", [big, "proposals.dropped"])])
 
 
 def _decode_head(g: Graph) -> int:

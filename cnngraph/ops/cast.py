@@ -7,9 +7,6 @@ Float to int64 truncates toward zero, as ONNX. Nothing flows back through an int
 
 from __future__ import annotations
 
-import numpy as np
-from onnx import helper
-
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
 from cnngraph.ops.onnx_mapping import OnnxOp, onnx_table
@@ -34,8 +31,7 @@ class Cast(Op):
 
 def _export(ex, node, spec):
     target = ex.dtype if node.attrs["to"] == "float32" else node.attrs["to"]  # the model's float type
-    ex.add_node("Cast", list(node.inputs), [node.name], node.name,
-                to=int(helper.np_dtype_to_tensor_dtype(np.dtype(target))))
+    ex.add_node("Cast", list(node.inputs), [node.name], node.name, to=ex.tensor_type(target))
 
 
 ONNX = onnx_table(OnnxOp("Cast", None, export=_export))
