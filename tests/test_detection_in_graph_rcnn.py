@@ -30,7 +30,9 @@ SIZE = 64
 CLASSES = 3  # background and two objects
 SIZES, RATIOS = (24, 40), (1, 2)
 # 16 pixels drops about a third of these proposals (the clipped ones at the border)
-PROPOSALS = ProposalSettings(post_nms=20, iou_threshold=0.3, min_size=16, anchor_sizes=SIZES, anchor_ratios=RATIOS)
+# and NMS sees only the 30 best of 64 anchors
+PROPOSALS = ProposalSettings(pre_nms=30, post_nms=20, iou_threshold=0.3, min_size=16, anchor_sizes=SIZES,
+                             anchor_ratios=RATIOS)
 NMS = dict(iou_threshold=0.2, score_threshold=0.25, max_per_class=100)
 SPREAD = {"rpn.cls_logits.weight": 40, "rpn.bbox_pred.weight": 3, "cls_score.weight": 100, "bbox_pred.weight": 10}
 BUILDS = {
@@ -80,13 +82,12 @@ def host_detections(rois: np.ndarray, cls_score: np.ndarray, bbox_pred: np.ndarr
 
 
 def host_path(graph, x: np.ndarray, rois: np.ndarray | None = None) -> dict:
-    """Faster R-CNN: ``propose`` (every anchor a candidate: the graph has no top-k before NMS); the others:
-    the given regions. Then the heads on the regions and :func:`host_detections`."""
+    """Faster R-CNN: ``propose``; the others: the given regions. Then the heads on the regions and :func:`host_detections`."""
     model = cnngraph.compile(graph)
     if rois is None:
         grid = anchors(graph, SIZES, RATIOS)
         raw = model.run({"image": x, "rois": np.zeros((1, 5), np.float32)}, to_host=True)
-        rois = propose(raw["rpn_logits"], raw["rpn_deltas"], grid, (SIZE, SIZE), pre_nms=len(grid),
+        rois = propose(raw["rpn_logits"], raw["rpn_deltas"], grid, (SIZE, SIZE), pre_nms=PROPOSALS.pre_nms,
                        post_nms=PROPOSALS.post_nms, iou_threshold=PROPOSALS.iou_threshold,
                        min_size=PROPOSALS.min_size)
     head = model.run({"image": x, "rois": rois.astype(np.float32)}, to_host=True)

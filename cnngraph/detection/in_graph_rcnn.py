@@ -18,10 +18,10 @@ class]``, rows ordered by class, then descending score. Faster R-CNN also output
 A mask head's per-region, per-class output would be indexed the same way.
 
 Boxes under ``min_size`` are scored below NMS's score threshold, so they are never proposals and suppress
-nothing, as ``propose`` drops them. Differences from the host path (``proposals.propose`` then per-image
-NMS): ONNX's NMS has no top-k before suppression, so ``propose`` matches with ``pre_nms`` at least the
-anchor count (6,000, its default, is more than a 224-pixel VGG-16 has: 1,764); and ``max_per_class`` caps
-a class's detections over the whole batch (the host's cap is per image: the same at batch 1).
+nothing, as ``propose`` drops them; where there are more than ``pre_nms`` anchors, TopK and
+GatherElements keep each image's best before NMS, as ``propose`` does. One difference from the host path
+(``propose`` then per-image NMS): ``max_per_class`` caps a class's detections over the whole batch (the
+host's cap is per image: the same at batch 1).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def is_two_stage(output_names) -> bool:
 class ProposalSettings:
     """Faster R-CNN's in-graph proposals; the anchors must be those the model was built with."""
 
+    pre_nms: int = 6000  # the best-scored anchors per image that NMS sees (all, where there are fewer)
     post_nms: int = 300
     iou_threshold: float = 0.7
     min_size: float = 1.0  # pixels, after clipping: narrower or shorter boxes are no proposals (0: keep all)
@@ -98,6 +99,8 @@ def _propose(g: Graph, settings: ProposalSettings) -> None:
     scores, floor = objectness, -float("inf")
     if settings.min_size > 0:
         scores, floor = _small_ones_dropped(g, boxes, objectness, settings.min_size), DROPPED / 2
+    if settings.pre_nms < count:
+        boxes, scores = _best_only(g, boxes, scores, settings.pre_nms)
     kept = g.append(PROPOSALS, "NonMaxSuppression", [boxes, scores], max_output_boxes_per_class=settings.post_nms,
                     iou_threshold=settings.iou_threshold, score_threshold=floor)
     image, box = (g.append(f"proposals.{what}", "Slice", [kept], axes=(1,), starts=(col,), ends=(col + 1,))
@@ -125,6 +128,15 @@ def _small_ones_dropped(g: Graph, boxes: str, objectness: str, min_size: float) 
     big = g.append("proposals.big_enough", "ReduceMin", [wide], axes=(1,))
     return g.append("proposals.scores", "Add", [g.append("proposals.kept_scores", "Mul", [objectness, big]),
                                                  g.append("proposals.drop", "Add", [big, "proposals.dropped"])])
+
+
+def _best_only(g: Graph, boxes: str, scores: str, k: int) -> tuple[str, str]:
+    """The ``k`` best-scored of each image's (N, K, 4) boxes and (N, 1, K) scores, best first."""
+    best = g.append("proposals.best", "TopK", [scores], k=k, axis=2)
+    per_coordinate = g.append("proposals.best_per_coordinate", "Tile",
+                              [g.append("proposals.best_column", "Transpose", [best], perm=(0, 2, 1))], repeats=(1, 4))
+    return (g.append("proposals.best_boxes", "GatherElements", [boxes, per_coordinate], axis=1),
+            g.append("proposals.best_scores", "GatherElements", [scores, best], axis=2))
 
 
 def _decode_head(g: Graph) -> int:
