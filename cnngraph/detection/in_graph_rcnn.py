@@ -34,7 +34,6 @@ import numpy as np
 from cnngraph.detection.in_graph import clip_to_image
 from cnngraph.errors import GraphError
 from cnngraph.ir import Graph
-from cnngraph.ops.nms import selected_dim
 
 HEAD_OUTPUTS = {"cls_score", "bbox_pred"}
 RPN_OUTPUTS = {"rpn_logits", "rpn_deltas"}
@@ -178,8 +177,3 @@ def _suppress_per_class(g: Graph, classes: int, extent: int, iou_threshold: floa
     of_region = g.append("post.kept_image", "GatherND", [image, region])
     g.append("selected", "Concat", [g.append("post.kept_image_index", "Cast", [of_region], to="int64"), label, region],
              axis=1)
-
-
-def region_dim() -> str:
-    """The name of Faster R-CNN's region count in a graph from :func:`with_nms`."""
-    return selected_dim(PROPOSALS)
