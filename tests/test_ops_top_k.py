@@ -51,6 +51,12 @@ def test_gather_elements_matches_onnx_and_its_gradient_finite_differences():
     feeds = {"x": data, "idx": indices}
     np.testing.assert_array_equal(onnxruntime_run(to_onnx(graph), {"x": data.astype(np.float32), "idx": indices})[0],
                                   want.astype(np.float32))
+    best = dsl.layer("TopK", [x], k=2, axis=1)  # indices made in the file: the importer takes no int64 input
+    chain = dsl.Model(x, dsl.layer("GatherElements", [x, best], axis=1, name="best"))
+    back = from_model(to_onnx(chain))
+    assert sorted(n.op for n in back.nodes) == ["GatherElements", "TopK"]
+    np.testing.assert_array_equal(cnngraph.compile(back).run({"x": data}, to_host=True)["best"],
+                                  -np.sort(-data.astype(np.float32), axis=1)[:, :2])
     check_gradients(graph, feeds, wrt=("x",))
 
 

@@ -48,7 +48,8 @@ def _load(ctx, node, spec):
     axis = node.attrs.get("axis", -1) % rank
     x = ctx.value(node, 0)
     indices = ctx.emit(node, "TopK", [x], {"k": int(ctx.constant(node, 1).reshape(-1)[0]), "axis": axis,
-                                           "largest": bool(node.attrs.get("largest", 1))}, output=1)
+                                           "largest": bool(node.attrs.get("largest", 1))},
+                       output=1 if len(node.outputs) > 1 and node.outputs[1] else "indices")
     ctx.emit(node, "GatherElements", [x, indices], {"axis": axis}, output=0)
 
 
