@@ -157,6 +157,18 @@ def test_named_dims_reach_the_onnx_file_and_come_back():
     np.testing.assert_allclose(got["boxes"], want["boxes"], rtol=1e-5, atol=1e-4)
 
 
+def test_other_per_region_outputs_follow_the_in_graph_proposals():
+    """What a mask head would be: an output computed on the regions stays, counted by the proposal NMS."""
+    graph = build("faster_rcnn")
+    graph.outputs.append("roi_pool")
+    in_graph = with_nms(graph, proposals=PROPOSALS, **NMS)
+    assert in_graph.outputs == ["boxes", "scores", "selected", "rois", "roi_pool"]
+    assert in_graph.type_of("roi_pool").shape[0] == "selected_proposals"
+    out = cnngraph.compile(in_graph).run(images(2), to_host=True)
+    pooled = cnngraph.compile(graph).run({"image": images(2), "rois": out["rois"]}, to_host=True)["roi_pool"]
+    np.testing.assert_array_equal(out["roi_pool"], pooled)
+
+
 def test_only_the_rcnn_family_gets_it():
     with pytest.raises(GraphError, match="built for the R-CNN family"):
         with_nms(models.build("ssd_small", input_size=32))

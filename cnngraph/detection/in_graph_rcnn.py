@@ -15,7 +15,8 @@ R-CNN and Fast R-CNN, proposals) to detections.
 Outputs: ``boxes`` (R, C, 4) in pixels and ``scores`` (R, C), per region and object class; ``selected``
 (M, 3) int64 rows (image, class, region): detection i is ``boxes[region, class]`` scoring ``scores[region,
 class]``, rows ordered by class, then descending score. Faster R-CNN also outputs its proposals ``rois``.
-A mask head's per-region, per-class output would be indexed the same way.
+The graph's other outputs follow unchanged: a mask head's per-region, per-class masks, computed on the
+in-graph proposals, are indexed by ``selected`` the same way.
 
 Boxes under ``min_size`` are scored below NMS's score threshold, so they are never proposals and suppress
 nothing, as ``propose`` drops them; where there are more than ``pre_nms`` anchors, TopK and
@@ -61,7 +62,7 @@ class ProposalSettings:
 def with_nms(graph: Graph, iou_threshold: float = 0.5, score_threshold: float = 0.05, max_per_class: int = 100,
              proposals: ProposalSettings = ProposalSettings()) -> Graph:
     """A verified copy of an R-CNN, Fast R-CNN or Faster R-CNN ``graph`` whose outputs are ``boxes``,
-    ``scores`` and NMS's ``selected`` (and Faster R-CNN's ``rois``)."""
+    ``scores`` and NMS's ``selected`` (and Faster R-CNN's ``rois``), then the graph's outputs beyond its heads."""
     if not is_two_stage(graph.outputs) or "rois" not in graph.inputs or "image" not in graph.inputs:
         raise GraphError(f"{graph.name}: detections inside the graph are built for the R-CNN family (inputs 'image' "
                          f"and 'rois', outputs 'cls_score' and 'bbox_pred'); this one has inputs "
@@ -75,7 +76,7 @@ def with_nms(graph: Graph, iou_threshold: float = 0.5, score_threshold: float = 
         outputs.append("rois")
     classes = _decode_head(g)
     _suppress_per_class(g, classes, max(width, height), iou_threshold, score_threshold, max_per_class)
-    g.outputs = outputs
+    g.outputs = outputs + [v for v in graph.outputs if v not in HEAD_OUTPUTS | RPN_OUTPUTS]
     g.name = f"{graph.name}_nms"
     return g.verify()
 
