@@ -3,7 +3,7 @@ RPN's outputs, the heads run on those proposals, decoding and per-image, per-cla
 here) gives the same proposals, boxes, scores and detections; and onnxruntime on the exported file selects
 the same rows, with boxes within 1e-4.
 
-The heads' output layers are scaled up so scores spread as a trained model's do, and the test regions (and
+The heads' output layers are scaled up so that scores differ between regions, and the test regions (and
 Faster R-CNN's proposals, suppressed at IoU 0.3) cover distinct cells of the feature map: RoI max pooling
 gives regions over the same cells equal features, hence equal scores, and NMS's choice between equal scores
 is left open by ONNX (float32 rounding decides it).
