@@ -28,9 +28,9 @@ def gather_elements(xp, inputs, params, attrs, ctx):
 def gather_elements_backward(xp, grad, saved, params, attrs):
     data, indices = saved.inputs
     axis = attrs["axis"]
-    where = list(xp.indices(indices.shape, sparse=True))
+    where = list(xp.indices(indices.shape))  # dense: CuPy's indices has no sparse form
     where[axis] = _positions(xp, data.shape, indices, axis)
-    flat = xp.ravel_multi_index(tuple(xp.broadcast_arrays(*where)), data.shape).ravel()
+    flat = xp.ravel_multi_index(tuple(where), data.shape).ravel()
     # bincount sums elements taken more than once (ufunc.at is not on every backend)
     dx = xp.bincount(flat, weights=grad.reshape(-1), minlength=data.size)
     return [dx.reshape(data.shape).astype(data.dtype), None], {}
