@@ -12,7 +12,9 @@ is left open by ONNX (float32 rounding decides it).
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 
 import cnngraph
 from cnngraph import models
@@ -22,6 +24,7 @@ from cnngraph.detection.in_graph_rcnn import BOX_VARIANCES, ProposalSettings, wi
 from cnngraph.detection.proposals import propose
 from cnngraph.errors import GraphError
 from cnngraph.frontends.onnx_import import from_model
+from cnngraph.io import save
 from cnngraph.models.faster_rcnn import anchors
 from tests.onnx_models import onnxruntime_run
 from tests.test_cli import run_cli
@@ -186,6 +189,20 @@ def test_export_nms_from_the_cli(tmp_path, capsys, name):
                              str(CLASSES), "--nms", "-o", str(tmp_path / "detector.onnx"), "--verify")
     assert code == 0, err
     assert f"{name}_vgg16_nms" in out and "'selected' at batch 3: max abs 0.00e+00" in out
+
+
+def test_export_takes_the_anchors_a_saved_model_was_built_with(tmp_path, capsys):
+    """A model file does not record its anchor sizes: the count catches these, and the flags supply them."""
+    path = tmp_path / "frcnn.cng"
+    save(build("faster_rcnn"), path)
+    code, _, err = run_cli(capsys, "export", str(path), "--nms", "-o", str(tmp_path / "a.onnx"))
+    assert code != 0 and "scores 64 anchors, but anchor sizes (128, 256, 512)" in err and "--anchor-sizes" in err
+    code, _, err = run_cli(capsys, "export", str(path), "--nms", "--anchor-sizes", "24", "40", "--anchor-ratios",
+                           "1", "2", "-o", str(tmp_path / "b.onnx"))
+    assert code == 0, err
+    constant = next(n for n in onnx.load(tmp_path / "b.onnx").graph.node if n.output[0] == "proposals.anchors")
+    np.testing.assert_array_equal(numpy_helper.to_array(constant.attribute[0].t),
+                                  anchors(build("faster_rcnn"), SIZES, RATIOS).astype(np.float32))
 
 
 def test_an_option_the_model_lacks_is_one_line(capsys):

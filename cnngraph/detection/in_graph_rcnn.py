@@ -90,7 +90,8 @@ def _propose(g: Graph, settings: ProposalSettings) -> None:
     grid = anchors(g, sizes, ratios)
     if len(grid) != count:
         raise GraphError(f"{g.name}: its RPN scores {count} anchors, but anchor sizes {tuple(sizes)} and ratios "
-                         f"{tuple(ratios)} make {len(grid)}: pass the ones the model was built with")
+                         f"{tuple(ratios)} make {len(grid)}: pass the ones the model was built with (cnngraph export "
+                         f"--anchor-sizes ... --anchor-ratios ...)")
     g.append_constant("proposals.anchors", grid.astype(np.float32))
     softmax = g.append("proposals.softmax", "Softmax", ["rpn_logits"], axis=1)
     objectness = g.append("proposals.objectness", "Slice", [softmax], axes=(1,), starts=(1,), ends=(2,))
