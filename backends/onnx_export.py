@@ -168,6 +168,11 @@ class Exporter:
                 onnx_attrs[a.onnx] = value
         return self.add_node(op_type or spec.op_type, inputs, outputs or [node.name], node.name, **onnx_attrs)
 
+    @staticmethod
+    def tensor_type(dtype) -> int:
+        """ONNX's element-type code of a NumPy dtype, as Cast's ``to`` wants it."""
+        return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
     def add_node(self, op_type: str, inputs: list[str], outputs: list[str], name: str, **attrs) -> str:
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
         return outputs[0]

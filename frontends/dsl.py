@@ -345,6 +345,11 @@ def nms(boxes, scores, max_output_boxes_per_class, iou_threshold=0.5, score_thre
                  iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=center_point_box)
 
 
+def cast(x, to, name=None) -> Tensor:
+    """ONNX Cast between the graph's float type ("float32") and int64 indices, e.g. NMS's image column."""
+    return layer("Cast", [x], name, to=to)
+
+
 def gather_nd(data, indices, name=None) -> Tensor:
     """ONNX GatherND: the rows of ``data`` that int64 index tuples (..., q) name, e.g. NMS's selection."""
     return layer("GatherND", [data, indices], name)

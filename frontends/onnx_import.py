@@ -210,12 +210,19 @@ class Importer:
         return self.probes[0] != self.probes[1] and any(not isinstance(v, Folded) or v.batch_dependent for v in values)
 
     def _cast(self, node: OnnxNode) -> None:
-        """The IR computes in one float type, so a float cast of a runtime value changes nothing; nor does an
-        integer cast that only inputs of indices read (RoiAlign's batch_indices: ``OnnxOp.index_inputs``)."""
-        if node.attrs.get("to") not in FLOAT_TYPES and not self._read_as_indices(node.outputs[0]):
-            to = type_name(node.attrs.get("to", 0))
-            raise self.fail(node, f"casts a runtime value to {to}; supported: casts to FLOAT, DOUBLE, FLOAT16")
-        self.bind(node, self.value(node, 0))
+        """The IR computes in one float type, so a float cast of a float value changes nothing; nor does an
+        integer cast that only inputs of indices read (RoiAlign's batch_indices: ``OnnxOp.index_inputs``).
+        Between int64 indices (NonMaxSuppression's) and floats the IR's Cast converts."""
+        to, integer = node.attrs.get("to"), self.type(node, 0).dtype == "int64"
+        if to in FLOAT_TYPES and integer:
+            self.emit(node, "Cast", [self.value(node, 0)], {"to": "float32"})
+        elif to == onnx.TensorProto.INT64 and not integer and not self._read_as_indices(node.outputs[0]):
+            self.emit(node, "Cast", [self.value(node, 0)], {"to": "int64"})
+        elif to in FLOAT_TYPES or to == onnx.TensorProto.INT64 or self._read_as_indices(node.outputs[0]):
+            self.bind(node, self.value(node, 0))
+        else:
+            raise self.fail(node, f"casts a runtime value to {type_name(to or 0)}; supported: casts to FLOAT, "
+                                  f"DOUBLE, FLOAT16 and INT64")
 
     def _read_as_indices(self, value: str) -> bool:
         readers = [(n.op_type, i) for n in self.model.graph.node for i, v in enumerate(n.input) if v == value]

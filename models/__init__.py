@@ -6,6 +6,7 @@ state_dict keys and parameter counts match.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,8 +49,15 @@ def zoo() -> dict[str, ZooEntry]:
 
 
 def build(name: str, **kwargs) -> Graph:
-    """Build zoo model ``name``; an unknown name raises with the closest matches."""
-    return _ZOO.find(name).builder(**kwargs)
+    """Build zoo model ``name``; an unknown name raises with the closest matches, an option the builder
+    lacks (``width`` for LeNet-5) names the options it takes."""
+    builder = _ZOO.find(name).builder
+    options = inspect.signature(builder).parameters
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in options.values()):
+        raise UnknownModelError(f"model '{name}' has no option {', '.join(unknown)}; it takes "
+                                f"{', '.join(options) or 'none'}")
+    return builder(**kwargs)
 
 
 import_modules(__name__, __path__)

@@ -46,3 +46,20 @@ def test_transpose_gradient():
     x = dsl.input("x", (3, 2, 4))
     graph = dsl.Model(x, dsl.layer("Transpose", [x], perm=(0, 3, 1, 2)))
     check_gradients(graph, {"x": random((2, 3, 2, 4))})
+
+
+def test_a_region_list_may_move_its_leading_axis():
+    """(R, C, 4) boxes per region to (C, R, 4) per class: R is not the batch, so it may leave axis 0; the
+    export is a plain ONNX Transpose that onnxruntime runs with the same numbers."""
+    import cnngraph
+    from cnngraph.backends.onnx_export import to_onnx
+    from tests.onnx_models import onnxruntime_run
+
+    boxes = dsl.input("boxes", (2, 4), leading="R")
+    moved = dsl.layer("Transpose", [boxes], perm=(1, 0, 2), name="by_class")
+    assert moved.shape == (2, "R", 4)
+    graph = dsl.Model(boxes, moved)
+    x = random((5, 2, 4)).astype(np.float32)
+    got = cnngraph.compile(graph).run({"boxes": x}, to_host=True)["by_class"]
+    np.testing.assert_array_equal(got, x.transpose(1, 0, 2))
+    np.testing.assert_array_equal(onnxruntime_run(to_onnx(graph), {"boxes": x})[0], got)

@@ -78,3 +78,15 @@ def test_ops_with_parameters_or_two_runtime_inputs_stop_it():
     graph = dsl.Model(x, transpose(dsl.add(nhwc, dsl.relu(nhwc)), NCHW, name="y"))
     opt, _ = optimize(graph, ["transpose_sinking"], check=True)
     assert sum(n.op == "Transpose" for n in opt.nodes) == 2
+
+
+def test_a_transpose_of_the_leading_axis_stays_above_a_constant():
+    """A constant lines up with the per-sample axes only: one that moves a region list's leading axis stays."""
+    boxes = dsl.input("boxes", (3, 4), leading="R")
+    by_class = transpose(boxes, (1, 0, 2), name="by_class")
+    shifted = dsl.add(by_class, dsl.constant(np.arange(12, dtype=np.float32).reshape(3, 1, 4)), name="shifted")
+    graph = dsl.Model(boxes, transpose(shifted, (1, 0, 2), name="y"))
+    opt, _ = optimize(graph, ["transpose_sinking"])
+    x = np.random.default_rng(0).standard_normal((5, 3, 4))
+    np.testing.assert_array_equal(cnngraph.compile(opt, dtype="float64", passes="none")(x),
+                                  cnngraph.compile(graph, dtype="float64", passes="none")(x))

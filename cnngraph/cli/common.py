@@ -45,20 +45,37 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
 def add_model_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     """MODEL and the builder options; ``optional`` for commands that can go without (train --resume)."""
     p.add_argument("model", metavar="MODEL", nargs="?" if optional else None,
                    help="zoo name (see `cnngraph models`), file.py:function, file.cng or file.onnx")
     p.add_argument("--num-classes", type=positive, help="classifier outputs (zoo and file builders)")
     p.add_argument("--input-size", type=positive, help="input height and width (zoo and file builders)")
+    p.add_argument("--width", type=positive_float,
+                   help="builders that take one: the channel multiplier (0.125: a CPU-sized R-CNN, SSD or FCN) or, "
+                        "for U-Net, the first level's channels")
 
 
 def load(args):
     """The graph named by the MODEL argument, with builder options applied."""
     from cnngraph.loader import load_model
 
-    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size)) if v is not None}
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("input_size", args.input_size),
+                                ("width", _whole_if_integral(args.width))) if v is not None}
     return load_model(args.model, **kwargs)
+
+
+def _whole_if_integral(value: float | None) -> float | int | None:
+    """U-Net's width counts channels: 8.0 from the command line goes in as 8."""
+    return int(value) if value is not None and value.is_integer() else value
 
 
 def add_weights_arg(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from cnngraph.cli.common import (add_backend_arg, add_model_args, add_threads_arg, add_weights_arg, apply_weights,
-                                 console, load)
+                                 console, load, positive_float)
 from cnngraph.errors import CnnGraphError
 
 HELP = "export a model to ONNX (checked; --verify runs it in onnxruntime)"
@@ -22,8 +22,13 @@ def add_arguments(p) -> None:
     p.add_argument("--verify", action="store_true",
                    help="run the file in onnxruntime against the cnngraph executor at two batch sizes")
     p.add_argument("--nms", action="store_true",
-                   help="detectors (SSD, YOLO v1): decoding and non-maximum suppression inside the file (outputs "
-                        "boxes in pixels, scores and ONNX's selected (image, class, box) rows)")
+                   help="detectors: decoding and non-maximum suppression inside the file (outputs boxes in pixels, scores "
+                        "and ONNX's selected rows: (image, class, box) for SSD and YOLO v1, (image, class, region) "
+                        "for the R-CNN family, whose Faster R-CNN also makes its proposals inside)")
+    p.add_argument("--anchor-sizes", type=positive_float, nargs="+", metavar="PIXELS",
+                   help="with --nms, Faster R-CNN: the anchor sizes it was built with (default 128 256 512)")
+    p.add_argument("--anchor-ratios", type=positive_float, nargs="+", metavar="H/W",
+                   help="with --nms, Faster R-CNN: the anchor aspect ratios it was built with (default 0.5 1 2)")
     add_backend_arg(p, "verify against (with --verify)")
     add_threads_arg(p)
 
@@ -33,10 +38,11 @@ def run(args) -> None:
     from cnngraph.backends.onnx_verify import verify
 
     graph = apply_weights(load(args), args)
+    anchors = {"anchor_sizes": args.anchor_sizes, "anchor_ratios": args.anchor_ratios}
     if args.nms:
-        from cnngraph.detection.in_graph import with_nms
-
-        graph = with_nms(graph)
+        graph = _with_nms(graph, anchors)
+    elif any(anchors.values()):
+        raise CnnGraphError("--anchor-sizes and --anchor-ratios describe Faster R-CNN's in-graph proposals: add --nms")
     model = export(graph, args.output, opset=args.opset, training=args.training)
     mode = "training" if args.training else "inference"
     console.print(f"wrote {args.output}: {graph.name}, opset {args.opset}, {mode}, {len(model.graph.node)} nodes, "
@@ -50,3 +56,15 @@ def run(args) -> None:
                 path.unlink()
             raise CnnGraphError(f"{e} (removed {', '.join(map(str, removed))})") from None
         console.print(f"verified against onnxruntime on {args.backend}: {result}")
+
+
+def _with_nms(graph, anchors: dict):
+    """The detector with its post-processing inside: the R-CNN family's, or the one-stage detectors'."""
+    from cnngraph.detection import in_graph, in_graph_rcnn
+
+    if in_graph_rcnn.is_two_stage(graph.outputs):
+        return in_graph_rcnn.with_nms(graph, proposals=in_graph_rcnn.ProposalSettings(**anchors))
+    if any(anchors.values()):
+        raise CnnGraphError(f"{graph.name}: --anchor-sizes and --anchor-ratios apply to Faster R-CNN; SSD and YOLO "
+                            f"carry their boxes in the graph")
+    return in_graph.with_nms(graph)

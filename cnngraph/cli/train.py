@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from cnngraph.cli.common import (add_model_args, add_threads_arg, add_weights_arg, apply_weights, console, load,
-                                 positive)
+                                 positive, positive_float)
 from cnngraph.errors import CnnGraphError
 
 HELP = "train a model on digits, MNIST, CIFAR-10, an image folder or a .npz; a detector on digit-detection, VOC or COCO"
@@ -36,14 +36,6 @@ def non_negative(kind):
         return value
 
     return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
 
 
 def add_arguments(p) -> None:

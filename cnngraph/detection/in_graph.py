@@ -37,14 +37,18 @@ def with_nms(graph: Graph, iou_threshold: float = 0.45, score_threshold: float =
     g.append_constant("post.image_size", np.array([width, height, width, height], np.float32))
     pixels, per_box = _yolo(g, width, height) if YOLO_OUTPUTS <= names else _ssd(g, class_count(graph))
     g.outputs = [v for v in g.outputs if v not in OUTPUTS]  # YOLO's own 'boxes' is renamed below
-    inside = g.append("post.inside", "Min", [pixels, "post.image_size"])
-    g.append("boxes", "ReLU", [inside])
+    clip_to_image(g, pixels, "post.image_size", "boxes")
     g.append("scores", "Transpose", [per_box], perm=(0, 2, 1))
     g.append("selected", "NonMaxSuppression", ["boxes", "scores"], max_output_boxes_per_class=max_per_class,
          iou_threshold=iou_threshold, score_threshold=score_threshold, center_point_box=0)
     g.outputs = list(OUTPUTS)
     g.name = f"{graph.name}_nms"
     return g.verify()
+
+
+def clip_to_image(g: Graph, boxes: str, image_size: str, name: str) -> str:
+    """Corner ``boxes`` clipped into the image: at most the (W, H, W, H) constant ``image_size``, at least 0."""
+    return g.append(name, "ReLU", [g.append(f"{name}.inside", "Min", [boxes, image_size])])
 
 
 def _ssd(g: Graph, classes: int) -> tuple[str, str]:

@@ -33,11 +33,16 @@ class GatherND(Op):
         return TensorType((*indices.shape[:-1], *data.shape[indices.shape[-1]:]), data.dtype)
 
 
+def indices_as_int64(ex, node) -> str:
+    """The node's second input, indices, as ONNX wants them: int64, cast from whole numbers in floats."""
+    indices = node.inputs[1]
+    if ex.type(indices).dtype == "int64":
+        return indices
+    return ex.add_node("Cast", [indices], [f"{node.name}/indices"], f"{node.name}/cast", to=ex.tensor_type("int64"))
+
+
 def _export(ex, node, spec):
-    data, indices = node.inputs
-    if ex.type(indices).dtype != "int64":
-        indices = ex.add_node("Cast", [indices], [f"{node.name}/indices"], f"{node.name}/cast", to=7)  # INT64
-    ex.add_node("GatherND", [data, indices], [node.name], node.name)
+    ex.add_node("GatherND", [node.inputs[0], indices_as_int64(ex, node)], [node.name], node.name)
 
 
 def _load(ctx, node, spec):

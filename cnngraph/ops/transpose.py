@@ -1,4 +1,6 @@
 """Transpose: permute the per-sample axes (NCHW -> NHWC is perm (0, 2, 3, 1)); the batch stays first.
+A value without the batch may move its leading axis: a detector's (R, C, 4) class boxes per region become
+(C, R, 4), one row of regions per class, as NonMaxSuppression reads them.
 
 Imported ONNX Transposes that only move size-1 axes become Reshapes; the rest (channel shuffles,
 layout changes) need this op.
@@ -9,7 +11,7 @@ from __future__ import annotations
 from cnngraph.ops import register
 from cnngraph.ops.base import Op
 from cnngraph.ops.onnx_mapping import OnnxAttr, OnnxOp, as_list, onnx_table
-from cnngraph.types import TensorType
+from cnngraph.types import BATCH, TensorType
 
 
 @register
@@ -22,7 +24,7 @@ class Transpose(Op):
         perm = self.ints(node, "perm", attrs["perm"], rank)
         if sorted(perm) != list(range(rank)):
             raise self.attr_error(node, f"perm must order the axes 0..{rank - 1} once each, got {attrs['perm']!r}")
-        if perm[0] != 0:
+        if perm[0] != 0 and BATCH in inputs[0].shape:
             raise self.attr_error(node, f"perm must keep the batch axis first, got {attrs['perm']!r}")
         return {"perm": perm}
 

@@ -85,6 +85,8 @@ def _permutable(graph: Graph, below: Node, transpose: Node) -> str | None | bool
     if len(below.inputs) != 2 or not op.broadcasts or below.inputs.count(transpose.name) != 1:
         return False
     other = below.inputs[1 - below.inputs.index(transpose.name)]
+    if transpose.attrs["perm"][0] != 0:  # a constant is laid out against the per-sample axes only
+        return False
     return other if other not in graph.inputs and graph.node(other).op == "Constant" else False
 
 

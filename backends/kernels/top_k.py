@@ -1,0 +1,17 @@
+"""TopK's indices: a stable sort, so equal values keep index order as ONNX asks; nothing flows back."""
+
+from __future__ import annotations
+
+from cnngraph.backends.kernels import backward, kernel
+
+
+@kernel("TopK")
+def top_k(xp, inputs, params, attrs, ctx):
+    x, axis = inputs[0], attrs["axis"]
+    order = xp.argsort(-x if attrs["largest"] else x, axis=axis, kind="stable")
+    return xp.take(order, xp.arange(attrs["k"]), axis=axis).astype(xp.int64)
+
+
+@backward("TopK")
+def top_k_backward(xp, grad, saved, params, attrs):
+    return [None], {}
