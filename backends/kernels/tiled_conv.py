@@ -9,14 +9,15 @@ destination (``matmul(..., out=...)``), and the bias, the residual and a ReLU/Cl
 before the next band evicts it.
 
 A kernel choice on the NumPy backend (``numpy/tiled`` in the compile report; ``check=True`` compares it
-with the float64 reference like any kernel). It declines what Winograd runs (fewer multiplications),
-1x1 stride-1 convolutions (one GEMM on the input as it is: tiling measured 3-12% slower), grouped and
-non-2-D convolutions, and float64, the reference precision, which keeps the generic kernel.
+with the float64 reference like any kernel), registered after Winograd (imported here first), so
+resolution offers Winograd a stride-1 3x3 convolution first (its cost rule passes few-channel ones on).
+It declines 1x1 stride-1 convolutions (one GEMM on the input as it is: tiling measured 3-12% slower),
+grouped and non-2-D convolutions, and float64, the reference precision, which keeps the generic kernel.
 """
 
 from __future__ import annotations
 
-from cnngraph.backends.kernels import into, kernel, winograd
+from cnngraph.backends.kernels import into, kernel, winograd  # noqa: F401 - Winograd registers first
 from cnngraph.backends.kernels.conv import conv_out_size
 from cnngraph.backends.kernels.fused import IN_PLACE, activate
 from cnngraph.backends.kernels.windows import pad_spatial, windows
@@ -37,8 +38,6 @@ def supports(node, dtype: str) -> str | None:
         return "the tiled kernel runs ungrouped convolutions only"
     if dtype == "float64":
         return "float64 is the reference precision: it keeps the generic convolution"
-    if winograd.supports(node, dtype) is None:
-        return "Winograd runs it (fewer multiplications)"
     if pointwise(attrs):
         return "a 1x1 stride-1 convolution is one GEMM on its input as it is (no window copy to tile)"
     return None
