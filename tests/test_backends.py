@@ -35,9 +35,8 @@ def x_batch(n=2, seed=0):
 def strict_kernel(monkeypatch):
     """Register an implementation for the strict backend for the length of one test."""
 
-    def register(op, forward, variant="", **kw):  # a variant already registered is replaced in its place
-        monkeypatch.setitem(kernels._IMPLS, ("strict", op, variant),
-                            Implementation(op, "strict", forward, variant=variant, **kw))
+    def register(op, forward, **kw):
+        monkeypatch.setitem(kernels._IMPLS, ("strict", op, ""), Implementation(op, "strict", forward, **kw))
 
     return register
 
@@ -116,8 +115,8 @@ def test_a_backend_kernel_runs_what_it_supports_and_the_generic_one_the_rest(str
     strict_kernel("ReLU", relu, prepare=prepare,
                   supports=lambda node, dtype: None if node.name == "r1" else "only r1, for this test")
     model = cnngraph.compile(tanh_net(), backend="strict", passes="none")
-    assert model.kernels() == {"conv": "strict/tiled", "r1": "strict", "t": "generic", "head": "generic",
-                               "r2": "generic"}  # NumPy's kernels run on strict too (3 channels: not Winograd's)
+    assert model.kernels() == {"conv": "generic", "r1": "strict", "t": "generic", "head": "generic",
+                               "r2": "generic"}  # 3 input channels: Winograd's cost rule leaves the conv to the GEMM
     assert [f for f in model.fallbacks() if f[1] == "strict"] == [("r2", "strict", "only r1, for this test")]
     for batch in (2, 2, 5):
         np.testing.assert_array_equal(model.run(x_batch(batch), to_host=True)["r2"],
@@ -140,9 +139,8 @@ def test_the_check_names_the_first_layer_that_strays(strict_kernel):
     with pytest.raises(BackendCheckError, match=r"strict/float32, layer 't' \(Tanh\): output differs from the NumPy "
                                                 r"float64 reference by 0.01 .*tolerance 0.0001.*reference: mean"):
         cnngraph.compile(tanh_net(), backend="strict", check=True)
-    fused = kernels.get_kernel("FusedConv2d")  # what LeNet-5's conv + tanh become, run by strict/tiled
-    strict_kernel("FusedConv2d", lambda xp, inputs, params, attrs, ctx: fused(xp, inputs, params, attrs, ctx) * 1.01,
-                  variant="tiled")
+    fused = kernels.get_kernel("FusedConv2d")  # what LeNet-5's conv + tanh become
+    strict_kernel("FusedConv2d", lambda xp, inputs, params, attrs, ctx: fused(xp, inputs, params, attrs, ctx) * 1.01)
     assert main(["run", "lenet5", "--backend", "strict", "--check"]) == 1
 
 

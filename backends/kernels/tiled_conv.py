@@ -12,10 +12,13 @@ A kernel choice on the NumPy backend (``numpy/tiled`` in the compile report; ``c
 with the float64 reference like any kernel), registered after Winograd (imported here first), so
 resolution offers Winograd a stride-1 3x3 convolution first (its cost rule passes few-channel ones on).
 It declines 1x1 stride-1 convolutions (one GEMM on the input as it is: tiling measured 3-12% slower),
-grouped and non-2-D convolutions, and float64, the reference precision, which keeps the generic kernel.
+grouped and non-2-D convolutions, float64, the reference precision, which keeps the generic kernel,
+and (its cost rule) convolutions whose window matrix per image is small enough for one GEMM to win.
 """
 
 from __future__ import annotations
+
+import math
 
 from cnngraph.backends.kernels import into, kernel, winograd  # noqa: F401 - Winograd registers first
 from cnngraph.backends.kernels.conv import conv_out_size
@@ -27,6 +30,22 @@ from cnngraph.backends.kernels.windows import pad_spatial, windows
 # thread per band (the bands' GEMMs are small) made ResNet-18 twice as slow under load, as switching
 # the count between nodes costs more than it saves.
 BAND_BYTES = 1 << 20
+WINDOW_BYTES = 4 << 20  # one image's window matrix from which bands are used (``small_windows``)
+
+
+def small_windows(node, input_types) -> str | None:
+    """The cost rule: bands pay where one image's window matrix is several times the band budget (ResNet's
+    7x7/2 stem: 7.4 MiB, 2.4x faster than the generic kernel at batch 8 in CPU time, 1.05-1.1x at batch 1).
+    Below ``WINDOW_BYTES`` (ResNet's stride-2 3x3 and 1x1 convolutions, 0.8 to 1.8 MiB) the generic kernel's
+    one GEMM measured as fast or faster (by 11% on ResNet-18's layer2.0.conv1), so it keeps them."""
+    _, c, *size = input_types[0].shape
+    attrs = node.attrs
+    out = conv_out_size(size, attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["dilation"])
+    window_bytes = 4 * c * math.prod(attrs["kernel_size"]) * math.prod(out)  # float32
+    if window_bytes < WINDOW_BYTES:
+        return (f"one image's window matrix ({window_bytes / 2**20:.1f} MiB) is under {WINDOW_BYTES >> 20} MiB: "
+                f"the generic kernel's single GEMM is as fast")
+    return None
 
 
 def supports(node, dtype: str) -> str | None:
@@ -116,4 +135,4 @@ def fused_conv2d_tiled(xp, inputs, params, attrs, ctx):
 for _backend in ("numpy", "strict"):
     for _op, _forward in (("Conv2d", conv2d_tiled), ("FusedConv2d", fused_conv2d_tiled)):
         kernel(_op, writes_into=True, backend=_backend, variant="tiled", dtypes=("float32",), supports=supports,
-               prepare=prepare)(_forward)
+               prepare=prepare, cost_rule=small_windows)(_forward)
