@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cnngraph
-from cnngraph.backends.kernels import tiled_conv
+from cnngraph.backends.kernels import RunContext, tiled_conv
 from cnngraph.frontends import dsl
 from tests.oracle import onnx_reference, onnxruntime_output, random
 from tests.zoo_builds import reduced
@@ -74,6 +74,19 @@ def test_residual_and_relu_are_applied_band_by_band_into_a_concat_slice(band_byt
     want = np.maximum(want_conv + residual, 0)
     np.testing.assert_allclose(buffer[:, 2:2 + out], want, rtol=0, atol=2e-6 * np.abs(want).max())
     assert np.isnan(buffer[:, :2]).all() and np.isnan(buffer[:, 2 + out:]).all()
+
+
+def test_an_activation_without_an_in_place_form_runs_once_over_the_output(monkeypatch):
+    monkeypatch.setattr(tiled_conv, "BAND_BYTES", 256)
+    shape, out, kernel, stride, padding, dilation = CASES[1]
+    x, weight, bias = conv_case(shape, out, kernel, np.float32, seed=5)
+    attrs = attrs_of(out, kernel, stride, padding, dilation, residual=False, activation="LeakyReLU",
+                     activation_attrs={"alpha": 0.1})
+    ctx = RunContext(plan=tiled_conv.Plan(x.shape, attrs, 4))
+    got = tiled_conv.fused_conv2d_tiled(np, [x], {"weight": weight, "bias": bias}, attrs, ctx)
+    conv = ort_conv(x, weight, bias, kernel, stride, padding, dilation)
+    want = np.where(conv >= 0, conv, 0.1 * conv)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
 
 
 def stems():

@@ -26,9 +26,8 @@ from cnngraph.backends.kernels.fused import IN_PLACE, activate
 from cnngraph.backends.kernels.windows import pad_spatial, windows
 
 # Window-matrix bytes per band: 1 MiB measured fastest on ResNet's stem (16 output rows of 112; 4 and
-# 32 rows were slower) on this 2-core machine. BLAS threads stay the executor's per-node choice: one
-# thread per band (the bands' GEMMs are small) made ResNet-18 twice as slow under load, as switching
-# the count between nodes costs more than it saves.
+# 32 rows were slower) on this 2-core machine. BLAS threads stay the executor's per-node choice: choosing
+# them per band's GEMM instead made ResNet-18 at batch 1 2.3x slower in wall time (load average 9).
 BAND_BYTES = 1 << 20
 WINDOW_BYTES = 4 << 20  # one image's window matrix from which bands are used (``small_windows``)
 
