@@ -35,8 +35,7 @@ WINDOW_BYTES = 4 << 20  # one image's window matrix from which bands are used (`
 def small_windows(node, input_types) -> str | None:
     """The cost rule: bands pay where one image's window matrix is several times the band budget (ResNet's
     7x7/2 stem: 7.4 MiB; in CPU time 0.42x to 0.86x of the generic kernel's at batch 8 over three runs,
-    0.71x to 0.95x at batch 1).
-    Below ``WINDOW_BYTES`` (ResNet's stride-2 3x3 and 1x1 convolutions, 0.8 to 1.8 MiB) the generic kernel's
+    0.71x to 0.95x at batch 1). Below ``WINDOW_BYTES`` (ResNet's stride-2 3x3 and 1x1 convolutions, 0.8 to 1.8 MiB) the generic kernel's
     one GEMM measured as fast or faster (by 11% on ResNet-18's layer2.0.conv1), so it keeps them."""
     _, c, *size = input_types[0].shape
     attrs = node.attrs
