@@ -84,7 +84,8 @@ class Executor:
         self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
 
     def _resolve(self, index: int, node: Node) -> Step:
-        choice = resolve(self.backend.name, node, self.dtype.name, self.needs_backward)
+        choice = resolve(self.backend.name, node, self.dtype.name, self.needs_backward,
+                         [self.graph.type_of(v) for v in node.inputs])
         return Step(index, node, choice, self.precision.widens(choice.impl.dtypes),
                     self.precision.half and Precision.keeps_float32(self.graph, node))
 

@@ -20,8 +20,8 @@ def test_cudnn_kernels_come_first_on_cupy_with_the_generic_ones_behind():
     assert [i.name for i in conv] == ["cupy", GENERIC, "generic/nhwc"] and conv[0].backward is not None
     fused = implementations("cupy", "FusedConv2d")
     assert [i.name for i in fused] == ["cupy", GENERIC, "generic/nhwc"] and fused[0].backward is None
-    assert [i.name for i in implementations("numpy", "Conv2d")] == ["numpy/winograd", "numpy/winograd-train", GENERIC,
-                                                                    "generic/nhwc"]  # tests/test_winograd.py
+    assert [i.name for i in implementations("numpy", "Conv2d")] == [
+        "numpy/winograd", "numpy/winograd-train", "numpy/tiled", GENERIC, "generic/nhwc"]  # tests/test_winograd.py
 
 
 @pytest.mark.parametrize("attrs, dtype, reason", [

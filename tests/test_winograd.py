@@ -138,9 +138,9 @@ def test_the_reference_precision_keeps_the_direct_convolution(quick_params):
 
 
 def chain():
-    x = dsl.input("x", (3, 12, 12))
-    y = dsl.relu(dsl.conv2d(x, 8, 3, padding=1, name="a"), name="ra")
-    y = dsl.relu(dsl.conv2d(y, 6, 3, padding=(2, 0), name="b"), name="rb")   # the gradient's padding (0, 2)
+    x = dsl.input("x", (16, 12, 12))  # channels enough for the cost rule (C^2 >= 16 O) to choose Winograd
+    y = dsl.relu(dsl.conv2d(x, 16, 3, padding=1, name="a"), name="ra")
+    y = dsl.relu(dsl.conv2d(y, 12, 3, padding=(2, 0), name="b"), name="rb")   # the gradient's padding (0, 2)
     y = dsl.conv2d(y, 4, 3, stride=2, name="c")                                # stride 2: direct
     return dsl.Model(x, dsl.linear(dsl.flatten(y), 3, name="fc"), seed=1)
 
@@ -148,7 +148,7 @@ def chain():
 def test_training_gradients_match_the_float64_direct_path():
     """The training variant (fresh filters every call, the input gradient through Winograd) against the
     generic kernels in float64, whose backward tests/test_grad_ops.py checks by finite differences."""
-    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12))
+    x = np.random.default_rng(0).standard_normal((2, 16, 12, 12))
     head = np.random.default_rng(1).standard_normal((2, 3))
     ours = cnngraph.compile(chain(), train=True)
     assert ours.kernels() == {"a": "numpy/winograd-train", "ra": "generic", "b": "numpy/winograd-train",
@@ -165,3 +165,19 @@ def test_training_gradients_match_the_float64_direct_path():
         for model in (ours, reference):
             for key, g in model.grads.items():
                 model.params[key] -= (0.5 * g).astype(model.params[key].dtype)
+
+
+def test_the_cost_rule_leaves_few_input_channels_to_the_direct_kernel(quick_params):
+    """SSD's stem convs (3 -> 16, 16 -> 32) ran 4x and 3.4x slower through Winograd: C^2 < 16 O declines it,
+    in inference and in training (its forward is the same convolution); check=True still covers every node."""
+    x = dsl.input("x", (3, 16, 16))
+    y = dsl.relu(dsl.conv2d(x, 16, 3, padding=1, name="few"), name="r1")
+    y = dsl.relu(dsl.conv2d(y, 16, 3, padding=1, name="enough"), name="r2")   # 16^2 >= 16 * 16
+    graph = dsl.Model(x, dsl.global_avg_pool(y), seed=0)
+    model = cnngraph.compile(graph, check=True)
+    assert model.kernels()["few"] == "generic" and model.kernels()["enough"] == "numpy/winograd"
+    assert ("few", "numpy/winograd", "3 input channels for 16 outputs: the direct GEMM is faster "
+                                     "(Winograd wants C^2 >= 16 O)") in model.fallbacks()
+    trained = cnngraph.compile(graph, train=True).kernels()
+    assert trained["few"] == "generic" and trained["enough"] == "numpy/winograd-train"
+    assert winograd.slower_than_direct(graph.node("enough"), [graph.type_of("r1")]) is None

@@ -95,6 +95,7 @@ class Implementation:
     dtypes: tuple[str, ...] = ("float32", "float64")  # other float dtypes are widened to float32 around it
     supports: Callable[[Any, str], str | None] | None = None  # (node, dtype) -> why not, or None
     prepare: Callable[..., Any] | None = None  # (xp, node, input shapes, dtype) -> plan
+    cost_rule: Callable[[Any, list], str | None] | None = None  # (node, input types) -> why another is faster
     layouts: tuple[str, ...] = (NCHW,)  # the storage of 4-D values it reads and writes
     variant: str = ""  # tells apart one backend's implementations of one op (e.g. "nhwc")
 
@@ -103,15 +104,20 @@ class Implementation:
         """How reports name it: the backend, and the variant where there is one ("generic/nhwc")."""
         return f"{self.backend}/{self.variant}" if self.variant else self.backend
 
-    def declines(self, node, dtype: str, training: bool, layout: bool = True) -> str | None:
+    def declines(self, node, dtype: str, training: bool, layout: bool = True, input_types: list | None = None
+                 ) -> str | None:
         """Why this implementation cannot run ``node`` (in training: forward and backward), or None.
-        ``layout=False`` asks about everything but the node's layout (what a lowering pass may choose)."""
+        ``layout=False`` asks about everything but the node's layout (what a lowering pass may choose).
+        With ``input_types`` (the node's input TensorTypes) its cost rule may decline shapes it runs slower."""
         if training and self.backward is None:
             return "it has no backward kernel"
         wanted = node.attrs.get(LAYOUT, NCHW)
         if layout and wanted not in self.layouts:
             return f"it runs {'/'.join(self.layouts)}, the node is lowered to {wanted}"
-        return self.supports(node, dtype) if self.supports is not None else None
+        why = self.supports(node, dtype) if self.supports is not None else None
+        if why is None and input_types is not None and self.cost_rule is not None:
+            return self.cost_rule(node, input_types)
+        return why
 
 
 @dataclass
@@ -130,7 +136,7 @@ ANY_LAYOUT = (NCHW, NHWC)  # element-wise kernels: storage order does not matter
 def kernel(op_name: str, writes_into: bool = False, *, backend: str = GENERIC,
            dtypes: tuple[str, ...] = ("float32", "float64"), supports: Callable | None = None,
            prepare: Callable | None = None, layouts: tuple[str, ...] = (NCHW,),
-           variant: str = "") -> Callable[[Kernel], Kernel]:
+           variant: str = "", cost_rule: Callable | None = None) -> Callable[[Kernel], Kernel]:
     """Decorator registering the forward kernel of ``op_name`` for ``backend`` (``writes_into``: it honours ``ctx.out``)."""
 
     def wrap(fn: Kernel) -> Kernel:
@@ -138,7 +144,7 @@ def kernel(op_name: str, writes_into: bool = False, *, backend: str = GENERIC,
         if key in _IMPLS:
             raise RuntimeError(f"kernel for op {op_name} registered twice for backend {backend} ({variant!r})")
         _IMPLS[key] = Implementation(op_name, backend, fn, _PENDING_BACKWARD.pop(key, None), writes_into,
-                                     tuple(dtypes), supports, prepare, tuple(layouts), variant)
+                                     tuple(dtypes), supports, prepare, cost_rule, tuple(layouts), variant)
         return fn
 
     return wrap
@@ -178,11 +184,12 @@ def layouts(backend: str, node, dtype: str, training: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def resolve(backend: str, node, dtype: str, training: bool) -> Choice:
-    """The first implementation that runs ``node`` on ``backend`` at ``dtype`` (with a backward, in training)."""
+def resolve(backend: str, node, dtype: str, training: bool, input_types: list | None = None) -> Choice:
+    """The first implementation that runs ``node`` on ``backend`` at ``dtype`` (with a backward, in training),
+    and, given ``input_types``, whose cost rule does not expect another to be faster on those shapes."""
     declined = []
     for impl in implementations(backend, node.op):
-        why = impl.declines(node, dtype, training)
+        why = impl.declines(node, dtype, training, input_types=input_types)
         if why is None:
             return Choice(impl, declined)
         declined.append((impl.name, why))

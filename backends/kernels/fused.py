@@ -10,15 +10,25 @@ from cnngraph.backends.kernels import get_kernel, into, kernel
 from cnngraph.backends.kernels.conv import conv2d_forward
 
 
+# Activations applied in place on the output (no temporary): per band of a tiled convolution too.
+IN_PLACE = {
+    "ReLU": lambda xp, out, attrs: xp.maximum(out, 0, out=out),
+    "Clip": lambda xp, out, attrs: xp.clip(out, attrs["min"], attrs["max"], out=out),
+}
+
+
 def epilogue(xp, out, inputs, attrs, ctx):
     """Add the residual and apply the activation, in place on ``out`` (which nothing else holds)."""
     if attrs["residual"]:
         out += inputs[1]
+    return activate(xp, out, attrs, ctx)
+
+
+def activate(xp, out, attrs, ctx):
+    """The fused activation on ``out``: in place where it has an in-place form, else into ``ctx.out``."""
     act = attrs["activation"]
-    if act == "ReLU":
-        return xp.maximum(out, 0, out=out)
-    if act == "Clip":
-        return xp.clip(out, attrs["activation_attrs"]["min"], attrs["activation_attrs"]["max"], out=out)
+    if act in IN_PLACE:
+        return IN_PLACE[act](xp, out, attrs["activation_attrs"])
     if act is not None:
         return into(ctx, get_kernel(act)(xp, [out], {}, attrs["activation_attrs"], ctx))
     return out

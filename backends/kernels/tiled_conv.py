@@ -1,0 +1,137 @@
+"""Direct 2-D convolution in cache-sized bands, with the epilogue done on each band while it is in cache.
+
+The generic kernel (conv.py) builds the whole im2col matrix of a batch, then one GEMM reads it back,
+then the bias, the residual and the activation each pass over the whole output: on ResNet's 7x7/2
+stem at batch 8 the im2col copy alone is 59 MB. Here each image's output rows are cut into bands
+whose window matrix fits in about ``BAND_BYTES``: the windows of one band are copied into one
+preallocated buffer laid out for the GEMM, the GEMM writes straight into the band's slice of the
+destination (``matmul(..., out=...)``), and the bias, the residual and a ReLU/Clip finish that slice
+before the next band evicts it.
+
+A kernel choice on the NumPy backend (``numpy/tiled`` in the compile report; ``check=True`` compares it
+with the float64 reference like any kernel), registered after Winograd (imported here first), so
+resolution offers Winograd a stride-1 3x3 convolution first (its cost rule passes few-channel ones on).
+It declines 1x1 stride-1 convolutions (one GEMM on the input as it is: tiling measured 3-12% slower),
+grouped and non-2-D convolutions, float64, the reference precision, which keeps the generic kernel,
+and (its cost rule) convolutions whose window matrix per image is small enough for one GEMM to win.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnngraph.backends.kernels import into, kernel, winograd  # noqa: F401 - Winograd registers first
+from cnngraph.backends.kernels.conv import conv_out_size
+from cnngraph.backends.kernels.fused import IN_PLACE, activate
+from cnngraph.backends.kernels.windows import pad_spatial, windows
+
+# Window-matrix bytes per band: 1 MiB measured fastest on ResNet's stem (16 output rows of 112; 4 and
+# 32 rows were slower) on this 2-core machine. BLAS threads stay the executor's per-node choice: choosing
+# them per band's GEMM instead made ResNet-18 at batch 1 2.3x slower in wall time (load average 9).
+BAND_BYTES = 1 << 20
+WINDOW_BYTES = 4 << 20  # one image's window matrix from which bands are used (``small_windows``)
+
+
+def small_windows(node, input_types) -> str | None:
+    """The cost rule: bands pay where one image's window matrix is several times the band budget (ResNet's
+    7x7/2 stem: 7.4 MiB; in CPU time 0.42x to 0.86x of the generic kernel's at batch 8 over three runs,
+    0.71x to 0.95x at batch 1). Below ``WINDOW_BYTES`` (ResNet's stride-2 3x3 and 1x1 convolutions, 0.8 to 1.8 MiB) the generic kernel's
+    one GEMM measured as fast or faster (by 11% on ResNet-18's layer2.0.conv1), so it keeps them."""
+    _, c, *size = input_types[0].shape
+    attrs = node.attrs
+    out = conv_out_size(size, attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["dilation"])
+    window_bytes = 4 * c * math.prod(attrs["kernel_size"]) * math.prod(out)  # float32
+    if window_bytes < WINDOW_BYTES:
+        return (f"one image's window matrix ({window_bytes / 2**20:.1f} MiB) is under {WINDOW_BYTES >> 20} MiB: "
+                f"the generic kernel's single GEMM is as fast")
+    return None
+
+
+def supports(node, dtype: str) -> str | None:
+    """Why the tiled kernel cannot run ``node``, or None."""
+    attrs = node.attrs
+    if len(attrs["kernel_size"]) != 2:
+        return "the tiled kernel runs 2-D convolutions only"
+    if attrs["groups"] != 1:
+        return "the tiled kernel runs ungrouped convolutions only"
+    if dtype == "float64":
+        return "float64 is the reference precision: it keeps the generic convolution"
+    if pointwise(attrs):
+        return "a 1x1 stride-1 convolution is one GEMM on its input as it is (no window copy to tile)"
+    return None
+
+
+def pointwise(attrs) -> bool:
+    return attrs["kernel_size"] == (1, 1) and attrs["stride"] == (1, 1) and not any(attrs["padding"])
+
+
+class Plan:
+    """One node at one input shape: the output size and the bands of output rows."""
+
+    def __init__(self, shape, attrs, itemsize: int):
+        _, c, *size = shape
+        kh, kw = attrs["kernel_size"]
+        self.out_hw = conv_out_size(size, (kh, kw), attrs["stride"], attrs["padding"], attrs["dilation"])
+        self.depth = c * kh * kw  # rows of the window matrix: the GEMM's inner dimension
+        oh, ow = self.out_hw
+        rows = max(1, min(oh, BAND_BYTES // (self.depth * ow * itemsize)))
+        self.bands = [(r, min(oh, r + rows)) for r in range(0, oh, rows)]
+
+
+def prepare(xp, node, shapes, dtype) -> Plan:
+    return Plan(shapes[0], node.attrs, 4 if dtype == "float32" else 8)
+
+
+def tiled_conv2d(xp, x, weight, bias, residual, attrs, plan: Plan, out=None):
+    """Cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, band by band, each band finished
+    with the bias, ``residual`` (or None) and an in-place activation of ``attrs`` while in cache."""
+    n = x.shape[0]
+    o = weight.shape[0]
+    (oh, ow), (sh, sw), (dh, dw) = plan.out_hw, attrs["stride"], attrs["dilation"]
+    kernel_hw = weight.shape[2:]
+    if out is None or not out[:1].flags.c_contiguous:
+        out = xp.empty((n, o, oh, ow), dtype=x.dtype)
+    wmat = weight.reshape(o, plan.depth)
+    bias_col = None if bias is None else bias.reshape(o, 1)
+    act = attrs.get("activation")
+    in_place = IN_PLACE.get(act)
+    padded = pad_spatial(xp, x, attrs["padding"])
+    buffer = xp.empty(plan.depth * plan.bands[0][1] * ow, dtype=x.dtype)
+    for i in range(n):
+        image_out = out[i].reshape(o, oh * ow)
+        image_residual = None if residual is None else residual[i].reshape(o, oh * ow)
+        for r0, r1 in plan.bands:
+            columns = slice(r0 * ow, r1 * ow)
+            top = padded[i:i + 1, :, r0 * sh:(r1 - 1) * sh + dh * (kernel_hw[0] - 1) + 1]
+            view = windows(xp, top, kernel_hw, (sh, sw), (dh, dw), (r1 - r0, ow))[0]
+            cols = buffer[:plan.depth * (r1 - r0) * ow].reshape(view.shape)
+            cols[...] = view  # the band's window matrix, laid out for the GEMM
+            cols = cols.reshape(plan.depth, (r1 - r0) * ow)
+            dest = image_out[:, columns]
+            xp.matmul(wmat, cols, out=dest)
+            if bias_col is not None:
+                dest += bias_col
+            if image_residual is not None:
+                dest += image_residual[:, columns]
+            if in_place is not None:
+                in_place(xp, dest, attrs["activation_attrs"])
+    return out
+
+
+def conv2d_tiled(xp, inputs, params, attrs, ctx):
+    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), None, attrs, ctx.plan, ctx.out)
+    return into(ctx, out)
+
+
+def fused_conv2d_tiled(xp, inputs, params, attrs, ctx):
+    residual = inputs[1] if attrs["residual"] else None
+    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), residual, attrs, ctx.plan, ctx.out)
+    if attrs["activation"] not in IN_PLACE:
+        out = activate(xp, out, attrs, ctx)  # an activation with no in-place form: once, over the whole output
+    return into(ctx, out)
+
+
+for _backend in ("numpy", "strict"):
+    for _op, _forward in (("Conv2d", conv2d_tiled), ("FusedConv2d", fused_conv2d_tiled)):
+        kernel(_op, writes_into=True, backend=_backend, variant="tiled", dtypes=("float32",), supports=supports,
+               prepare=prepare, cost_rule=small_windows)(_forward)
