@@ -144,8 +144,8 @@ class TrainConfig:
         augment = self.make_augment() if train else None
         if self.embeds:
             return IdentityBatches.of_batch(data, self.batch, self.per_identity, rng=rng, shuffle=train,
-                                            pairs=self.loss == "contrastive", augment=augment, normalize=normalize,
-                                            shard=shard)
+                                            pairs=self.loss == "contrastive", where=f"the {'training' if train else 'test'} split",
+                                            augment=augment, normalize=normalize, shard=shard)
         return Loader(data, self.batch if train else self.eval_batch or self.batch, rng, shuffle=train,
                       augment=augment, normalize=normalize, shard=shard)
 

@@ -2,8 +2,8 @@
 
 Batch-hard triplet mining needs, for every anchor, a positive (another image of its identity) and a
 negative in the same batch; shuffled batches of a few identities with many images each rarely give
-both. So each batch draws P distinct identities and K images of each (without replacement where the
-identity has K images, with replacement where it has fewer), as in Hermans, Beyer and Leibe (2017).
+both. So each batch draws P distinct identities and K distinct images of each (every image of an identity
+with fewer, then repeats of them), as in Hermans, Beyer and Leibe (2017).
 
 For the contrastive loss the batch is laid out as a siamese batch (pair i is rows i and i + B/2,
 ``ContrastiveLoss``): its first half holds K/2 images of every identity, its second half the other
@@ -40,10 +40,10 @@ class IdentityBatches(Loader):
     in the siamese layout when ``pairs``); an epoch has as many batches as the data has full batches."""
 
     def __init__(self, data: Dataset, identities: int, per_identity: int, rng: np.random.Generator | None = None,
-                 shuffle: bool = True, pairs: bool = False, **loader):
+                 shuffle: bool = True, pairs: bool = False, where: str = "the data", **loader):
         self.members = [np.flatnonzero(data.y == c) for c in np.unique(data.y)]
         if identities < 2 or identities > len(self.members):
-            raise DataError(f"identity-balanced batches of {identities} identities: the data has "
+            raise DataError(f"identity-balanced batches of {identities} identities: {where} has "
                             f"{len(self.members)} identities, and a batch needs at least 2 (negatives)")
         if per_identity < 2 or (pairs and per_identity % 2):
             raise DataError(f"--per-identity {per_identity}: each identity needs at least 2 images in a batch "
@@ -64,7 +64,11 @@ class IdentityBatches(Loader):
         batches = []
         for _ in range(len(self)):
             chosen = rng.choice(len(self.members), self.identities, replace=False)
-            block = np.stack([rng.choice(self.members[c], self.per_identity,
-                                         replace=len(self.members[c]) < self.per_identity) for c in chosen])
+            block = np.stack([self._images(self.members[c], rng) for c in chosen])
             batches.append(siamese_layout(block) if self.pairs else block.ravel())
         return np.concatenate(batches)
+
+    def _images(self, members: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """K of an identity's images: distinct ones, then (an identity with fewer than K) repeats drawn from them."""
+        distinct = rng.permutation(members)[:self.per_identity]
+        return np.concatenate([distinct, rng.choice(members, self.per_identity - len(distinct))])
