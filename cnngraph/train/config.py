@@ -17,7 +17,7 @@ from cnngraph.errors import TrainingError
 import numpy as np
 
 from cnngraph.train.data import Dataset
-from cnngraph.train.data.identity_batches import IdentityBatches
+from cnngraph.train.data.identity_batches import IdentityBatches, check_per_identity
 from cnngraph.train.data.loader import Loader
 from cnngraph.train.data.transforms import Augment, Normalize
 from cnngraph.train.embedding_losses import ContrastiveLoss, TripletLoss
@@ -90,6 +90,8 @@ class TrainConfig:
             raise TrainingError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.embeds and self.task != "verify":
             raise TrainingError(f"loss {self.loss} trains an embedding: it needs task verify (and train_classes)")
+        if self.embeds:
+            check_per_identity(self.per_identity, pairs=self.loss == "contrastive")
         if self.margin is not None and not self.embeds:
             raise TrainingError("margin is the triplet or contrastive loss's: it needs loss triplet or contrastive")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:

@@ -24,6 +24,13 @@ from cnngraph.train.data import Dataset
 from cnngraph.train.data.loader import Loader
 
 
+def check_per_identity(per_identity: int, pairs: bool) -> None:
+    """A DataError unless K images per identity give positives (and, for siamese pairs, split in two halves)."""
+    if per_identity < 2 or (pairs and per_identity % 2):
+        raise DataError(f"--per-identity {per_identity}: each identity needs at least 2 images in a batch "
+                        f"(positives){', an even number for contrastive pairs' if pairs else ''}")
+
+
 def siamese_layout(block: np.ndarray) -> np.ndarray:
     """(P, K) image indices, row p of identity p, K even -> B = P*K indices whose halves face each other:
     slot (p, j) of the first half holds block[p, j]; of the second, block[p, K/2 + j] for even j (a same
@@ -45,9 +52,7 @@ class IdentityBatches(Loader):
         if identities < 2 or identities > len(self.members):
             raise DataError(f"identity-balanced batches of {identities} identities: {where} has "
                             f"{len(self.members)} identities, and a batch needs at least 2 (negatives)")
-        if per_identity < 2 or (pairs and per_identity % 2):
-            raise DataError(f"--per-identity {per_identity}: each identity needs at least 2 images in a batch "
-                            f"(positives){', an even number for contrastive pairs' if pairs else ''}")
+        check_per_identity(per_identity, pairs)
         super().__init__(data, identities * per_identity, rng, shuffle=shuffle, **loader)
         self.identities, self.per_identity, self.pairs = identities, per_identity, pairs
 
