@@ -51,9 +51,9 @@ def main() -> None:
     splits, unseen = verification_splits(args.data, shape, args.train_classes)
     out = args.out or tempfile.mkdtemp(prefix="bench-verification-")
     trainer = Trainer(graph, splits, config, out)
-    print(f"{args.model} on {args.data}, loss {config.loss}: trains on {len(splits.train)} images of classes {args.train_classes}, "
-          f"verifies {len(unseen)} images of the others; cpu count {os.cpu_count()}, load average "
-          f"{os.getloadavg()[0]:.1f} at start")
+    print(f"{args.model} on {args.data}, loss {config.loss}: trains on {len(splits.train)} images of classes "
+          f"{args.train_classes}, verifies {len(unseen)} images of the others; cpu count {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     print("epoch  wall s  test loss (known)  ROC AUC     EER  accuracy at threshold")
     best, reached = (0.0, 0), None
     for epoch in range(1, args.epochs + 1):

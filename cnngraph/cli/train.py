@@ -97,9 +97,10 @@ def add_arguments(p) -> None:
     p.add_argument("--loss", choices=LOSSES, help="with --task verify: triplet (batch-hard) or contrastive trains the "
                    "L2-normalised embedding itself, on batches of --batch / --per-identity identities x --per-identity "
                    f"images each (default {d.loss}: train the classifier, embed with its features)")
-    p.add_argument("--margin", type=positive_float, help="the triplet (default 0.2) or contrastive (default 1) loss's margin")
-    p.add_argument("--per-identity", type=positive, metavar="K",
-                   help=f"with --loss triplet|contrastive: images of each identity in a batch (default {d.per_identity})")
+    p.add_argument("--margin", type=positive_float,
+                   help="the triplet (default 0.2) or contrastive (default 1) loss's margin")
+    p.add_argument("--per-identity", type=positive, metavar="K", help="with --loss triplet|contrastive: images of "
+                   f"each identity in a batch (default {d.per_identity})")
     p.add_argument("--workers", type=positive, metavar="N",
                    help="data parallelism: N local processes through mpiexec, each on 1/N of every batch "
                    "(the dist extra; across machines: mpiexec -n N [--hostfile H] python -m cnngraph train ...)")

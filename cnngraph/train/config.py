@@ -13,9 +13,9 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
-from cnngraph.errors import TrainingError
 import numpy as np
 
+from cnngraph.errors import TrainingError
 from cnngraph.train.data import Dataset
 from cnngraph.train.data.identity_batches import IdentityBatches, check_per_identity
 from cnngraph.train.data.loader import Loader
@@ -146,8 +146,8 @@ class TrainConfig:
         augment = self.make_augment() if train else None
         if self.embeds:
             return IdentityBatches.of_batch(data, self.batch, self.per_identity, rng=rng, shuffle=train,
-                                            pairs=self.loss == "contrastive", where=f"the {'training' if train else 'test'} split",
-                                            augment=augment, normalize=normalize, shard=shard)
+                                            pairs=self.loss == "contrastive", augment=augment, normalize=normalize,
+                                            shard=shard, where=f"the {'training' if train else 'test'} split")
         return Loader(data, self.batch if train else self.eval_batch or self.batch, rng, shuffle=train,
                       augment=augment, normalize=normalize, shard=shard)
 

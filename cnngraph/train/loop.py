@@ -268,7 +268,8 @@ class Trainer:
             for x, y in batches:
                 out = self.model.precision.wide(self.model.run({self.input_name: x})[self.graph.outputs[0]])
                 total += self.loss(out, y)[0] * len(y)
-                correct.add(metrics.correct(out, y))
+                if not self.config.embeds:
+                    correct.add(metrics.correct(out, y))
         total, right = self.parallel.sum(total, correct.take())
         # identity-balanced test batches are all full, and may repeat or leave out images
         n = len(self.test_batches) * self.test_batches.batch_size if self.config.embeds else len(self.splits.test)
