@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
     add_weights_arg(p)
     add_threads_arg(p)
     from cnngraph.backends.devices import all_backends
-    from cnngraph.train.config import SCHEDULES, TrainConfig
+    from cnngraph.train.config import LOSSES, SCHEDULES, TrainConfig
     from cnngraph.train.optim import OPTIMIZERS
 
     d = TrainConfig()
@@ -86,6 +86,13 @@ def add_arguments(p) -> None:
     p.add_argument("--train-classes", metavar="LIST", help="with --task verify: the classes to train on, e.g. 0-6")
     p.add_argument("--embedding", metavar="LAYER", help="with --task verify: the layer whose L2-normalised output "
                    "is the embedding (default: the input of the last Linear layer, F7 in deepface)")
+    p.add_argument("--loss", choices=LOSSES, help="with --task verify: triplet (batch-hard) or contrastive trains the "
+                   "L2-normalised embedding itself, on batches of --batch / --per-identity identities x --per-identity "
+                   f"images each (default {d.loss}: train the classifier, embed with its features)")
+    p.add_argument("--margin", type=positive_float,
+                   help="the triplet (default 0.2) or contrastive (default 1) loss's margin")
+    p.add_argument("--per-identity", type=positive, metavar="K", help="with --loss triplet|contrastive: images of "
+                   f"each identity in a batch (default {d.per_identity})")
     p.add_argument("--workers", type=positive, metavar="N",
                    help="data parallelism: N local processes through mpiexec, each on 1/N of every batch "
                    "(the dist extra; across machines: mpiexec -n N [--hostfile H] python -m cnngraph train ...)")
@@ -150,9 +157,14 @@ def _train(args, communicator) -> None:
         console.print(f"test mAP@0.5 {last['test_map50']:.4f}, COCO mAP@[.5:.95] {last['test_coco_map']:.4f}; "
                       f"run folder {trainer.rundir}")
         return
-    best = max(trainer.history, key=lambda r: r["test_acc"])
-    console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
-                  f"{best['epoch']}); run folder {trainer.rundir}")
+    if trainer.config.embeds:
+        last = trainer.history[-1]
+        console.print(f"{trainer.config.loss} loss {last['train_loss']:.4f}, test {last['test_loss']:.4f}; "
+                      f"run folder {trainer.rundir}")
+    else:
+        best = max(trainer.history, key=lambda r: r["test_acc"])
+        console.print(f"test accuracy {trainer.history[-1]['test_acc']:.2%} (best {best['test_acc']:.2%} at epoch "
+                      f"{best['epoch']}); run folder {trainer.rundir}")
     if trainer.config.task == "verify":
         from cnngraph.verification.task import finish
 
@@ -259,10 +271,9 @@ def _new_run(args, communicator):
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     if config.task == "verify":
-        from cnngraph.verification.embedding import embedding_graph
-        from cnngraph.verification.task import verification_splits
+        from cnngraph.verification.task import training_graph, verification_splits
 
-        embedding_graph(graph, config.embedding)  # a wrong --embedding fails now, not after the training
+        graph = training_graph(graph, config)
         splits = verification_splits(config.data, shape, config.train_classes)[0]
     else:
         splits = load_dataset(config.data, shape)

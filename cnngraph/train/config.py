@@ -13,13 +13,22 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
+
 from cnngraph.errors import TrainingError
-from cnngraph.train.data.transforms import Augment
-from cnngraph.train.losses import CrossEntropy
+from cnngraph.train.data import Dataset
+from cnngraph.train.data.identity_batches import IdentityBatches, check_per_identity
+from cnngraph.train.data.loader import Loader
+from cnngraph.train.data.transforms import Augment, Normalize
+from cnngraph.train.embedding_losses import ContrastiveLoss, TripletLoss
+from cnngraph.train.losses import CrossEntropy, Loss
 from cnngraph.train.optim import OPTIMIZERS, Optimizer
 from cnngraph.train.schedules import Cosine, LinearWarmup, Schedule, StepDecay
 
 SCHEDULES = ("constant", "step", "cosine")
+# Task verify can train the L2-normalised embedding itself on identity-balanced batches.
+EMBEDDING_LOSSES = {"triplet": TripletLoss, "contrastive": ContrastiveLoss}
+LOSSES = ("cross-entropy", *EMBEDDING_LOSSES)
 # SGD's rate is the one measured on LeNet-5 and the digits; the adaptive ones get Adam's usual 1e-3.
 # Every other optimizer default is torch's.
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
@@ -56,6 +65,9 @@ class TrainConfig:
     task: str = "classify"  # "verify": train on train_classes only, then verify pairs of the others
     train_classes: str | None = None  # e.g. "0-6" (task verify)
     embedding: str | None = None  # task verify: the layer whose output embeds (None: what the last Linear reads)
+    loss: str = "cross-entropy"  # task verify: or an embedding loss, "triplet" or "contrastive"
+    margin: float | None = None  # the embedding loss's margin (None: its default)
+    per_identity: int = 4  # embedding losses: images of each identity in a batch (K; batch // K identities)
     sync_bn: bool = False  # data parallelism: BatchNorm statistics over every rank's shard (False: per rank, as DDP)
 
     def __post_init__(self):
@@ -74,8 +86,21 @@ class TrainConfig:
                                 "train_classes needs task verify")
         if self.embedding is not None and self.task != "verify":
             raise TrainingError("embedding (the layer verification embeds with) needs task verify")
+        if self.loss not in LOSSES:
+            raise TrainingError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.embeds and self.task != "verify":
+            raise TrainingError(f"loss {self.loss} trains an embedding: it needs task verify (and train_classes)")
+        if self.embeds:
+            check_per_identity(self.per_identity, pairs=self.loss == "contrastive")
+        if self.margin is not None and not self.embeds:
+            raise TrainingError("margin is the triplet or contrastive loss's: it needs loss triplet or contrastive")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise TrainingError(f"clip_grad_norm must be > 0, got {self.clip_grad_norm}")
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the run trains an embedding (with an embedding loss) rather than a classifier."""
+        return self.loss in EMBEDDING_LOSSES
 
     @classmethod
     def from_json(cls, doc: dict) -> TrainConfig:
@@ -110,8 +135,21 @@ class TrainConfig:
             shape = Schedule()
         return LinearWarmup(self.warmup * steps_per_epoch) * shape if self.warmup else shape
 
-    def make_loss(self) -> CrossEntropy:
+    def make_loss(self) -> Loss:
+        if self.embeds:
+            return EMBEDDING_LOSSES[self.loss](self.margin)
         return CrossEntropy(label_smoothing=self.label_smoothing)
+
+    def make_loader(self, data: Dataset, train: bool, normalize: Normalize, shard) -> Loader:
+        """The training batches (shuffled and augmented) or the test ones: identity-balanced for an embedding loss."""
+        rng = np.random.default_rng(self.seed) if train else None
+        augment = self.make_augment() if train else None
+        if self.embeds:
+            return IdentityBatches.of_batch(data, self.batch, self.per_identity, rng=rng, shuffle=train,
+                                            pairs=self.loss == "contrastive", augment=augment, normalize=normalize,
+                                            shard=shard, where=f"the {'training' if train else 'test'} split")
+        return Loader(data, self.batch if train else self.eval_batch or self.batch, rng, shuffle=train,
+                      augment=augment, normalize=normalize, shard=shard)
 
     def make_augment(self) -> Augment | None:
         return Augment(self.crop, self.flip) if self.crop or self.flip else None

@@ -64,16 +64,17 @@ class _NonFinite(Exception):
 
 class _WatchedLoss:
     """The loss as ``train_step`` calls it: refuses a non-finite value (before backward and the
-    update) and counts correct predictions on the device, so training accuracy costs one argmax."""
+    update) and counts a classifier's correct predictions on the device, so training accuracy costs one
+    argmax (``correct`` None: the outputs are embeddings, not class scores)."""
 
-    def __init__(self, loss, correct: metrics.Count):
+    def __init__(self, loss, correct: metrics.Count | None):
         self.loss, self.correct = loss, correct
 
     def __call__(self, outputs, targets):
         value, grad = self.loss(outputs, targets)
         if not math.isfinite(value):
             raise _NonFinite(value)
-        if outputs.ndim == 2:
+        if outputs.ndim == 2 and self.correct is not None:
             self.correct.add(metrics.correct(outputs, targets))
         return value, grad
 
@@ -131,10 +132,8 @@ class Trainer:
         self.loss = loss if loss is not None else config.make_loss()
         self.normalize = Normalize.of(splits.train.x)
         shard = self.parallel.shard()
-        self.train_batches = Loader(splits.train, config.batch, np.random.default_rng(config.seed), shuffle=True,
-                                    augment=config.make_augment(), normalize=self.normalize, shard=shard)
-        self.test_batches = Loader(splits.test, config.eval_batch or config.batch, shuffle=False,
-                                   normalize=self.normalize, shard=shard)
+        self.train_batches = config.make_loader(splits.train, True, self.normalize, shard)
+        self.test_batches = config.make_loader(splits.test, False, self.normalize, shard)
         for name, loader in (("training set", self.train_batches), ("test set", self.test_batches)):
             check_batches(name, len(loader.data), loader.batch_size, self.parallel.size)
         self.schedule = config.make_schedule(len(self.train_batches))
@@ -146,6 +145,8 @@ class Trainer:
         self.step_losses: list[float] = []  # this process's steps, for inspection and tests
 
     def _check_classes(self) -> None:
+        if self.config.embeds:  # trains an embedding of any width, not a score per class
+            return
         out = self.graph.type_of(self.graph.outputs[0])
         classes = max(int(self.splits.train.y.max()), int(self.splits.test.y.max())) + 1
         if out.rank != 2 or out.shape[1] < classes:
@@ -182,7 +183,7 @@ class Trainer:
     def _train_epoch(self, interrupt: dict, progress: Progress) -> None:
         task = progress.add_task("train", total=len(self.train_batches), completed=self.train_batches.position,
                                  epoch=f"{self.epoch + 1}/{self.config.epochs}", loss=math.nan, rate=0.0)
-        watched = _WatchedLoss(self.parallel.loss(self.loss), self._correct)
+        watched = _WatchedLoss(self.parallel.loss(self.loss), None if self.config.embeds else self._correct)
         buffers = self._buffers()
         with self._feed(self.train_batches) as batches:
             for x, y in batches:
@@ -243,7 +244,7 @@ class Trainer:
         s = self._settled_sums()
         self.epoch += 1
         row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr,
-               "train_loss": s["loss"] / s["images"], "train_acc": s["correct"] / s["images"],
+               "train_loss": s["loss"] / s["images"], "train_acc": self._accuracy(s["correct"], s["images"]),
                "test_loss": test_loss, "test_acc": test_acc,
                "images_per_s": s["images"] / s["seconds"], "seconds": s["seconds"]}
         self.history.append(row)
@@ -255,8 +256,8 @@ class Trainer:
         report.write_plot(self.rundir / CURVES, self.history, f"{self.graph.name} on {self.config.data}")
         if self.console is not None:
             self.console.print(  # within 80 columns
-                f"epoch {self.epoch}/{self.config.epochs}  loss {row['train_loss']:.4f} acc {row['train_acc']:.1%}  "
-                f"test loss {test_loss:.4f} acc {test_acc:.1%}  {row['images_per_s']:,.0f} img/s")
+                f"epoch {self.epoch}/{self.config.epochs}  loss {row['train_loss']:.4f}{_shown(row['train_acc'])}  "
+                f"test loss {test_loss:.4f}{_shown(test_acc)}  {row['images_per_s']:,.0f} img/s")
 
     def evaluate(self) -> tuple[float, float]:
         """Mean loss and accuracy on the held-out split, with inference semantics; the loss computes in
@@ -267,10 +268,16 @@ class Trainer:
             for x, y in batches:
                 out = self.model.precision.wide(self.model.run({self.input_name: x})[self.graph.outputs[0]])
                 total += self.loss(out, y)[0] * len(y)
-                correct.add(metrics.correct(out, y))
+                if not self.config.embeds:
+                    correct.add(metrics.correct(out, y))
         total, right = self.parallel.sum(total, correct.take())
-        n = len(self.splits.test)
-        return total / n, right / n
+        # identity-balanced test batches are all full, and may repeat or leave out images
+        n = len(self.test_batches) * self.test_batches.batch_size if self.config.embeds else len(self.splits.test)
+        return total / n, self._accuracy(right, n)
+
+    def _accuracy(self, correct: int, images: int) -> float:
+        """The share of correct predictions; NaN for an embedding, which predicts no class."""
+        return math.nan if self.config.embeds else correct / images
 
     # -- checkpoints --------------------------------------------------------------------------
     def _params(self) -> dict[str, np.ndarray]:
@@ -293,7 +300,7 @@ class Trainer:
         """The dataset's class names, one per output of a classifier (outputs past the dataset's classes are
         named by their index)."""
         out = graph.type_of(graph.outputs[0])
-        if out.rank != 2:
+        if out.rank != 2 or self.config.embeds:
             return None
         named = max(self.splits.train.classes, self.splits.test.classes, key=len)
         return [name[:MAX_TEXT] for name in named] + [str(k) for k in range(len(named), out.shape[1])]
@@ -354,6 +361,11 @@ class Trainer:
         trainer.epoch, trainer.step = state["epoch"], state["step"]
         trainer.sums, trainer.history = state["sums"], state["history"]
         return trainer
+
+
+def _shown(accuracy: float) -> str:
+    """' acc 97.2%' for the epoch line; nothing for an embedding's (NaN) accuracy."""
+    return "" if math.isnan(accuracy) else f" acc {accuracy:.1%}"
 
 
 def _gray(x: np.ndarray) -> bool:

@@ -29,7 +29,10 @@ def default_layer(graph: Graph) -> str:
 
 
 def embedding_graph(graph: Graph, layer: str | None = None) -> Graph:
-    """A verified graph from ``graph``'s input to the L2-normalised (N, D) output of ``layer``, named 'embedding'."""
+    """A verified graph from ``graph``'s input to the L2-normalised (N, D) output of ``layer``, named 'embedding'.
+    A graph that outputs the embedding already (one trained with an embedding loss) is returned as it is."""
+    if graph.outputs == [OUTPUT]:
+        return graph
     layer = layer or default_layer(graph)
     if not graph.has_value(layer) or layer in graph.inputs:
         raise GraphError(f"{graph.name} has no layer named '{layer}' to take an embedding from")

@@ -1,7 +1,8 @@
 """``cnngraph train ... --task verify``: what a verification run adds to a classification run.
 
 The classifier trains on the ``--train-classes`` identities only (DeepFace's recipe: learn to tell the
-training identities apart). At the end, its features become an L2-normalised embedding, evaluated on
+training identities apart), or, with an embedding loss (``--loss triplet|contrastive``), the L2-normalised
+embedding itself trains on identity-balanced batches. At the end, the embedding is evaluated on
 pairs of the identities it never saw (``open_set``), and the run folder gets what ``cnngraph verify``
 needs: ``embedding.cng`` (the embedding graph with the trained weights), ``verification.json`` (the
 threshold chosen on held-out pairs, the input standardisation, the figures) and ``roc.png``.
@@ -17,6 +18,7 @@ import numpy as np
 import cnngraph
 from cnngraph import io
 from cnngraph.io import atomic_write_bytes
+from cnngraph.ir import Graph
 from cnngraph.train.data import Dataset, Splits, load_dataset
 from cnngraph.train.data.transforms import Normalize, to_float
 from cnngraph.verification.embedding import OUTPUT, embedding_graph
@@ -30,6 +32,13 @@ TASKS = ("classify", "verify")
 def verification_splits(data: str, shape: tuple[int, int, int], train_classes: str) -> tuple[Splits, Dataset]:
     """The training identities' splits, and every image of the identities kept out of training."""
     return split_identities(load_dataset(data, shape), parse_classes(train_classes))
+
+
+def training_graph(graph, config) -> Graph:
+    """What a verify run trains: the classifier (cross-entropy), or its L2-normalised embedding (an embedding loss).
+    Either way a wrong ``config.embedding`` fails now, not after the training."""
+    embedding = embedding_graph(graph, config.embedding)
+    return embedding if config.embeds else graph
 
 
 def embedder(graph, normalize: Normalize, backend: str = "numpy", batch: int = 256):

@@ -38,7 +38,7 @@ class Loader:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.order is None:
-            self.order = self.rng.permutation(len(self.data)) if self.shuffle else np.arange(len(self.data))
+            self.order = self.epoch_order()
         while self.position < len(self):
             index = self.order[self.position * self.batch_size:(self.position + 1) * self.batch_size]
             part = slice(None) if self.shard is None else shard_of(len(index), *self.shard)
@@ -52,6 +52,10 @@ class Loader:
             self.position += 1
             yield x, self.data.y[index]
         self.order, self.position = None, 0
+
+    def epoch_order(self) -> np.ndarray:
+        """The indices of one epoch, batch after batch (drawn from ``rng`` when shuffling)."""
+        return self.rng.permutation(len(self.data)) if self.shuffle else np.arange(len(self.data))
 
     # -- checkpoints ---------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
