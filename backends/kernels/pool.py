@@ -11,7 +11,9 @@ import math
 
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
-from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unwindows, windows
+from cnngraph.backends.kernels.select import kept_or_zero
+from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unpadded, unwindows, windows
+from cnngraph.ops.base import padded_size
 from cnngraph.ops.pool import adaptive_bounds, dilation_of, pooled_size
 
 
@@ -94,12 +96,15 @@ def max_pool2d(xp, inputs, params, attrs, ctx):
 
 @backward("MaxPool2d")
 def max_pool2d_backward(xp, grad, saved, params, attrs):
-    n, c, *out_size = grad.shape
-    kernel = attrs["kernel_size"]
-    every_tap = xp.arange(math.prod(kernel)).reshape(1, 1, -1, *(1,) * len(out_size))
-    hit = saved.stash["argmax"][:, :, None] == every_tap
-    cols = xp.where(hit, grad[:, :, None], 0).reshape(n, c, *kernel, *out_size)
-    return [_unpool(xp, cols, saved.shapes[0], attrs)], {}
+    """Each tap adds the gradients of the windows whose argmax it is into its strided slice of the padded
+    input: one (N, C, *out) pass per tap, never the (N, C, *kernel, *out) columns."""
+    shape, argmax = saved.shapes[0], saved.stash["argmax"]
+    pads, out_size = _pool_geometry(attrs, shape[2:])
+    padded = xp.zeros((*shape[:2], *padded_size(shape[2:], pads)), dtype=grad.dtype)
+    view = windows(xp, padded, attrs["kernel_size"], attrs["stride"], dilation_of(attrs), out_size)
+    for t, position in enumerate(taps(attrs["kernel_size"])):
+        tap(view, position)[...] += kept_or_zero(xp, grad, argmax == t)
+    return [unpadded(padded, pads, shape)], {}
 
 
 @kernel("AvgPool2d")
