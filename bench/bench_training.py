@@ -32,7 +32,6 @@ from rich.table import Table
 import cnngraph
 from cnngraph import models
 from cnngraph.benchmark import time_call  # the same warm-up and median timing as the inference bench
-from cnngraph.profile import profile_training
 from cnngraph.train import SGD, CrossEntropy
 
 
@@ -131,6 +130,8 @@ def torch_breakdown(graph, x, y, steps):
 
 def print_breakdown(console, graph, x, y, args):
     """Per op class, each side's forward and backward milliseconds per step, and their ratio."""
+    from cnngraph.profile import profile_training
+
     ours = profile_training(graph, args.backend, args.dtype, args.batch, repeat=args.steps)
     theirs = torch_breakdown(graph, x, y, args.steps)
     table = Table("op class", "cnngraph fwd ms", "bwd ms", "PyTorch fwd ms", "bwd ms", "cnngraph / PyTorch",
