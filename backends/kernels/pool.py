@@ -1,9 +1,9 @@
-"""Pooling tap by tap over the padded input's phase planes (``phases``); adaptive pooling as two small
-averaging GEMMs.
+"""Pooling over zero-copy sliding-window views; adaptive pooling as two small averaging GEMMs.
 
-Max pooling sends each output's gradient to its argmax (the first maximum, as PyTorch), tap by tap
-into the phase planes; average pooling spreads it evenly over the window through the adjoint of the
-window view (col2im over the kernel's taps).
+Gradients go back through the adjoint of the window view (col2im over the kernel's taps): max
+pooling sends each output's gradient to its argmax (the first maximum, as PyTorch), tap by tap into
+the padded input's phase planes (``phases``, as its training forward reads them), average pooling
+spreads it evenly over the window.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
 from cnngraph.backends.kernels.phases import Phases
 from cnngraph.backends.kernels.select import kept_or_zero
-from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, taps, unpadded, unwindows, windows
+from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unpadded, unwindows, windows
 from cnngraph.ops.base import padded_size
 from cnngraph.ops.pool import adaptive_bounds, dilation_of, pooled_size
 
@@ -57,11 +57,13 @@ def _unpool(xp, cols, shape, attrs):
     return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
 
-def _reduce_taps(slices, ufunc):
-    """Reduce the taps' slices into a copy of the first, in place."""
-    out = slices[0].copy()
-    for value in slices[1:]:
-        ufunc(out, value, out=out)
+def _reduce_taps(view, kernel, ufunc):
+    """Reduce the window axes one tap at a time: each tap is a strided (N, C, *out) slice, which
+    streams several times faster than one reduction over non-contiguous axes."""
+    positions = taps(kernel)
+    out = tap(view, next(positions)).copy()
+    for position in positions:
+        ufunc(out, tap(view, position), out=out)
     return out
 
 
@@ -83,13 +85,17 @@ def _divisor(xp, attrs, size, out_size):
 
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
-    """In inference a plain max over the taps; for backward, the argmax tap of each window (a small
-    integer) is stashed as well: the first tap equal to the maximum, as in PyTorch, where a NaN counts
-    as the maximum, as in ``argmax`` (``maximum`` propagates it)."""
+    """In inference a plain max over the window view; for backward, the max over the taps of the phase
+    planes (``pool_taps``) and the argmax tap of each window (a small integer) stashed as well: the first
+    tap equal to the maximum, as in PyTorch, where a NaN counts as the maximum, as in ``argmax``
+    (``maximum`` propagates it)."""
+    if ctx.stash is None:
+        return _reduce_taps(pool_windows(xp, inputs[0], attrs, float("-inf")), attrs["kernel_size"], xp.maximum)
     slices = pool_taps(xp, inputs[0], attrs, float("-inf"))
-    best = _reduce_taps(slices, xp.maximum)
-    if ctx.stash is not None:
-        ctx.stash["argmax"] = _first_hit(xp, slices, best)
+    best = slices[0].copy()
+    for value in slices[1:]:
+        xp.maximum(best, value, out=best)
+    ctx.stash["argmax"] = _first_hit(xp, slices, best)
     return best
 
 
@@ -125,7 +131,7 @@ def max_pool2d_backward(xp, grad, saved, params, attrs):
 @kernel("AvgPool2d")
 def avg_pool2d(xp, inputs, params, attrs, ctx):
     x = inputs[0]
-    total = _reduce_taps(pool_taps(xp, x, attrs, 0.0), xp.add)
+    total = _reduce_taps(pool_windows(xp, x, attrs, 0.0), attrs["kernel_size"], xp.add)
     return total / _divisor(xp, attrs, x.shape[2:], total.shape[2:]).astype(x.dtype)
 
 
