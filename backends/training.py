@@ -18,7 +18,8 @@ import contextlib
 from typing import Any, Callable, Mapping
 
 from cnngraph.backends.devices import Backend
-from cnngraph.backends.executor import Executor, Step, naming
+from cnngraph.backends.executor import Executor, Step, Watch, naming
+from cnngraph.backends.freed_memory import keep_freed_memory
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
 from cnngraph.ops.base import fmt_shape
@@ -64,6 +65,8 @@ class TrainingExecutor(Executor):
 
     def __init__(self, graph: Graph, backend: str | Backend = "numpy", dtype: str = "float32", seed: int = 0):
         super().__init__(graph, backend, dtype, seed)
+        if self.backend.cpu_blas:  # every step frees and allocates the same large arrays again
+            keep_freed_memory()
         self.evaluates_training = False  # run() evaluates; forward() trains
         self._all_trainable = list(dict.fromkeys(k for node in graph.nodes for k in self._trainable_keys(node)))
         self._frozen: set[str] = set()
@@ -103,18 +106,19 @@ class TrainingExecutor(Executor):
 
     # -- forward -------------------------------------------------------------------------
     def forward(self, inputs: Mapping[str, Any] | Any, *, training: bool = True,
-                input_grads: bool = False) -> dict[str, Any]:
+                input_grads: bool = False, watch: Watch | None = None) -> dict[str, Any]:
         """Run in training mode (batch statistics, running-stat updates, dropout), keeping what backward needs.
 
         ``training=False`` runs with inference semantics but still keeps what backward needs (frozen
         BatchNorm, saliency maps). ``input_grads=True`` makes the next backward fill ``input_grads``.
+        ``watch(node, value)`` sees every node's output as it is computed (the training profile).
         The outputs (and the inputs) may be among what is kept: do not modify them in place before backward.
         """
         feeds = self._bind_inputs(inputs)
         self._training_keys = self.trainable
         reaches = self._reaches(input_grads)
         self._compute = self._compute_params()  # the optimizer moved the masters since the last forward
-        outputs, tape = self._forward(feeds, training, keep=lambda node: reaches[node.name])
+        outputs, tape = self._forward(feeds, training, keep=lambda node: reaches[node.name], watch=watch)
         self._tape, self._reach, self._out_shapes = tape, reaches, {k: v.shape for k, v in outputs.items()}
         return outputs
 
@@ -149,11 +153,12 @@ class TrainingExecutor(Executor):
         }
 
     # -- backward ------------------------------------------------------------------------
-    def backward(self, grad_outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def backward(self, grad_outputs: Mapping[str, Any], watch: Watch | None = None) -> dict[str, Any]:
         """Gradients of the loss, given its gradient w.r.t. some outputs, for every trainable parameter.
 
         Nodes run in reverse schedule order; where a value has several users (residual, dense and
         fabric joins, or one node reading it twice) their gradients are summed. Consumes the tape.
+        ``watch(node, input_grads)`` sees each node's input gradients as its backward returns them.
         """
         if self._tape is None:
             raise CnnGraphError("backward needs a forward first (each forward allows one backward)")
@@ -165,7 +170,7 @@ class TrainingExecutor(Executor):
         if self.gradient_sync is not None:
             self.gradient_sync.begin(self._training_keys)
         try:
-            self._backward_steps(tape, values, by_key, trainable)
+            self._backward_steps(tape, values, by_key, trainable, watch)
         finally:
             self._threads.done()
         self.input_grads = {v: values.total[v] for v in self.graph.inputs if v in values.total}
@@ -174,7 +179,8 @@ class TrainingExecutor(Executor):
             self.grads = self.gradient_sync.finish(self.grads)
         return self.grads
 
-    def _backward_steps(self, tape: dict, values: _Sums, by_key: _Sums, trainable: set[str]) -> None:
+    def _backward_steps(self, tape: dict, values: _Sums, by_key: _Sums, trainable: set[str],
+                        watch: Watch | None) -> None:
         """Every kept node's backward, in reverse schedule order, summing gradients per value and per key."""
         for step, params in zip(reversed(self.steps), reversed(self._compute)):
             node = step.node
@@ -186,6 +192,8 @@ class TrainingExecutor(Executor):
             self._threads.before(step.index, grad.shape[0] if grad.ndim else 1)
             with naming(node, " backward"):
                 dins, dparams = self._backward_step(step, grad, saved, params)
+            if watch is not None:
+                watch(node, dins)
             for v, need, d, shape in zip(node.inputs, saved.need_inputs, dins, saved.shapes):
                 if need and d is not None:  # None: nothing flows back (integer indices)
                     values.add(v, self._checked(node, v, d, shape))

@@ -1,19 +1,29 @@
 """Training throughput: images/s of one SGD step (forward, loss, backward, update), cnngraph vs PyTorch CPU.
 
     python bench/bench_training.py [--model resnet18] [--batch 32] [--input-size 224] [--steps 3]
-                                   [--backend numpy|cupy|strict] [--dtype float32|float16]
+                                   [--backend numpy|cupy|strict] [--dtype float32|float16] [--breakdown]
+                                   [--threads N]
 
 Both sides train the same graph with the same weights: the PyTorch side is built from the cnngraph
 graph node by node (torch.nn.functional calls, the parameters copied in), so the ratio compares
 executors, not model definitions; the first step's loss, printed for both, shows it. Each side is
 warmed up with one step, then ``--steps`` steps are timed and the median is reported. Without torch, only cnngraph is timed. A benchmark, not a test.
+
+``--threads N`` runs both sides on N threads (cnngraph's BLAS, PyTorch's intra-op pool): on a machine
+other processes load, one thread each compares the executors without thread contention deciding it.
+``--breakdown`` then says where each side's step goes, per op class, forward and backward: cnngraph's
+from ``cnngraph.profile.profile_training``, PyTorch's from ``torch.profiler`` (each twin layer's forward
+in a ``record_function`` scope named after its op class, each autograd function's backward mapped to
+the op class that made it), both over ``--steps`` steps after one warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+from collections import defaultdict
 
 import numpy as np
 from rich.console import Console
@@ -33,8 +43,9 @@ def cnngraph_step(graph, x, y, losses, backend="numpy", dtype="float32"):
     return lambda: losses.append(model.train_step(x, y, loss, optimizer))
 
 
-def torch_step(graph, x, y, losses):
-    """A PyTorch twin of ``graph`` (the ops ResNets and VGGs use) and its SGD step."""
+def torch_step(graph, x, y, losses, scope=lambda name: contextlib.nullcontext()):
+    """A PyTorch twin of ``graph`` (the ops ResNets and VGGs use) and its SGD step; ``scope(op)`` wraps
+    each layer's forward and ``scope("optimizer")`` the update (``torch.profiler.record_function``)."""
     import torch
     import torch.nn.functional as F
 
@@ -48,6 +59,9 @@ def torch_step(graph, x, y, losses):
         a = node.attrs
         if node.op == "Conv2d":
             top, left, bottom, right = a["padding"]
+            if (top, left) == (bottom, right):  # as torch.nn.Conv2d(padding=...) runs it: no separate pad
+                return F.conv2d(args[0], p["weight"], p.get("bias"), a["stride"], (top, left), a["dilation"],
+                                a["groups"])
             return F.conv2d(F.pad(args[0], (left, right, top, bottom)), p["weight"], p.get("bias"), a["stride"],
                             0, a["dilation"], a["groups"])
         if node.op == "BatchNorm2d":
@@ -64,7 +78,8 @@ def torch_step(graph, x, y, losses):
     def forward(inp):
         values = {next(iter(graph.inputs)): inp}
         for node in graph.nodes:
-            values[node.name] = node_fn(node, [values[v] for v in node.inputs])
+            with scope(node.op):
+                values[node.name] = node_fn(node, [values[v] for v in node.inputs])
         return values[graph.outputs[0]]
 
     optimizer = torch.optim.SGD(params.values(), lr=0.01, momentum=0.9)
@@ -74,10 +89,64 @@ def torch_step(graph, x, y, losses):
         optimizer.zero_grad()
         loss = F.cross_entropy(forward(tx), ty)
         loss.backward()
-        optimizer.step()
+        with scope("optimizer"):
+            optimizer.step()
         losses.append(loss.item())
 
     return step
+
+
+# Autograd functions of the twin's layers, by the op class whose forward made them
+TORCH_BACKWARD = {"ConvolutionBackward0": "Conv2d", "ConstantPadNdBackward0": "Conv2d",
+                  "NativeBatchNormBackward0": "BatchNorm2d", "ReluBackward0": "ReLU",
+                  "MaxPool2DWithIndicesBackward0": "MaxPool2d", "AddBackward0": "Add", "MeanBackward1": "GlobalAvgPool",
+                  "ViewBackward0": "Flatten", "AddmmBackward0": "Linear", "TBackward0": "Linear"}
+BACKWARD_EVENT = "autograd::engine::evaluate_function: "
+
+
+def torch_breakdown(graph, x, y, steps):
+    """Seconds per step by op class, {"forward", "backward"}, and "optimizer", from torch.profiler."""
+    import torch
+    from torch.profiler import ProfilerActivity, record_function
+
+    step = torch_step(graph, x, y, [], scope=lambda name: record_function(f"cnngraph.{name}"))
+    step()  # warm-up, as on the cnngraph side
+    with torch.profiler.profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    classes = defaultdict(lambda: {"forward": 0.0, "backward": 0.0})
+    for event in prof.key_averages():
+        seconds = event.cpu_time_total / 1e6 / steps
+        if event.key.startswith("cnngraph."):
+            direction, op = "forward", event.key.removeprefix("cnngraph.")
+        elif event.key.startswith(BACKWARD_EVENT):
+            name = event.key.removeprefix(BACKWARD_EVENT)
+            direction, op = "backward", TORCH_BACKWARD.get(name, name)
+        else:
+            continue
+        classes[op][direction] += seconds
+    return classes
+
+
+def print_breakdown(console, graph, x, y, args):
+    """Per op class, each side's forward and backward milliseconds per step, and their ratio."""
+    from cnngraph.profile import profile_training
+
+    ours = profile_training(graph, args.backend, args.dtype, args.batch, repeat=args.steps)
+    theirs = torch_breakdown(graph, x, y, args.steps)
+    table = Table("op class", "cnngraph fwd ms", "bwd ms", "PyTorch fwd ms", "bwd ms", "cnngraph / PyTorch",
+                  title=f"where a training step goes, per op class (mean of {args.steps} steps)")
+    rows = {op: (e["forward"], e["backward"]) for op, e in ours.ops.items()}
+    rows["optimizer"] = (ours.optimizer_seconds, 0.0)
+    for op, (forward, backward) in rows.items():
+        other = theirs.get(op, {"forward": 0.0, "backward": 0.0})
+        peer = other["forward"] + other["backward"]
+        table.add_row(op, f"{forward * 1e3:.1f}", f"{backward * 1e3:.1f}", f"{other['forward'] * 1e3:.1f}",
+                      f"{other['backward'] * 1e3:.1f}", f"{(forward + backward) / peer:.2f}x" if peer else "-")
+    for op in sorted(set(theirs) - set(rows)):  # PyTorch work no cnngraph layer matches (the loss, accumulation)
+        table.add_row(op, "-", "-", f"{theirs[op]['forward'] * 1e3:.1f}", f"{theirs[op]['backward'] * 1e3:.1f}", "-")
+    console.print(table)
+    console.print(f"cnngraph step {ours.step_seconds * 1e3:.0f} ms (its layers {ours.layer_seconds * 1e3:.0f} ms)")
 
 
 def main() -> None:
@@ -88,6 +157,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--backend", default="numpy", help="cnngraph's backend (default numpy; PyTorch stays on the CPU)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both sides (default: cnngraph's auto, PyTorch's default)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="then time each op class's forward and backward on both sides (needs torch)")
     args = parser.parse_args()
 
     console = Console()
@@ -99,9 +172,15 @@ def main() -> None:
     y = rng.integers(0, 1000, args.batch)
     sides = {f"cnngraph ({args.backend}, {args.dtype})":
              lambda *a: cnngraph_step(*a, backend=args.backend, dtype=args.dtype)}
+    if args.threads is not None:
+        from cnngraph.backends.threads import blas
+
+        blas.configure(args.threads)
     try:
         import torch
 
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         sides[f"PyTorch {torch.__version__} CPU ({torch.get_num_threads()} threads)"] = torch_step
     except ImportError:
         console.print("torch is not installed: timing cnngraph only")
@@ -116,6 +195,8 @@ def main() -> None:
     console.print(table)
     if len(rates) == 2:
         console.print(f"cnngraph / PyTorch training throughput: {rates[0] / rates[1]:.2f}x")
+        if args.breakdown:
+            print_breakdown(console, graph, x, y, args)
 
 
 if __name__ == "__main__":

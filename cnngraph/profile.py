@@ -17,6 +17,8 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 import cnngraph
 from cnngraph.analysis import node_macs
 from cnngraph.benchmark import random_input
@@ -102,4 +104,105 @@ def _summed(layers: list[LayerTime], key) -> dict[str, dict]:
         entry["count"] += 1
         entry["seconds"] += layer.seconds
         entry["share"] += layer.share
+    return dict(sorted(groups.items(), key=lambda kv: -kv[1]["seconds"]))
+
+
+# -- training: forward and backward of every layer in a training step ----------------------------------------
+@dataclass
+class TrainingLayerTime:
+    name: str
+    op: str
+    kernel: str
+    forward_seconds: float  # in training mode, keeping what backward needs
+    backward_seconds: float  # 0 for layers backward skips (nothing trainable at or before them)
+
+    @property
+    def seconds(self) -> float:
+        return self.forward_seconds + self.backward_seconds
+
+
+@dataclass
+class TrainingProfile:
+    model: str
+    backend: str
+    dtype: str
+    batch: int
+    repeat: int
+    step_seconds: float  # forward, backward and the optimizer's update, timed around the same calls
+    optimizer_seconds: float  # SGD with momentum over every trainable parameter
+    layers: list[TrainingLayerTime]
+    ops: dict[str, dict]  # op -> {"count", "forward", "backward", "seconds", "share"}, slowest first
+
+    @property
+    def layer_seconds(self) -> float:
+        return sum(layer.seconds for layer in self.layers)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "layer_seconds": self.layer_seconds}
+
+
+def profile_training(graph: Graph, backend: str = "numpy", dtype: str = "float32", batch: int = 2,
+                     warmup: int = 1, repeat: int = 3, passes: str | list[str] = "default") -> TrainingProfile:
+    """Compile ``graph`` for training and time ``repeat`` steps (after ``warmup``) layer by layer.
+
+    A step is what ``train_step`` does less the loss: forward in training mode, backward from a fixed
+    random gradient of every output (the loss's cost is the model's outputs once, not the model), and
+    one SGD-with-momentum update. Layers are timed through the executor's ``watch`` hooks, forward and
+    backward separately, as ``profile`` times inference.
+    """
+    from cnngraph.train import SGD
+
+    model = cnngraph.compile(graph, backend=backend, dtype=dtype, passes=passes, train=True)
+    compiled, device = model.graph, model.backend
+    x = device.asarray(random_input(compiled, batch), dtype=model.dtype)
+    seeds = {name: None for name in compiled.outputs}
+    optimizer = SGD(lr=1e-4, momentum=0.9)
+    forward: dict[str, float] = defaultdict(float)
+    backward: dict[str, float] = defaultdict(float)
+    mark = [0.0]
+
+    def timer(totals):
+        def watch(node, value):
+            device.synchronize()
+            now = time.perf_counter()
+            totals[node.name] += now - mark[0]
+            mark[0] = now
+        return watch
+
+    step_total = optimizer_total = 0.0
+    for i in range(warmup + repeat):
+        timed = i >= warmup
+        start = mark[0] = time.perf_counter()
+        outputs = model.forward(x, watch=timer(forward) if timed else None)
+        if seeds[compiled.outputs[0]] is None:  # fixed across steps: every step does the same work
+            rng = np.random.default_rng(0)
+            seeds = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in outputs.items()}
+        mark[0] = time.perf_counter()
+        model.backward(seeds, watch=timer(backward) if timed else None)
+        before_update = time.perf_counter()
+        optimizer.step(model.params, model.grads)
+        device.synchronize()
+        if timed:
+            now = time.perf_counter()
+            step_total += now - start
+            optimizer_total += now - before_update
+    chosen = model.kernels()
+    layers = [TrainingLayerTime(node.name, node.op, chosen[node.name], forward[node.name] / repeat,
+                                backward[node.name] / repeat) for node in compiled.nodes]
+    step_seconds = step_total / repeat
+    return TrainingProfile(compiled.name, backend, dtype, batch, repeat, step_seconds, optimizer_total / repeat,
+                           layers, _training_summed(layers, step_seconds))
+
+
+def _training_summed(layers: list[TrainingLayerTime], step_seconds: float) -> dict[str, dict]:
+    """Per op class: layer count, forward and backward seconds, their sum and its share of the step."""
+    groups: dict[str, dict] = {}
+    for layer in layers:
+        entry = groups.setdefault(layer.op, {"count": 0, "forward": 0.0, "backward": 0.0, "seconds": 0.0})
+        entry["count"] += 1
+        entry["forward"] += layer.forward_seconds
+        entry["backward"] += layer.backward_seconds
+        entry["seconds"] += layer.seconds
+    for entry in groups.values():
+        entry["share"] = entry["seconds"] / step_seconds
     return dict(sorted(groups.items(), key=lambda kv: -kv[1]["seconds"]))

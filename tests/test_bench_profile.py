@@ -6,7 +6,7 @@ import pytest
 
 from cnngraph import models
 from cnngraph.cli import main
-from cnngraph.profile import profile
+from cnngraph.profile import profile, profile_training
 
 
 def run_json(capsys, *argv) -> dict:
@@ -41,6 +41,28 @@ def test_profile_table(capsys):
     assert main(["profile", "lenet5", "--repeat", "1", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "per op class" in out and "per op class and kernel" in out and "memory plan peak at batch 1" in out and "FusedConv2d" in out
+
+
+def test_training_profile_times_forward_and_backward_of_every_layer():
+    result = profile_training(models.build("resnet18", input_size=32), batch=2, repeat=2)
+    # the watch hooks time back-to-back intervals: only the gradient seeding falls outside layers and optimizer
+    assert 0.9 * result.step_seconds <= result.layer_seconds + result.optimizer_seconds <= result.step_seconds
+    trained = [layer for layer in result.layers if layer.op in ("Conv2d", "BatchNorm2d", "Linear")]
+    assert len(trained) == 20 + 20 + 1 and all(layer.backward_seconds > 0 for layer in trained)
+    assert all(layer.forward_seconds > 0 for layer in result.layers)
+    assert sum(entry["count"] for entry in result.ops.values()) == len(result.layers)
+    conv = result.ops["Conv2d"]
+    assert conv["seconds"] == pytest.approx(conv["forward"] + conv["backward"])
+    assert result.ops["BatchNorm2d"]["count"] == 20  # training keeps BatchNorm: nothing folded
+
+
+def test_profile_train_table_and_json(capsys):
+    assert main(["profile", "lenet5", "--train", "--batch", "4", "--repeat", "1", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "training step, batch 4" in out and "backward ms" in out and "optimizer (SGD, momentum)" in out
+    result = run_json(capsys, "profile", "lenet5", "--train", "--batch", "4", "--repeat", "1")
+    assert {"step_seconds", "optimizer_seconds", "layer_seconds", "layers", "ops"} <= set(result)
+    assert result["ops"]["Conv2d"]["count"] == 3 and result["ops"]["Conv2d"]["backward"] > 0
 
 
 def test_bench_json_compares_with_onnxruntime(capsys):

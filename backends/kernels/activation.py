@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
 from cnngraph.backends.kernels.math import erf, erf_derivative
+from cnngraph.backends.kernels.select import kept_or_zero
 from cnngraph.ops.activation import GELU_CUBIC, SQRT_2_OVER_PI, SQRT_HALF
 
 
@@ -68,7 +69,7 @@ def log_softmax(xp, inputs, params, attrs, ctx):
 
 @backward("ReLU", keeps=("output",))
 def relu_backward(xp, grad, saved, params, attrs):
-    return [xp.where(saved.output > 0, grad, 0)], {}
+    return [kept_or_zero(xp, grad, saved.output > 0)], {}
 
 
 @backward("LeakyReLU", keeps=("inputs",))

@@ -1,7 +1,8 @@
 """Pooling over zero-copy sliding-window views; adaptive pooling as two small averaging GEMMs.
 
 Gradients go back through the adjoint of the window view (col2im over the kernel's taps): max
-pooling sends each output's gradient to its argmax (the first maximum, as PyTorch), average pooling
+pooling sends each output's gradient to its argmax (the first maximum, as PyTorch), tap by tap into
+the padded input's phase planes (``phases``, as its training forward reads them), average pooling
 spreads it evenly over the window.
 """
 
@@ -11,7 +12,10 @@ import math
 
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
-from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unwindows, windows
+from cnngraph.backends.kernels.phases import Phases
+from cnngraph.backends.kernels.select import kept_or_zero
+from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unpadded, unwindows, windows
+from cnngraph.ops.base import padded_size
 from cnngraph.ops.pool import adaptive_bounds, dilation_of, pooled_size
 
 
@@ -39,8 +43,16 @@ def pool_windows(xp, x, attrs, fill):
                    out_size)
 
 
+def pool_taps(xp, x, attrs, fill):
+    """Per kernel position, the (N, C, *out) slice of ``x`` padded with ``fill`` that it reads, each with
+    unit-stride rows (``Phases``)."""
+    pads, out_size = _pool_geometry(attrs, x.shape[2:])
+    planes = Phases.split(xp, pad_spatial(xp, x, pads, fill), attrs["stride"])
+    return [planes.tap(position, dilation_of(attrs), out_size) for position in taps(attrs["kernel_size"])]
+
+
 def _unpool(xp, cols, shape, attrs):
-    """Adjoint of ``pool_windows``: (N, C, *kernel, *out) columns summed back onto an input of ``shape``."""
+    """Adjoint of padding then windowing: (N, C, *kernel, *out) columns summed back onto an input of ``shape``."""
     pads, _ = _pool_geometry(attrs, shape[2:])
     return unwindows(xp, cols, shape, pads, attrs["kernel_size"], attrs["stride"], dilation_of(attrs))
 
@@ -82,33 +94,47 @@ def _divisor(xp, attrs, size, out_size):
 
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
-    """In inference a separable max (``_reduce_separable``); for backward, the argmax tap of each window
-    (a small integer) is stashed as well, tracked tap by tap like the max itself. The first maximum
-    wins, as in PyTorch, and a NaN counts as the maximum, as in ``argmax``."""
+    """In inference a separable max (``_reduce_separable``); for backward, the max over the taps of the phase
+    planes (``pool_taps``) and the argmax tap of each window (a small integer) stashed as well: the first
+    tap equal to the maximum, as in PyTorch, where a NaN counts as the maximum, as in ``argmax``
+    (``maximum`` propagates it)."""
     if ctx.stash is None:
         return _reduce_separable(xp, inputs[0], attrs, float("-inf"), xp.maximum)
-    kernel = attrs["kernel_size"]
-    view = pool_windows(xp, inputs[0], attrs, float("-inf"))
-    positions = enumerate(taps(kernel))
-    best = tap(view, next(positions)[1]).copy()
-    argmax = xp.zeros(best.shape, dtype=xp.uint8 if math.prod(kernel) <= 256 else xp.int32)
-    for t, position in positions:
-        value = tap(view, position)
-        better = (value > best) | (xp.isnan(value) & ~xp.isnan(best))
-        xp.maximum(best, value, out=best)  # propagates NaN, as the argmax above counts it
-        xp.copyto(argmax, t, where=better)
-    ctx.stash["argmax"] = argmax
+    slices = pool_taps(xp, inputs[0], attrs, float("-inf"))
+    best = slices[0].copy()
+    for value in slices[1:]:
+        xp.maximum(best, value, out=best)
+    ctx.stash["argmax"] = _first_hit(xp, slices, best)
     return best
+
+
+def _first_hit(xp, slices, best):
+    """Per window, the index of the first slice equal to ``best`` (or NaN where ``best`` is): the taps are
+    visited last to first, each overwriting the windows it hits, so the first hit is written last."""
+    argmax = xp.zeros(best.shape, dtype=xp.uint8 if len(slices) <= 256 else xp.int32)
+    hit, step = xp.empty(best.shape, dtype=bool), xp.empty_like(argmax)
+    nan = bool(xp.isnan(best).any())
+    for t in reversed(range(len(slices))):
+        xp.equal(slices[t], best, out=hit)
+        if nan:
+            hit |= xp.isnan(slices[t])
+        xp.subtract(t, argmax, out=step)  # argmax = where(hit, t, argmax), without where's slow loop
+        step *= hit
+        argmax += step
+    return argmax
 
 
 @backward("MaxPool2d")
 def max_pool2d_backward(xp, grad, saved, params, attrs):
-    n, c, *out_size = grad.shape
-    kernel = attrs["kernel_size"]
-    every_tap = xp.arange(math.prod(kernel)).reshape(1, 1, -1, *(1,) * len(out_size))
-    hit = saved.stash["argmax"][:, :, None] == every_tap
-    cols = xp.where(hit, grad[:, :, None], 0).reshape(n, c, *kernel, *out_size)
-    return [_unpool(xp, cols, saved.shapes[0], attrs)], {}
+    """Each tap adds the gradients of the windows whose argmax it is into its slice of the padded input's
+    phase planes: one (N, C, *out) pass per tap, never the (N, C, *kernel, *out) columns."""
+    shape, argmax = saved.shapes[0], saved.stash["argmax"]
+    pads, out_size = _pool_geometry(attrs, shape[2:])
+    full = (*shape[:2], *padded_size(shape[2:], pads))
+    planes = Phases.zeros(xp, full, attrs["stride"], grad.dtype)
+    for t, position in enumerate(taps(attrs["kernel_size"])):
+        planes.tap(position, dilation_of(attrs), out_size)[...] += kept_or_zero(xp, grad, argmax == t)
+    return [unpadded(planes.merged(xp, full, grad.dtype), pads, shape)], {}
 
 
 @kernel("AvgPool2d")

@@ -63,6 +63,11 @@ def col2im(xp, cols, out_shape, kernel, stride, dilation):
 def unwindows(xp, cols, shape, pads, kernel, stride, dilation):
     """Adjoint of ``windows(pad_spatial(x, pads))``: scatter-add (N, C, *kernel, *out) columns onto an
     (N, C, *spatial) array of ``shape``; what lands in the padding is dropped."""
-    r = len(pads) // 2
     full = col2im(xp, cols, (*shape[:2], *padded_size(shape[2:], pads)), kernel, stride, dilation)
+    return unpadded(full, pads, shape)
+
+
+def unpadded(full, pads, shape):
+    """The (N, C, *spatial) ``shape`` region of an array padded by ``pads`` (a view)."""
+    r = len(pads) // 2
     return full[(WHOLE, WHOLE, *(slice(b, b + n) for b, n in zip(pads[:r], shape[2:])))]
