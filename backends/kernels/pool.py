@@ -14,7 +14,7 @@ from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
 from cnngraph.backends.kernels.phases import Phases
 from cnngraph.backends.kernels.select import kept_or_zero
-from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, tap, taps, unpadded, unwindows, windows
+from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, taps, unpadded, unwindows, windows
 from cnngraph.ops.base import padded_size
 from cnngraph.ops.pool import adaptive_bounds, dilation_of, pooled_size
 
