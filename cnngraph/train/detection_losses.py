@@ -164,10 +164,10 @@ class MultiBoxLoss:
         return float(value), {"loc": grad_loc.astype(loc.dtype), "conf": grad_conf.astype(conf.dtype)}
 
     def _hard_negatives(self, ce: np.ndarray, positive: np.ndarray) -> np.ndarray:
-        """Per image, the unmatched default boxes of highest background loss, ``neg_pos_ratio`` per match."""
-        chosen = np.zeros_like(positive)
-        for i in range(len(ce)):
-            count = min(int(self.neg_pos_ratio * positive[i].sum()), int((~positive[i]).sum()))
-            loss = np.where(positive[i], -np.inf, ce[i])
-            chosen[i, np.argsort(-loss, kind="stable")[:count]] = True
-        return chosen
+        """Per image, the unmatched default boxes of highest background loss, ``neg_pos_ratio`` per match: the
+        boxes whose rank in their image's descending loss order is below the image's count."""
+        count = np.minimum((self.neg_pos_ratio * positive.sum(axis=1)).astype(np.int64), (~positive).sum(axis=1))
+        order = np.argsort(-np.where(positive, -np.inf, ce), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(ce.shape[1])[None].repeat(len(ce), axis=0), axis=1)
+        return rank < count[:, None]
