@@ -17,6 +17,7 @@ import numpy as np
 from cnngraph.arrays import namespace, to_numpy
 from cnngraph.detection.anchors import SSD_VARIANCES
 from cnngraph.detection.boxes import encode, iou_matrix
+from cnngraph.detection.losses import smooth_l1
 from cnngraph.detection.predict import yolo_boxes
 from cnngraph.errors import TrainingError
 
@@ -145,7 +146,7 @@ class MultiBoxLoss:
             raise TrainingError(f"{self.name}: outputs 'loc' {tuple(loc.shape)} and 'conf' {tuple(conf.shape)} do "
                                 f"not fit the {len(self.anchors)} default boxes")
         labels_host, offsets = self.match(targets, n)
-        labels, offsets = xp.asarray(labels_host), xp.asarray(offsets)
+        labels, offsets = xp.asarray(labels_host), xp.asarray(offsets, dtype=loc.dtype)  # float32 math in training
         shifted = conf - conf.max(axis=-1, keepdims=True)
         log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
         ce = -xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
@@ -156,11 +157,10 @@ class MultiBoxLoss:
             return 0.0, {"loc": xp.zeros_like(loc), "conf": xp.zeros_like(conf)}
         pos = xp.asarray(positive)[..., None]
         diff = (loc - offsets) * pos
-        small = xp.abs(diff) < 1
-        smooth_l1 = xp.where(small, 0.5 * diff ** 2, xp.abs(diff) - 0.5)
-        value = ((ce * selected).sum() + self.alpha * smooth_l1.sum()) / matches
-        grad_loc = self.alpha * xp.where(small, diff, xp.sign(diff)) / matches
-        grad_conf = (xp.exp(log_p) - xp.eye(conf.shape[-1])[labels]) * selected[..., None] / matches
+        box_loss, slope = smooth_l1(xp, diff, 1.0)
+        value = ((ce * selected).sum() + self.alpha * box_loss.sum()) / matches
+        grad_loc = self.alpha * slope / matches
+        grad_conf = (xp.exp(log_p) - xp.eye(conf.shape[-1], dtype=conf.dtype)[labels]) * selected[..., None] / matches
         return float(value), {"loc": grad_loc.astype(loc.dtype), "conf": grad_conf.astype(conf.dtype)}
 
     def _hard_negatives(self, ce: np.ndarray, positive: np.ndarray) -> np.ndarray:
