@@ -189,7 +189,8 @@ def _pool_setup(xp, x, rois, attrs):
     index = batch_indices(xp, rois, n, "RoiPool")
     corners = _round_half_away(xp, rois[:, 1:] * attrs["spatial_scale"])
     (ph, pw) = attrs["output_size"]
-    return index, _pool_bins(xp, corners[:, 1], corners[:, 3], ph, h), _pool_bins(xp, corners[:, 0], corners[:, 2], pw, w)
+    ys = _pool_bins(xp, corners[:, 1], corners[:, 3], ph, h)
+    return index, ys, _pool_bins(xp, corners[:, 0], corners[:, 2], pw, w)
 
 
 def _window_max(xp, v, widths: int, offsets: bool = False):
