@@ -63,7 +63,10 @@ def test_only_detectors_get_it():
 
 @pytest.mark.parametrize("name", sorted(BUILDS))
 def test_export_nms_from_the_cli(tmp_path, capsys, name):
-    code, out, err = run_cli(capsys, "export", name, "--input-size", str(SIZE), "--nms", "-o",
+    # An untrained ssd_small at 32 pixels has 336 default boxes with nearly equal scores: float32 rounding
+    # (1e-6) reorders some of them between onnxruntime and numpy, and NMS then keeps other rows. At 16: 84 boxes.
+    size = 16 if name == "ssd_small" else SIZE
+    code, out, err = run_cli(capsys, "export", name, "--input-size", str(size), "--nms", "-o",
                              str(tmp_path / "detector.onnx"), "--verify")
     assert code == 0, err
     assert f"{name}_nms" in out and "'selected' at batch 3: max abs 0.00e+00" in out  # the same rows

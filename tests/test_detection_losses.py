@@ -83,6 +83,17 @@ def test_yolo_keeps_the_largest_of_boxes_sharing_a_cell():
     assert t["cls"][0, 0, 0] == 1 and t["coords"][0, 0, 0, 2] == pytest.approx(math.sqrt(0.8))
 
 
+def test_yolo_assigns_each_box_to_the_cell_of_its_centre():
+    """S = 4 on a 40x20 (H x W) image: cells are 10 rows by 5 columns of pixels; offsets and sqrt sizes by hand."""
+    loss = YoloLoss((40, 20))
+    boxes = np.array([[1.0, 2, 5, 12], [12, 25, 20, 40]])  # centres (3, 7) and (16, 32.5)
+    t = loss.assign(np.zeros((1, 4, 4, 2, 5)), [(boxes, np.array([3, 7]))])
+    assert sorted(zip(*np.nonzero(t["obj"][0]))) == [(0, 0), (3, 3)]
+    np.testing.assert_allclose(t["coords"][0, 0, 0], [3 / 5, 7 / 10, math.sqrt(4 / 20), math.sqrt(10 / 40)])
+    np.testing.assert_allclose(t["coords"][0, 3, 3], [16 / 5 - 3, 32.5 / 10 - 3, math.sqrt(8 / 20), math.sqrt(15 / 40)])
+    assert t["cls"][0, 0, 0] == 3 and t["cls"][0, 3, 3] == 7 and t["responsible"].sum() == 2
+
+
 ANCHORS = np.array([[0, 0, .5, .5], [.5, .5, 1, 1], [0, .5, .5, 1], [.5, 0, 1, .5]])
 
 

@@ -43,15 +43,15 @@ def test_ssd_head_prediction_i_belongs_to_default_box_i():
     """Perturb one cell of one level's loc map: exactly the predictions of that cell's default boxes move."""
     graph = models.build("ssd_small")
     anchors = graph.params["anchors.value"]
-    np.testing.assert_allclose(anchors, ssd_default_boxes([(8, 8), (4, 4), (2, 2)], [(1.0, 2.0, 0.5)] * 3,
+    np.testing.assert_allclose(anchors, ssd_default_boxes([(16, 16), (8, 8), (4, 4)], [(1.0, 2.0, 0.5)] * 3,
                                                           (0.2, 0.35, 0.55, 0.75)), rtol=1e-6)
     bias = graph.params["loc.1.bias"]
     bias[:] = 0
     base = cnngraph.compile(graph).run(np.zeros((1, 3, 64, 64), np.float32), to_host=True)["loc"]
-    bias[4 * 2 + 1] = 5.0  # level 1 (4x4 map), box 2 of its 4, coordinate y
+    bias[4 * 2 + 1] = 5.0  # level 1 (8x8 map), box 2 of its 4, coordinate y
     moved = cnngraph.compile(graph).run(np.zeros((1, 3, 64, 64), np.float32), to_host=True)["loc"] - base
     rows = np.flatnonzero(np.abs(moved).sum(-1)[0] > 1e-6)
-    assert rows.tolist() == [64 * 4 + cell * 4 + 2 for cell in range(16)]  # every cell's box 2 of level 1
+    assert rows.tolist() == [256 * 4 + cell * 4 + 2 for cell in range(64)]  # every cell's box 2 of level 1
     assert np.allclose(moved[0, rows, 1], 5.0)
 
 

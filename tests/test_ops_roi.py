@@ -59,7 +59,8 @@ def onnx_roi(runner, op_type, x, rois, attrs, opset):
     return ReferenceEvaluator(model).run(None, feeds)[0]
 
 
-POOL_CASES = [((2, 3, 9, 11), (3, 2), 1.0), ((1, 2, 12, 12), (2, 2), 0.5), ((3, 2, 7, 6), (4, 3), 0.25)]
+POOL_CASES = [((2, 3, 9, 11), (3, 2), 1.0), ((1, 2, 12, 12), (2, 2), 0.5), ((3, 2, 7, 6), (4, 3), 0.25),
+              ((2, 3, 20, 20), (3, 3), 0.0625)]  # bins up to 6 cells wide, several boxes per image
 
 
 @pytest.mark.parametrize("shape, size, scale", POOL_CASES)

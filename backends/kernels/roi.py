@@ -3,8 +3,9 @@
 RoiAlign is written as per-axis matrices: a bilinear sample mixes two rows and two columns, so a box's
 bins are ``Y @ x @ X.T`` with ``Y`` (bins, H) and ``X`` (bins, W) built from the box alone, two BLAS
 products per image, and the backward is the transpose. Regions go image by image (the rows whose
-batch_index is that image), so no (R, C, H, W) copy of the features is made. RoiPool takes each box's
-bins as row and column masks over the crop the box covers: a max over columns, then over rows.
+batch_index is that image), so no (R, C, H, W) copy of the features is made. RoiPool is separable too:
+every column window's max (each start, each width up to the widest bin) is computed once per image, each
+box's column bins gathered from it on its rows, then the same over rows; no loop runs over boxes or bins.
 No gradient flows into the boxes (as torchvision's).
 """
 
@@ -172,15 +173,15 @@ def _round_half_away(xp, v):
     return xp.sign(v) * xp.floor(xp.abs(v) + 0.5)
 
 
-def _pool_axis(xp, start, end, bins: int, length: int):
-    """(R, bins, length) masks of the cells each bin of each box covers (floor/ceil bin bounds, clipped)."""
+def _pool_bins(xp, start, end, bins: int, length: int):
+    """Each box's bins along one axis: first cell (R, bins) and cell count (0: an empty bin), from onnxruntime's
+    floor/ceil bin bounds clipped to the map."""
     size = xp.maximum(end - start + 1, 1)
     step = size / bins
     p = xp.arange(bins, dtype=start.dtype)
     lo = xp.clip(xp.floor(p[None] * step[:, None]) + start[:, None], 0, length)
     hi = xp.clip(xp.ceil((p[None] + 1) * step[:, None]) + start[:, None], 0, length)
-    cells = xp.arange(length, dtype=start.dtype)
-    return (cells >= lo[..., None]) & (cells < hi[..., None])
+    return lo.astype(xp.int64), (hi - lo).astype(xp.int64)
 
 
 def _pool_setup(xp, x, rois, attrs):
@@ -188,41 +189,60 @@ def _pool_setup(xp, x, rois, attrs):
     index = batch_indices(xp, rois, n, "RoiPool")
     corners = _round_half_away(xp, rois[:, 1:] * attrs["spatial_scale"])
     (ph, pw) = attrs["output_size"]
-    return index, _pool_axis(xp, corners[:, 1], corners[:, 3], ph, h), _pool_axis(xp, corners[:, 0], corners[:, 2], pw, w)
+    ys = _pool_bins(xp, corners[:, 1], corners[:, 3], ph, h)
+    return index, ys, _pool_bins(xp, corners[:, 0], corners[:, 2], pw, w)
 
 
-def _spans(my, mx):
-    """Per box, the rows and columns its bins cover, on the host: (first, stop) pairs, empty when none."""
-    def span(mask):
-        covered = to_numpy(mask).any(axis=1)  # (R, length)
-        first, last = covered.argmax(axis=1), covered.shape[1] - covered[:, ::-1].argmax(axis=1)
-        return [(int(a), int(b)) if row.any() else (0, 0) for a, b, row in zip(first, last, covered)]
+def _window_max(xp, v, widths: int, offsets: bool = False):
+    """Max of ``v[i:i + k]`` (along the first axis) for every start i and width k = 1..widths: (widths, *v.shape),
+    a window past the end holding what is left of it, and with ``offsets`` where in its window the first
+    maximum is. Bins of any size are then one gather (width, start), with no loop over boxes or bins; the
+    first axis keeps each step's slices contiguous."""
+    values = xp.empty((widths, *v.shape), dtype=v.dtype)
+    where = xp.zeros((widths, *v.shape), dtype=xp.int8) if offsets else None
+    values[0] = v
+    for k in range(1, widths):
+        inside = len(v) - k
+        values[k, inside:] = values[k - 1, inside:]
+        xp.maximum(values[k - 1, :inside], v[k:], out=values[k, :inside])
+        if offsets:
+            where[k] = where[k - 1]
+            where[k, :inside][v[k:] > values[k - 1, :inside]] = k
+    return values, where
 
-    return list(zip(span(my), span(mx)))
 
-
-def _pool_box(xp, feature, my, mx, span):
-    """Max of ``feature`` (C, H, W) over each bin of one box, on the crop its bins cover: values (C, ph, pw)
-    (-inf for an empty bin) and the argmax row and column in the whole map."""
-    (r0, r1), (c0, c1) = span
-    crop, my, mx = feature[:, r0:r1, c0:c1], my[:, r0:r1], mx[:, c0:c1]
-    cols = xp.where(mx[None, None, :, :], crop[:, :, None, :], -xp.inf)  # (C, h, pw, w)
-    col_best, col_arg = cols.max(axis=-1), cols.argmax(axis=-1)  # (C, h, pw)
-    rows = xp.where(my[None, :, :, None], col_best[:, None, :, :], -xp.inf)  # (C, ph, h, pw)
-    best, row_arg = rows.max(axis=2), rows.argmax(axis=2)  # (C, ph, pw)
-    return best, row_arg + r0, xp.take_along_axis(col_arg, row_arg, axis=1) + c0
+def _pool_image(xp, feature, ys, xs, offsets: bool = False):
+    """Max of ``feature`` (C, H, W) over every bin of the boxes of one image, separably: the column bins' maxima
+    on each box's rows, then the row bins' maxima of those. Returns values (R, C, ph, pw), 0 in an empty bin, and
+    with ``offsets`` each maximum's row and column in the map and the empty bins' mask (for the backward)."""
+    (ly, ny), (lx, nx) = ys, xs
+    c, h, w = feature.shape
+    top = ly.min(axis=1)
+    span = max(int((ly + ny - top[:, None]).max()), 1)  # rows any box covers, from its first
+    rows = xp.minimum(top[:, None] + xp.arange(span), h - 1)  # (R, span)
+    col_max, col_off = _window_max(xp, xp.ascontiguousarray(feature.transpose(2, 1, 0)), max(int(nx.max()), 1),
+                                   offsets)  # (kx, W, H, C)
+    width, first = xp.maximum(nx - 1, 0), xp.minimum(lx, w - 1)  # (R, pw)
+    cols = col_max[width[None], first[None], rows.T[:, :, None]]  # (span, R, pw, C)
+    row_max, row_off = _window_max(xp, cols, max(int(ny.max()), 1), offsets)  # (ky, span, R, pw, C)
+    r, j = xp.arange(len(ly))[:, None, None], xp.arange(lx.shape[1])[None, :, None]
+    height, rel = xp.maximum(ny - 1, 0)[:, None, :], xp.minimum(ly - top[:, None], span - 1)[:, None, :]
+    empty = ((nx == 0)[:, :, None] | (ny == 0)[:, None, :])[..., None]  # (R, pw, ph, 1)
+    best = xp.where(empty, 0.0, row_max[height, rel, r, j]).transpose(0, 3, 2, 1)  # (R, C, ph, pw)
+    if not offsets:
+        return best, None, None, None
+    row = rows[r[..., None], rel[..., None] + row_off[height, rel, r, j]]  # (R, pw, ph, C)
+    col = first[..., None, None] + col_off[width[..., None, None], first[..., None, None], row, xp.arange(c)]
+    return best, row.transpose(0, 3, 2, 1), col.transpose(0, 3, 2, 1), empty.transpose(0, 3, 2, 1)
 
 
 @kernel("RoiPool")
 def roi_pool(xp, inputs, params, attrs, ctx):
     x, rois = inputs
     out = _zeros_out(xp, x, rois, attrs)
-    index, my, mx = _pool_setup(xp, x, rois, attrs)
-    host = to_numpy(index)
-    for k, span in enumerate(_spans(my, mx)):
-        if span[0][1] > span[0][0] and span[1][1] > span[1][0]:  # a box off the map stays 0
-            best = _pool_box(xp, x[int(host[k])], my[k], mx[k], span)[0]
-            out[k] = xp.where(xp.isinf(best), 0.0, best)  # an empty bin gives 0, as ONNX
+    index, ys, xs = _pool_setup(xp, x, rois, attrs)
+    for b, rows in _per_image(xp, index, x.shape[0]):
+        out[rows] = _pool_image(xp, x[b], [a[rows] for a in ys], [a[rows] for a in xs])[0]
     return out
 
 
@@ -232,16 +252,12 @@ def roi_pool_backward(xp, grad, saved, params, attrs):
     x, rois = saved.inputs
     c, h, w = x.shape[1:]
     dx = xp.zeros_like(x).reshape(x.shape[0], c, h * w)
-    index, my, mx = _pool_setup(xp, x, rois, attrs)
-    host = to_numpy(index)
-    channels = xp.arange(c)[:, None]
-    for k, span in enumerate(_spans(my, mx)):
-        if span[0][1] > span[0][0] and span[1][1] > span[1][0]:
-            b = int(host[k])
-            best, row, col = _pool_box(xp, x[b], my[k], mx[k], span)
-            g = xp.where(xp.isinf(best), 0.0, grad[k]).reshape(c, -1)
-            cells = (row * w + col).reshape(c, -1)
-            # scatter-add without ufunc.at (not on every backend): one bincount over (channel, cell) slots
-            dx[b] += xp.bincount((channels * (h * w) + cells).ravel(), weights=g.ravel(),
-                                 minlength=c * h * w).reshape(c, h * w).astype(x.dtype)
+    index, ys, xs = _pool_setup(xp, x, rois, attrs)
+    channels = xp.arange(c)[None, :, None, None]
+    for b, rows in _per_image(xp, index, x.shape[0]):
+        _, row, col, empty = _pool_image(xp, x[b], [a[rows] for a in ys], [a[rows] for a in xs], offsets=True)
+        g = xp.where(empty, 0.0, grad[rows])
+        # scatter-add without ufunc.at (not on every backend): one bincount over (channel, cell) slots
+        slots = (channels * (h * w) + row * w + col).ravel()
+        dx[b] += xp.bincount(slots, weights=g.ravel(), minlength=c * h * w).reshape(c, h * w).astype(x.dtype)
     return [dx.reshape(x.shape), None], {}

@@ -201,10 +201,10 @@ def _resumed(args, communicator):
     return trainer
 
 
-def _detection_run(graph, config, args):
-    """YOLO and SSD train on a detection set (``cnngraph.train.detection_train``); no checkpoints, so no --resume."""
+def _detection_run(graph, config, args, augment):
+    """YOLO and SSD train on a detection set (``cnngraph.train.detection_train``) with the model's recipe
+    (``cnngraph.train.detection_recipe``) where options are left out; no checkpoints, so no --resume."""
     from cnngraph.train.data.detection import load_detection
-    from cnngraph.train.data.detection_augment import BoxAugment
     from cnngraph.train.detection_train import DetectionTrainer
 
     shape = next(iter(graph.inputs.values())).shape[1:]
@@ -218,7 +218,8 @@ def _detection_run(graph, config, args):
         console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, test mAP@0.5 {row['test_map50']:.4f}, "
                       f"COCO mAP {row['test_coco_map']:.4f}, {row['seconds']:.0f} s")
 
-    return DetectionTrainer(graph, splits, config, rundir, augment=BoxAugment(flip=bool(config.flip)), report=report)
+    augment = dataclasses.replace(augment, flip=augment.flip or bool(config.flip))
+    return DetectionTrainer(graph, splits, config, rundir, augment=augment, report=report)
 
 
 def _flag(name: str) -> str:
@@ -267,7 +268,11 @@ def _new_run(args, communicator):
     from cnngraph.detection.predict import is_detector
 
     if is_detector(graph.outputs):
-        return _detection_run(graph, TrainConfig(**{"data": "digit-detection", **settings}), args)
+        from cnngraph.train.detection_recipe import detection_recipe
+
+        recipe = detection_recipe(graph.name)
+        config = TrainConfig(**{"data": "digit-detection", **recipe.config, **settings})
+        return _detection_run(graph, config, args, recipe.augment)
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     if config.task == "verify":

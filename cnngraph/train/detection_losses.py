@@ -17,6 +17,7 @@ import numpy as np
 from cnngraph.arrays import namespace, to_numpy
 from cnngraph.detection.anchors import SSD_VARIANCES
 from cnngraph.detection.boxes import encode, iou_matrix
+from cnngraph.detection.losses import smooth_l1
 from cnngraph.detection.predict import yolo_boxes
 from cnngraph.errors import TrainingError
 
@@ -145,7 +146,7 @@ class MultiBoxLoss:
             raise TrainingError(f"{self.name}: outputs 'loc' {tuple(loc.shape)} and 'conf' {tuple(conf.shape)} do "
                                 f"not fit the {len(self.anchors)} default boxes")
         labels_host, offsets = self.match(targets, n)
-        labels, offsets = xp.asarray(labels_host), xp.asarray(offsets)
+        labels, offsets = xp.asarray(labels_host), xp.asarray(offsets, dtype=loc.dtype)  # float32 math in training
         shifted = conf - conf.max(axis=-1, keepdims=True)
         log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
         ce = -xp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
@@ -156,18 +157,17 @@ class MultiBoxLoss:
             return 0.0, {"loc": xp.zeros_like(loc), "conf": xp.zeros_like(conf)}
         pos = xp.asarray(positive)[..., None]
         diff = (loc - offsets) * pos
-        small = xp.abs(diff) < 1
-        smooth_l1 = xp.where(small, 0.5 * diff ** 2, xp.abs(diff) - 0.5)
-        value = ((ce * selected).sum() + self.alpha * smooth_l1.sum()) / matches
-        grad_loc = self.alpha * xp.where(small, diff, xp.sign(diff)) / matches
-        grad_conf = (xp.exp(log_p) - xp.eye(conf.shape[-1])[labels]) * selected[..., None] / matches
+        box_loss, slope = smooth_l1(xp, diff, 1.0)
+        value = ((ce * selected).sum() + self.alpha * box_loss.sum()) / matches
+        grad_loc = self.alpha * slope / matches
+        grad_conf = (xp.exp(log_p) - xp.eye(conf.shape[-1], dtype=conf.dtype)[labels]) * selected[..., None] / matches
         return float(value), {"loc": grad_loc.astype(loc.dtype), "conf": grad_conf.astype(conf.dtype)}
 
     def _hard_negatives(self, ce: np.ndarray, positive: np.ndarray) -> np.ndarray:
-        """Per image, the unmatched default boxes of highest background loss, ``neg_pos_ratio`` per match."""
-        chosen = np.zeros_like(positive)
-        for i in range(len(ce)):
-            count = min(int(self.neg_pos_ratio * positive[i].sum()), int((~positive[i]).sum()))
-            loss = np.where(positive[i], -np.inf, ce[i])
-            chosen[i, np.argsort(-loss, kind="stable")[:count]] = True
-        return chosen
+        """Per image, the unmatched default boxes of highest background loss, ``neg_pos_ratio`` per match: the
+        boxes whose rank in their image's descending loss order is below the image's count."""
+        count = np.minimum((self.neg_pos_ratio * positive.sum(axis=1)).astype(np.int64), (~positive).sum(axis=1))
+        order = np.argsort(-np.where(positive, -np.inf, ce), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(ce.shape[1])[None].repeat(len(ce), axis=0), axis=1)
+        return rank < count[:, None]
