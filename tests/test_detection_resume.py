@@ -17,6 +17,7 @@ from cnngraph.errors import TrainingError
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
 from cnngraph.train.detection_train import DetectionTrainer
+from tests.test_detection_cli import few_canvases  # noqa: F401 - a fixture
 from tests.test_rcnn_training import digit_canvases
 
 
@@ -48,11 +49,6 @@ def test_a_stopped_and_resumed_fast_rcnn_equals_the_straight_run(tmp_path):
     assert_same_model(tmp_path / "straight", tmp_path / "stopped")
 
 
-@pytest.fixture
-def few_canvases(monkeypatch):
-    monkeypatch.setattr(detection_digits, "load", partial(detection_digits.load, n_train=8, n_test=4))
-
-
 def train(*argv) -> int:
     return main(["train", *map(str, argv)])
 
@@ -64,7 +60,7 @@ def test_cli_resume_of_a_faster_rcnn_equals_the_straight_run(tmp_path, few_canva
     assert train("faster_rcnn_small", "--epochs", "2", *common, "--out", tmp_path / "straight") == 0
     assert train("faster_rcnn_small", "--epochs", "1", *common, "--out", tmp_path / "resumed") == 0
     assert train("--resume", tmp_path / "resumed", "--epochs", "2") == 0
-    assert f"resuming {tmp_path / 'resumed'} at epoch 2, step 2" in capsys.readouterr().out
+    assert f"resuming {tmp_path / 'resumed'} at epoch 2, step 4" in capsys.readouterr().out
     assert metrics(tmp_path / "straight") == metrics(tmp_path / "resumed")
     assert_same_model(tmp_path / "straight", tmp_path / "resumed")
 

@@ -273,6 +273,8 @@ def _new_run(args, communicator):
     from cnngraph.train.detection_recipes import find_recipe
 
     if find_recipe(graph) is not None:
+        if communicator is not None:
+            raise CnnGraphError("a detection run trains in one process: drop --workers")
         return _detection_run(graph, TrainConfig(**{"data": "digit-detection", **settings}), rundir)
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
