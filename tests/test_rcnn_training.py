@@ -77,11 +77,11 @@ def test_region_detections_decode_class_specific_boxes_by_hand():
     assert found_scores[0] == pytest.approx(np.exp(5) / (np.exp(5) + 10 * np.exp(-5)))
 
 
-@pytest.mark.parametrize("name, steps", [("fast_rcnn_small", 20), ("faster_rcnn_small", 20), ("rcnn_small", 5)])
+@pytest.mark.parametrize("name, steps", [("fast_rcnn_small", 10), ("faster_rcnn_small", 10), ("rcnn_small", 5)])
 def test_every_loss_falls_on_the_recipes_targets(name, steps):
     """Two digit canvases, their regions and targets drawn once by the recipe (sampled regions, the RPN's
-    proposals and sampled anchors), then steps of Adam on them: every term of the loss falls (mean of the
-    last three steps against the first three). At stride 16 a 64-pixel image is a 4x4 feature map, so
+    proposals and sampled anchors), then steps of Adam on them: every term of the loss falls by 5% at least
+    (mean of the last three steps against the first three). At stride 16 a 64-pixel image is a 4x4 feature map, so
     regions inside one cell pool alike and much of the box term cannot be learnt: it falls least."""
     data = digit_canvases(train=2)
     settings = RegionSettings(rois_per_image=8) if name == "rcnn_small" else None  # a whole AlexNet per region
@@ -98,7 +98,7 @@ def test_every_loss_falls_on_the_recipes_targets(name, steps):
     assert set(history[0]) == expected
     for term in expected:
         first, last = (np.mean([h[term] for h in part]) for part in (history[:3], history[-3:]))
-        assert last < first, (term, [round(h[term], 4) for h in history])
+        assert last < 0.95 * first, (term, [round(h[term], 4) for h in history])
 
 
 def test_detections_of_a_trained_faster_rcnn_have_the_evaluate_format():
@@ -118,12 +118,12 @@ def test_detections_of_a_trained_faster_rcnn_have_the_evaluate_format():
 
 def test_train_eval_and_draw_a_fast_rcnn_from_the_cli(capsys, tmp_path, few_canvases):
     run = tmp_path / "run"
-    code, out, err = cli(capsys, "train", "fast_rcnn_small", "--epochs", "2", "--batch", "4", "--optimizer", "adam",
+    code, out, err = cli(capsys, "train", "fast_rcnn_small", "--epochs", "1", "--batch", "8", "--optimizer", "adam",
                          "--out", run)
     assert code == 0, err
     assert "classification" in out and "test mAP@0.5" in out
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["1", "2"] and {"classification", "box"} <= set(rows[0])
+    assert [r["epoch"] for r in rows] == ["1"] and {"classification", "box"} <= set(rows[0])
     assert (run / "checkpoint.safetensors").is_file() and (run / "model.cng").is_file()
     code, out, err = cli(capsys, "eval", run / "model.cng", "--data", "digit-detection")
     assert code == 0, err
