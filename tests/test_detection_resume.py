@@ -99,7 +99,8 @@ def edited(run, tmp_path, change) -> str:
         meta = f.metadata()
     state = json.loads(meta["state"])
     change(state)
-    save_file(load_file(str(path)), str(target / "checkpoint.safetensors"), metadata={**meta, "state": json.dumps(state)})
+    save_file(load_file(str(path)), str(target / "checkpoint.safetensors"),
+              metadata={**meta, "state": json.dumps(state)})
     return target
 
 

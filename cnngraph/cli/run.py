@@ -44,7 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--mask", metavar="PNG",
                    help="segmentation mask file (default with a photo: <photo name>_mask.png here)")
     p.add_argument("--boxes", metavar="PNG",
-                   help="detectors (YOLO, SSD, the R-CNN family): draw the labelled boxes found on the input into this PNG")
+                   help="detectors (YOLO, SSD, the R-CNN family): draw the labelled boxes found on the input into "
+                   "this PNG")
     p.add_argument("--min-score", type=float, default=0.3,
                    help="with --boxes: draw detections scoring at least this (default 0.3)")
     p.add_argument("-o", "--output", help="write the output to this .npy (.npz for several outputs)")

@@ -121,7 +121,8 @@ class DetectionTrainer:
                 terms.append(dict(getattr(self.loss, "last", {})))
             voc, coco = evaluate(self.model, self.recipe, self.splits.test, self.config.eval_batch or self.config.batch)
             self.epoch += 1
-            row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr, "train_loss": float(np.mean(losses)),
+            row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr,
+                   "train_loss": float(np.mean(losses)),
                    **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]},
                    "test_map50": voc.mean, "test_coco_map": coco.mean, "seconds": time.perf_counter() - started,
                    "per_class": [float(v) for v in voc.per_class]}
