@@ -166,7 +166,8 @@ class DetectionTrainer:
                report: Callable[[dict], None] | None = None, settings: RegionSettings | None = None,
                augment: BoxAugment | None = None) -> DetectionTrainer:
         """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it. The data is generated or read
-        again from the saved settings, unless the run was given its ``splits`` in Python: then pass the same."""
+        again from the saved settings, unless the run was given its ``splits`` in Python: then pass the same, and
+        the same region ``settings`` and ``augment`` (neither is saved: the CLI always uses the defaults)."""
         path = Path(rundir) / CHECKPOINT
         ckpt = checkpoint.load(path)
         state = ckpt.state
