@@ -11,6 +11,7 @@ Backbones, each at stride 16 (``spatial_scale`` 1/16):
 - ``vgg16`` (the paper): conv1_1 .. conv5_3 (torchvision's ``features.0-29``, the last pool dropped),
   7x7 RoI pooling, fc6 and fc7 of 4,096 with dropout. ``width`` scales every layer (1/8 is a CPU-sized
   network of the same shape).
+- ``vgg16_bn``: the same with a BatchNorm after every convolution (torchvision's ``vgg16_bn``).
 - ``resnet18`` / ``resnet50`` (He et al., 2016, "ResNet-C4"): stem and layer1-3 as the trunk, 14x14 RoI
   pooling, layer4 (its stride 2 makes 7x7) and global average pooling per region.
 
@@ -34,9 +35,10 @@ from cnngraph.models.vgg import CONFIGS, features
 STRIDE = 16
 
 
-def vgg16_backbone(image, width: float = 1.0):
-    """Shared feature map (stride 16) and the per-region head: RoI pooling 7x7, fc6, fc7."""
-    shared, _ = features(image, CONFIGS["vgg16"][:-1], batch_norm=False, width=width)
+def vgg16_backbone(image, width: float = 1.0, batch_norm: bool = False):
+    """Shared feature map (stride 16) and the per-region head: RoI pooling 7x7, fc6, fc7. ``batch_norm``:
+    torchvision's vgg16_bn convolutions, which train from scratch where the plain stack stalls."""
+    shared, _ = features(image, CONFIGS["vgg16"][:-1], batch_norm=batch_norm, width=width)
 
     def head(rois, dropout: float):
         pooled = dsl.roi_pool(shared, rois, 7, spatial_scale=1 / STRIDE, name="roi_pool")
@@ -62,7 +64,8 @@ def resnet_backbone(image, depth: str, width: float = 1.0):
     return shared, head
 
 
-BACKBONES = {"vgg16": vgg16_backbone, **{d: partial(resnet_backbone, depth=d) for d in ("resnet18", "resnet50")}}
+BACKBONES = {"vgg16": vgg16_backbone, "vgg16_bn": partial(vgg16_backbone, batch_norm=True),
+             **{d: partial(resnet_backbone, depth=d) for d in ("resnet18", "resnet50")}}
 
 
 def detection_heads(features, num_classes: int):

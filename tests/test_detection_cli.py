@@ -81,8 +81,8 @@ def test_a_detector_with_too_few_classes_for_the_data_is_one_line(capsys, few_ca
     assert code == 1 and "scores 3 classes, the data has 10" in err and "--num-classes 10" in err
 
 
-def test_train_takes_the_models_recipe_where_options_are_left_out(capsys, tmp_path, few_canvases, monkeypatch):
-    from cnngraph.train.detection_recipe import RECIPES, Recipe, detection_recipe
+def test_train_takes_the_models_defaults_where_options_are_left_out(capsys, tmp_path, few_canvases, monkeypatch):
+    from cnngraph.train.detection_defaults import DEFAULTS, Defaults, detection_defaults
     from cnngraph.train.detection_train import DetectionTrainer
 
     seen = {}
@@ -95,8 +95,8 @@ def test_train_takes_the_models_recipe_where_options_are_left_out(capsys, tmp_pa
     monkeypatch.setattr(DetectionTrainer, "fit", fit)
     code, _, err = cli(capsys, "train", "ssd_small", "--input-size", "32", "--lr", "0.01", "--flip", "--out", tmp_path)
     assert code == 0, err
-    recipe = RECIPES["ssd_small"]
+    recipe = DEFAULTS["ssd_small"]
     assert seen["config"].lr == 0.01 and seen["config"].optimizer == recipe.config["optimizer"] == "adam"
     assert seen["config"].warmup == recipe.config["warmup"] and seen["config"].data == "digit-detection"
     assert seen["augment"].scale == recipe.augment.scale and seen["augment"].flip
-    assert detection_recipe("ssd") == Recipe()  # SSD300 keeps TrainConfig's defaults: the recipe is ssd_small's
+    assert detection_defaults("ssd") == Defaults()  # SSD300 keeps TrainConfig's defaults: these are ssd_small's

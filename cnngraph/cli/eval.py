@@ -12,7 +12,7 @@ from rich.table import Table
 from cnngraph.cli.common import (add_backend_arg, add_model_args, add_threads_arg, add_weights_arg, apply_weights,
                                  console, load, positive)
 
-HELP = "score a detector (YOLO, SSD) in VOC mAP@0.5 and COCO mAP@[.5:.95] on a detection set"
+HELP = "score a detector (YOLO, SSD, the R-CNN family) in VOC mAP@0.5 and COCO mAP@[.5:.95] on a detection set"
 
 
 def add_arguments(p) -> None:
@@ -29,16 +29,16 @@ def add_arguments(p) -> None:
 
 def run(args) -> None:
     import cnngraph
-    from cnngraph.detection.predict import detector_kind
     from cnngraph.train.data.detection import load_detection
+    from cnngraph.train.detection_recipes import recipe_for
     from cnngraph.train.detection_train import evaluate
 
     graph = apply_weights(load(args), args)
-    detector_kind(graph.outputs)
+    recipe = recipe_for(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     splits = load_detection(args.data, shape, seed=args.seed)
     model = cnngraph.compile(graph, backend=args.backend)
-    voc, coco = evaluate(model, graph, splits.test, args.batch)
+    voc, coco = evaluate(model, recipe, splits.test, args.batch)
     table = Table("class", "AP@0.5 (VOC)", "AP@[.5:.95] (COCO)", title=f"{graph.name} on {splits.source}, "
                   f"{len(splits.test)} test images")
     for (name, ap50), (_, ap) in zip(voc.table(splits.test.classes), coco.table(splits.test.classes)):

@@ -44,8 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--mask", metavar="PNG",
                    help="segmentation mask file (default with a photo: <photo name>_mask.png here)")
     p.add_argument("--boxes", metavar="PNG",
-                   help="detectors (YOLO, SSD, Mask R-CNN): draw the labelled boxes (and masks) found on the input "
-                        "into this PNG")
+                   help="detectors (YOLO, SSD, the R-CNN family): draw the labelled boxes found on the input into "
+                   "this PNG")
     p.add_argument("--min-score", type=float, default=0.3,
                    help="with --boxes: draw detections scoring at least this (default 0.3)")
     p.add_argument("-o", "--output", help="write the output to this .npy (.npz for several outputs)")
@@ -53,6 +53,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> None:
     import cnngraph
+    from cnngraph.train.detection_recipes import recipe_for
 
     graph = apply_weights(load(args), args)
     if args.exit:
@@ -61,6 +62,9 @@ def run(args) -> None:
     model = cnngraph.compile(graph, backend=args.backend, dtype=args.dtype, check=args.check)
     t1 = time.perf_counter()
     feeds = _inputs(graph, args)
+    recipe = recipe_for(graph) if args.boxes else None
+    if recipe is not None:  # a two-stage detector's regions come from its proposals, not from --input
+        feeds = recipe.feeds(model, feeds[recipe.image_input])
     outputs = model.run(feeds, to_host=True)
     t2 = time.perf_counter()
     batch = next(iter(feeds.values())).shape[0]
@@ -83,8 +87,8 @@ def run(args) -> None:
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
-    if args.boxes:
-        _write_boxes(feeds, outputs, args.boxes, args.min_score, model, graph)
+    if recipe is not None:
+        _write_boxes(recipe, feeds, outputs, args.boxes, args.min_score)
     if args.output:
         _save_outputs(args.output, outputs)
 
@@ -121,17 +125,13 @@ def _print_top(out, names) -> None:
 
 def _inputs(graph, args) -> dict:
     if args.input:
-        from cnngraph.detection.masks_predict import is_mask_rcnn, whole_image_regions
-
-        regions = bool(args.boxes) and is_mask_rcnn(graph.outputs)  # its regions come from its own RPN
-        if len(graph.inputs) != 1 + regions:
-            raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
         name, t = next(iter(graph.inputs.items()))
         if args.boxes and is_image(args.input):  # a detector sees the photo as it trained: resized, in [0, 1]
             from cnngraph.train.data.detection import read_resized
 
-            image = read_resized(Path(args.input), t.shape[1:], f"--input {args.input}")[0][None]
-            return {name: image, **({"rois": whole_image_regions(image)} if regions else {})}
+            return {name: read_resized(Path(args.input), t.shape[1:], f"--input {args.input}")[0][None]}
+        if len(graph.inputs) != 1:
+            raise CnnGraphError(f"--input takes one array; the model has inputs {list(graph.inputs)}")
         return {name: _photo(args.input, t, info_of(graph)) if is_image(args.input) else _array(args.input)}
     rng, batch = np.random.default_rng(args.seed), args.batch or 1
     for name, t in graph.inputs.items():
@@ -168,22 +168,15 @@ def _write_masks(scores, path: str) -> None:
         console.print(f"wrote mask {target} ({sample.shape[0]} classes, {sample.shape[1]}x{sample.shape[2]})")
 
 
-def _write_boxes(feeds: dict, outputs: dict, path: str, min_score: float, model, graph) -> None:
-    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed; Mask R-CNN's
-    with their masks, from its own proposals (three runs: RPN, box head, mask branch)."""
+def _write_boxes(recipe, feeds: dict, outputs: dict, path: str, min_score: float) -> None:
+    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed."""
     from cnngraph.detection.drawing import draw_boxes
-    from cnngraph.detection.masks_predict import detect_masks, is_mask_rcnn
-    from cnngraph.detection.predict import Postprocess, detect, detector_kind
+    from cnngraph.detection.predict import Postprocess
     from cnngraph.io import atomic_write_bytes
     from cnngraph.models.faster_rcnn import anchors
 
-    image = next(iter(feeds.values()))[0]
-    post = Postprocess(score_threshold=min_score)
-    if is_mask_rcnn(outputs):
-        found = detect_masks(model, image[None], anchors(graph), post)[0]
-    else:
-        detector_kind(outputs)
-        found = detect(outputs, image.shape[1:], post)[0]
+    image = feeds[recipe.image_input][0]
+    found = recipe.decode(outputs, feeds, Postprocess(score_threshold=min_score))[0]
     picture = draw_boxes(image, found, scale=max(1, -(-256 // max(image.shape[1:]))))
     buf = __import__("io").BytesIO()
     picture.save(buf, format="PNG")

@@ -182,14 +182,20 @@ def _settings(args) -> dict:
 
 def _resumed(args, communicator):
     """The saved run, with --epochs applied; any other option that differs from the saved run is refused, listed,
-    rather than silently ignored."""
+    rather than silently ignored. A detection run's checkpoint resumes as a detection run."""
     from cnngraph.train import Trainer
+    from cnngraph.train.detection_train import DetectionTrainer, is_detection_run
 
     if args.model is not None:
         raise CnnGraphError("--resume continues a saved run: give RUNDIR only, not MODEL")
     given = _settings(args)
-    trainer = Trainer.resume(args.resume, epochs=given.pop("epochs", None), console=console,
-                             communicator=communicator)
+    epochs = given.pop("epochs", None)
+    if is_detection_run(args.resume):
+        if communicator is not None:
+            raise CnnGraphError("a detection run trains in one process: drop --workers")
+        trainer = DetectionTrainer.resume(args.resume, epochs=epochs, report=_report_epoch)
+    else:
+        trainer = Trainer.resume(args.resume, epochs=epochs, console=console, communicator=communicator)
     differ = [f"--{_flag(k)} {v} (saved: {getattr(trainer.config, k)})" for k, v in given.items()
               if v != getattr(trainer.config, k)]
     differ += [f"--{_flag(k)}" for k in NEW_RUN_ONLY if getattr(args, k) is not None]
@@ -201,25 +207,24 @@ def _resumed(args, communicator):
     return trainer
 
 
-def _detection_run(graph, config, args, augment):
-    """YOLO and SSD train on a detection set (``cnngraph.train.detection_train``) with the model's recipe
-    (``cnngraph.train.detection_recipe``) where options are left out; no checkpoints, so no --resume."""
+def _detection_run(graph, config, rundir: Path):
+    """A detector (YOLO, SSD, the R-CNN family) trains on a detection set (``cnngraph.train.detection_train``),
+    with its measured defaults (``cnngraph.train.detection_defaults``) where options are left out."""
     from cnngraph.train.data.detection import load_detection
     from cnngraph.train.detection_train import DetectionTrainer
 
     shape = next(iter(graph.inputs.values())).shape[1:]
     splits = load_detection(config.data, shape, seed=config.seed)
-    rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
     console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
                   f"into {rundir}")
+    return DetectionTrainer(graph, splits, config, rundir, report=_report_epoch)
 
-    def report(row: dict) -> None:
-        console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, test mAP@0.5 {row['test_map50']:.4f}, "
-                      f"COCO mAP {row['test_coco_map']:.4f}, {row['seconds']:.0f} s")
 
-    augment = dataclasses.replace(augment, flip=augment.flip or bool(config.flip))
-    return DetectionTrainer(graph, splits, config, rundir, augment=augment, report=report)
+def _report_epoch(row: dict) -> None:
+    terms = "".join(f", {k} {v:.4f}" for k, v in row.items() if k.endswith(("classification", "box")))
+    console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}{terms}, test mAP@0.5 {row['test_map50']:.4f}, "
+                  f"COCO mAP {row['test_coco_map']:.4f}, {row['seconds']:.0f} s")
 
 
 def _flag(name: str) -> str:
@@ -265,14 +270,20 @@ def _new_run(args, communicator):
 
         args.num_classes = len(parse_classes(config.train_classes))
     graph = _model(args, config.seed)
-    from cnngraph.detection.predict import is_detector
+    rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if rundir.exists() and not rundir.is_dir():
+        raise CnnGraphError(f"--out {rundir} is a file; a run needs a folder (give a new or existing folder)")
+    if (rundir / CHECKPOINT).exists():
+        raise CnnGraphError(f"--out {rundir} already holds a run: continue it with --resume {rundir}, or pick another --out")
+    from cnngraph.train.detection_recipes import find_recipe
 
-    if is_detector(graph.outputs):
-        from cnngraph.train.detection_recipe import detection_recipe
+    if find_recipe(graph) is not None:
+        if communicator is not None:
+            raise CnnGraphError("a detection run trains in one process: drop --workers")
+        from cnngraph.train.detection_defaults import detection_defaults
 
-        recipe = detection_recipe(graph.name)
-        config = TrainConfig(**{"data": "digit-detection", **recipe.config, **settings})
-        return _detection_run(graph, config, args, recipe.augment)
+        config = TrainConfig(**{"data": "digit-detection", **detection_defaults(graph.name).config, **settings})
+        return _detection_run(graph, config, rundir)
     _check_task(graph)
     shape = next(iter(graph.inputs.values())).shape[1:]
     if config.task == "verify":
@@ -282,11 +293,6 @@ def _new_run(args, communicator):
         splits = verification_splits(config.data, shape, config.train_classes)[0]
     else:
         splits = load_dataset(config.data, shape)
-    rundir = Path(args.out or f"runs/{graph.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if rundir.exists() and not rundir.is_dir():
-        raise CnnGraphError(f"--out {rundir} is a file; a run needs a folder (give a new or existing folder)")
-    if (rundir / CHECKPOINT).exists():
-        raise CnnGraphError(f"--out {rundir} already holds a run: continue it with --resume {rundir}, or pick another --out")
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test images")
     console.print(f"training {graph.name} for {config.epochs} epochs with {config.optimizer} on {config.backend} "
                   f"({config.dtype}) into {rundir}")

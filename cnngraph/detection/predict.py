@@ -60,7 +60,7 @@ def detect(outputs: dict, image_size: tuple[int, int], post: Postprocess = Postp
         boxes, scores = _yolo(outputs["boxes"], outputs["classes"], image_size)
     else:
         boxes, scores = _ssd(outputs["loc"], outputs["conf"], outputs["anchors"], image_size)
-    return [_suppress(b, s, post) for b, s in zip(boxes, scores)]
+    return [suppress(b, s, post) for b, s in zip(boxes, scores)]
 
 
 def yolo_boxes(box_out: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -80,7 +80,7 @@ def _yolo(box_out: np.ndarray, class_out: np.ndarray, image_size: tuple[int, int
     """(N, S*S*B, 4) pixel boxes and (N, S*S*B, C) class-specific confidences."""
     n, s, _, b, _ = box_out.shape
     scores = box_out[..., 4:5] * class_out[:, :, :, None, :]
-    return _clipped(yolo_boxes(box_out, image_size).reshape(n, -1, 4), image_size), scores.reshape(n, s * s * b, -1)
+    return clip_to_image(yolo_boxes(box_out, image_size).reshape(n, -1, 4), image_size), scores.reshape(n, s * s * b, -1)
 
 
 def _ssd(loc: np.ndarray, conf: np.ndarray, anchors: np.ndarray, image_size: tuple[int, int]):
@@ -88,21 +88,23 @@ def _ssd(loc: np.ndarray, conf: np.ndarray, anchors: np.ndarray, image_size: tup
     height, width = image_size
     boxes = decode(loc, np.broadcast_to(anchors, loc.shape), SSD_VARIANCES) * np.array([width, height, width, height])
     shifted = np.exp(conf - conf.max(axis=-1, keepdims=True))
-    return _clipped(boxes, image_size), (shifted / shifted.sum(axis=-1, keepdims=True))[..., 1:]
+    return clip_to_image(boxes, image_size), (shifted / shifted.sum(axis=-1, keepdims=True))[..., 1:]
 
 
-def _clipped(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+def clip_to_image(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     height, width = image_size
     return np.clip(boxes, 0, np.array([width, height, width, height], np.float64))
 
 
-def _suppress(boxes: np.ndarray, scores: np.ndarray, post: Postprocess) -> tuple:
-    """Per-class NMS on one image, then the ``max_detections`` best across classes."""
+def suppress(boxes: np.ndarray, scores: np.ndarray, post: Postprocess) -> tuple:
+    """Per-class NMS on one image, then the ``max_detections`` best across classes. ``boxes`` (k, 4) serve
+    every class; (k, C, 4) are class-specific (the R-CNN family's regression)."""
     kept_boxes, kept_scores, kept_labels = [], [], []
     for c in range(scores.shape[1]):
+        mine = boxes[:, c] if boxes.ndim == 3 else boxes
         top = np.argsort(-scores[:, c], kind="stable")[:post.pre_nms_top_k]
-        keep = top[nms(boxes[top], scores[top, c], post.iou_threshold, post.score_threshold, post.max_detections)]
-        kept_boxes.append(boxes[keep])
+        keep = top[nms(mine[top], scores[top, c], post.iou_threshold, post.score_threshold, post.max_detections)]
+        kept_boxes.append(mine[keep])
         kept_scores.append(scores[keep, c])
         kept_labels.append(np.full(len(keep), c, np.int64))
     b, s, y = np.concatenate(kept_boxes), np.concatenate(kept_scores), np.concatenate(kept_labels)

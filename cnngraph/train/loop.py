@@ -332,7 +332,10 @@ class Trainer:
         path = Path(rundir) / CHECKPOINT
         ckpt = checkpoint.load(path)
         state = ckpt.state
-        config = _config(state, path)
+        if isinstance(state, dict) and state.get("kind") == "detection":
+            raise TrainingError(f"{path}: a detection run's checkpoint; resume it with DetectionTrainer.resume "
+                                f"(cnngraph train --resume tells them apart)")
+        config = saved_config(state, path)
         if epochs is not None:
             config.epochs = epochs
         if splits is None and config.task == "verify":
@@ -373,7 +376,7 @@ def _gray(x: np.ndarray) -> bool:
     return all(np.array_equal(x[:, 0], x[:, c]) for c in range(1, x.shape[1]))
 
 
-def _config(state: dict, path: Path) -> TrainConfig:
+def saved_config(state: dict, path: Path) -> TrainConfig:
     """The run's saved settings, or a TrainingError naming the checkpoint's config field."""
     doc = state.get("config") if isinstance(state, dict) else None
     if not isinstance(doc, dict):

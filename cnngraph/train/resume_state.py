@@ -66,7 +66,12 @@ def check_state(state: dict, where: str, half: bool) -> None:
         raise top.fail("history", "a list of per-epoch objects", history)
     loader = top.object("loader")
     loader.count("position")
-    _check_generator(loader, "rng")
+    check_generator(loader, "rng")
+    check_randomness(top, half)
+
+
+def check_randomness(top: Fields, half: bool) -> None:
+    """The dropout draws' seed and count and, in half precision, the loss scaler's state."""
     dropout = top.object("dropout")
     dropout.count("seed"), dropout.count("draws")
     if half:
@@ -74,7 +79,7 @@ def check_state(state: dict, where: str, half: bool) -> None:
         scaler.number("scale", positive=True), scaler.count("growth_tracker"), scaler.count("skipped")
 
 
-def _check_generator(fields: Fields, name: str) -> None:
+def check_generator(fields: Fields, name: str) -> None:
     """A NumPy PCG64 state, as ``bit_generator.state`` gives it: NumPy itself judges it, on a spare generator."""
     value = fields.get(name)
     try:
