@@ -83,7 +83,7 @@ def one_line_error(capsys, *argv) -> str:
 
 def test_resume_refuses_changed_options_and_a_new_run_in_a_used_folder(capsys, ssd_run, few_canvases):
     err = one_line_error(capsys, "--resume", ssd_run, "--batch", "4", "--lr", "0.5")
-    assert "--batch 4 (saved: 8)" in err and "--lr 0.5 (saved: None)" in err
+    assert "--batch 4 (saved: 8)" in err and "--lr 0.5 (saved: 0.003)" in err
     err = one_line_error(capsys, "ssd_small", "--input-size", "32", "--out", ssd_run)
     assert f"--resume {ssd_run}" in err
 

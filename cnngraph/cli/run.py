@@ -173,7 +173,6 @@ def _write_boxes(recipe, feeds: dict, outputs: dict, path: str, min_score: float
     from cnngraph.detection.drawing import draw_boxes
     from cnngraph.detection.predict import Postprocess
     from cnngraph.io import atomic_write_bytes
-    from cnngraph.models.faster_rcnn import anchors
 
     image = feeds[recipe.image_input][0]
     found = recipe.decode(outputs, feeds, Postprocess(score_threshold=min_score))[0]
