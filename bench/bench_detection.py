@@ -1,17 +1,19 @@
 """Detectors on digit-detection: VOC mAP@0.5 reached against wall time, on this machine.
 
     python bench/bench_detection.py [--models ssd_small yolo_v1_small] [--budget 900] [--train 2000] [--test 400]
-                                    [--epochs 30] [--batch 32] [--lr 0.001] [--save DIR]
+                                    [--epochs N] [--batch N] [--lr LR] [--save DIR]
 
 Any detector the training recipes know runs: the one-stage ``ssd_small`` and ``yolo_v1_small`` and the
-two-stage ``fast_rcnn_small``, ``faster_rcnn_small`` and ``rcnn_small`` (whose whole AlexNet per region
-makes it the slowest by far: give it a small ``--train`` and ``--test``).
+two-stage ``fast_rcnn_small``, ``faster_rcnn_small``, ``mask_rcnn_small`` and ``rcnn_small`` (whose whole
+AlexNet per region makes it the slowest by far: give it a small ``--train`` and ``--test``).
 
-Each model trains with Adam and a cosine schedule over ``--epochs`` on ``--train`` generated canvases
-(64x64, up to 4 digits, seed 0) and is scored on the ``--test`` held-out canvases after every epoch; a model
-stops at the first epoch end past ``--budget`` seconds. Prints one row per epoch (wall seconds
-since its start, training loss, mAP@0.5, COCO mAP) and a summary: the best mAP@0.5 and when it was
-reached. The aim in issue 15 is 0.9 within 15 minutes. Wall time includes evaluation. A benchmark,
+Each model trains as ``cnngraph train MODEL --data digit-detection`` does: its measured defaults
+(``cnngraph.train.detection_defaults``: optimizer, learning rate, schedule, batch, augmentation; a cosine
+schedule over 30 epochs with Adam at 1e-3 where it has none), ``--epochs``, ``--batch`` and ``--lr``
+overriding them, on ``--train`` generated canvases (64x64, up to 4 digits, seed 0), scored on the ``--test``
+held-out canvases after every epoch; a model stops at the first epoch end past ``--budget`` seconds. Prints
+one row per epoch (wall seconds since its start, training loss, mAP@0.5, COCO mAP, and COCO mask mAP for
+Mask R-CNN) and a summary: the best mAP@0.5 and when it was reached. The aim in issue 15 is 0.9 within 15 minutes. Wall time includes evaluation. A benchmark,
 not a test: say what else ran on the machine when quoting it (``os.getloadavg`` is printed).
 """
 
@@ -28,7 +30,10 @@ from cnngraph import models
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
 from cnngraph.train.data.detection import DetectionSplits, with_channels
+from cnngraph.train.detection_defaults import detection_defaults
 from cnngraph.train.detection_train import DetectionTrainer
+
+FALLBACK = {"epochs": 30, "batch": 32, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine"}
 
 
 def main() -> None:
@@ -37,9 +42,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per model (default 900)")
     parser.add_argument("--train", type=int, default=2000, help="training canvases (default 2000)")
     parser.add_argument("--test", type=int, default=400, help="held-out canvases scored each epoch (default 400)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, help="default: the model's, else 30")
+    parser.add_argument("--batch", type=int, help="default: the model's, else 32")
+    parser.add_argument("--lr", type=float, help="default: the model's, else 0.001")
     parser.add_argument("--save", metavar="DIR", help="write each trained model to DIR/<model>.cng")
     args = parser.parse_args()
     console = Console()
@@ -50,12 +55,14 @@ def main() -> None:
     summary = Table("model", "params", "best mAP@0.5", "at (s)", "epochs", "load average after")
     for name in args.models:
         graph = models.build(name)
-        table = Table("epoch", "wall s", "train loss", "mAP@0.5", "COCO mAP", title=name)
-        config = TrainConfig(epochs=args.epochs, batch=args.batch, optimizer="adam", lr=args.lr, weight_decay=0.0)
+        table = Table("epoch", "wall s", "train loss", "mAP@0.5", "COCO mAP", "COCO mask mAP", title=name)
+        given = {k: v for k, v in (("epochs", args.epochs), ("batch", args.batch), ("lr", args.lr)) if v is not None}
+        config = TrainConfig(**{**FALLBACK, **detection_defaults(name).config, **given})
 
         def report(row, table=table):
             table.add_row(str(row["epoch"]), f"{row['seconds']:.0f}", f"{row['train_loss']:.3f}",
-                          f"{row['test_map50']:.3f}", f"{row['test_coco_map']:.3f}")
+                          f"{row['test_map50']:.3f}", f"{row['test_coco_map']:.3f}",
+                          f"{row['test_mask_map']:.3f}" if "test_mask_map" in row else "-")
             console.print(f"{name} epoch {row['epoch']}: {row['seconds']:.0f} s, mAP@0.5 {row['test_map50']:.3f}")
 
         trainer = DetectionTrainer(graph, splits, config, report=report)

@@ -8,6 +8,8 @@
   ``anchors`` (K, 4), as SSD's default boxes are, so a trained or saved model proposes with the anchors
   it was trained with.
 - ``rcnn_small``: R-CNN's AlexNet on 67x67 warps (the smallest it takes), no dropout.
+- ``mask_rcnn_small``: Mask R-CNN's C4 layout (models/mask_rcnn.py) on a ResNet-18 at 1/4 width (channels
+  16-128, a 4x4 C4 map), with ``faster_rcnn_small``'s anchors as its constant ``anchors`` output.
 
 Parameters, by hand. The 13 convolutions of 8, 8, 16, 16, 32, 32, 32 and six times 64 channels: 224 + 584
 + 1,168 + 2,320 + 4,640 + 2 x 9,248 + 18,496 + 5 x 36,928 = 230,568, their BatchNorms 2 x 528 = 1,056;
@@ -17,33 +19,67 @@ fc6 3,136 x 512 + 512 = 1,606,144; fc7 262,656; cls_score 512 x 11 + 11 = 5,643;
 ``rcnn_small``: conv1-5 2,334,080 (models/rcnn.py); a 67x67 warp leaves pool5 at 256 x 1 x 1, so fc6
 256 x 4,096 + 4,096 = 1,052,672; fc7 16,781,312; cls_score 4,096 x 11 + 11 = 45,067; bbox_pred 256 x 44 +
 44 = 11,308: 20,224,439.
+``mask_rcnn_small``: the ResNet-18 trunk at 1/4 width, convolutions without bias and 2 parameters per
+BatchNorm channel: stem 2,352 + 32; layer1 4 x (2,304 + 32) = 9,344; layer2 4,672 + 9,280 + 576
+(downsample) + 2 x 9,280 = 33,088; layer3 18,560 + 36,992 + 2,176 + 2 x 36,992 = 131,712; layer4 (res5,
+per region) 73,984 + 147,712 + 8,448 + 2 x 147,712 = 525,568: 702,096. The RPN on 64 channels, 128 wide:
+73,856 + 128 x 12 + 12 = 1,548 + 128 x 24 + 24 = 3,096; cls_score 128 x 11 + 11 = 1,419; bbox_pred
+128 x 44 + 44 = 5,676; the mask branch's deconvolution 128 x 64 x 2 x 2 + 64 = 32,832 and 1x1
+convolution 64 x 11 + 11 = 715. Total 821,238.
 """
 
-from functools import partial
+from functools import partial, wraps
 
 import numpy as np
 
 from cnngraph.models import register
 from cnngraph.models.fast_rcnn import fast_rcnn
 from cnngraph.models.faster_rcnn import anchors, faster_rcnn
+from cnngraph.models.mask_rcnn import mask_rcnn
 from cnngraph.models.rcnn import rcnn
 
 SMALL = {"num_classes": 11, "input_size": 64, "dropout": 0.0}
 ANCHOR_SIZES, ANCHOR_RATIOS = (14, 24, 36), (1.0, 1.5)
 
 
-def faster_rcnn_small(num_classes: int = 11, input_size: int = 64, seed: int = 0):
-    graph = faster_rcnn("vgg16_bn", num_classes, input_size, width=0.125, anchor_sizes=ANCHOR_SIZES,
-                        anchor_ratios=ANCHOR_RATIOS, dropout=0.0, seed=seed)
+def with_anchors(graph):
+    """``graph`` with its RPN's anchors as the constant output ``anchors``, so they travel with the model."""
     graph.append_constant("anchors", anchors(graph, ANCHOR_SIZES, ANCHOR_RATIOS).astype(np.float32))
     graph.outputs.append("anchors")
     graph.verify()
     return graph
 
 
-register("fast_rcnn_small", "detection", "Fast R-CNN on a 1/8-width VGG-16, 64x64, 10 classes: for CPU training")(
-    partial(fast_rcnn, backbone="vgg16_bn", width=0.125, **SMALL))
-register("faster_rcnn_small", "detection", "Faster R-CNN on a 1/8-width VGG-16, 64x64, anchors 14-36 px: for CPU "
-         "training")(faster_rcnn_small)
-register("rcnn_small", "detection", "R-CNN's AlexNet on 67x67 warps of 64x64 images, 10 classes: for CPU training")(
-    partial(rcnn, crop=67, **SMALL))
+def faster_rcnn_small(num_classes: int = 11, input_size: int = 64, seed: int = 0):
+    return with_anchors(faster_rcnn("vgg16_bn", num_classes, input_size, width=0.125, anchor_sizes=ANCHOR_SIZES,
+                                    anchor_ratios=ANCHOR_RATIOS, dropout=0.0, seed=seed))
+
+
+def mask_rcnn_small(num_classes: int = 11, input_size: int = 64, seed: int = 0):
+    return with_anchors(mask_rcnn("resnet18", num_classes, input_size, width=0.25, anchor_sizes=ANCHOR_SIZES,
+                                  anchor_ratios=ANCHOR_RATIOS, seed=seed))
+
+
+def named(name: str, build):
+    """``build`` whose graph carries the zoo name, which keys its training defaults (train/detection_defaults)."""
+    @wraps(build)  # keeps build's signature, which models.build checks options against
+    def built(**options):
+        graph = build(**options)
+        graph.name = name
+        return graph
+
+    return built
+
+
+SMALL_MODELS = {
+    "fast_rcnn_small": ("Fast R-CNN on a 1/8-width VGG-16, 64x64, 10 classes: for CPU training",
+                        partial(fast_rcnn, backbone="vgg16_bn", width=0.125, **SMALL)),
+    "faster_rcnn_small": ("Faster R-CNN on a 1/8-width VGG-16, 64x64, anchors 14-36 px: for CPU training",
+                          faster_rcnn_small),
+    "mask_rcnn_small": ("Mask R-CNN (C4) on a 1/4-width ResNet-18, 64x64, anchors 14-36 px: for CPU training",
+                        mask_rcnn_small),
+    "rcnn_small": ("R-CNN's AlexNet on 67x67 warps of 64x64 images, 10 classes: for CPU training",
+                   partial(rcnn, crop=67, **SMALL)),
+}
+for _name, (_summary, _build) in SMALL_MODELS.items():
+    register(_name, "detection", _summary)(named(_name, _build))

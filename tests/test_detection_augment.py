@@ -54,3 +54,26 @@ def test_random_augmentations_keep_boxes_on_their_pixels_and_replay_from_a_seed(
             np.testing.assert_allclose(boxes[0], tight(image), atol=1.0)
         again = augment(rendered(BOX), BOX, np.array([1]), np.random.default_rng(seed))
         np.testing.assert_array_equal(again[1], boxes)
+
+
+@pytest.mark.parametrize("augment", [BoxAugment(flip=True), BoxAugment(scale=(0.6, 1.5)), BoxAugment(crop=0.6),
+                                     BoxAugment(True, (0.7, 1.3), 0.7)])
+def test_instance_masks_move_with_their_boxes_and_leave_with_them(augment):
+    """Two objects with their masks: each kept mask still frames its box (a mask is its object's pixels), a
+    dropped box takes its mask along, and the image, boxes and labels are what they are without masks."""
+    boxes = np.array([[10, 8, 30, 24], [40, 26, 58, 38]], np.float32)
+    masks = np.stack([rendered(b[None])[0] > 0 for b in boxes])
+    kept_any = 0
+    for seed in range(8):
+        image, moved, labels, out = augment(rendered(boxes), boxes, np.array([4, 7]), np.random.default_rng(seed),
+                                            masks)
+        plain = augment(rendered(boxes), boxes, np.array([4, 7]), np.random.default_rng(seed))
+        np.testing.assert_array_equal(image, plain[0])
+        np.testing.assert_array_equal(moved, plain[1])
+        np.testing.assert_array_equal(labels, plain[2])
+        assert out.dtype == bool and out.shape == (len(labels), 40, 60)
+        for box, mask in zip(moved, out):
+            if mask.any():
+                kept_any += 1
+                np.testing.assert_allclose(box, tight(mask[None].astype(np.float32)), atol=1.0)
+    assert kept_any

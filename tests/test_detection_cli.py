@@ -100,3 +100,20 @@ def test_train_takes_the_models_defaults_where_options_are_left_out(capsys, tmp_
     assert seen["config"].warmup == recipe.config["warmup"] and seen["config"].data == "digit-detection"
     assert seen["augment"].scale == recipe.augment.scale and seen["augment"].flip
     assert detection_defaults("ssd") == Defaults()  # SSD300 keeps TrainConfig's defaults: these are ssd_small's
+
+
+def test_mask_rcnn_trains_evaluates_and_draws_from_the_cli(capsys, tmp_path, few_canvases):
+    """Five losses per step (the mask term from the canvases' instance masks), mask mAP beside box mAP after
+    each epoch and in eval, and run --boxes through the mask branch."""
+    run = tmp_path / "mask"
+    code, out, err = cli(capsys, "train", "mask_rcnn_small", "--epochs", "1", "--out", run)
+    assert code == 0, err
+    assert ", mask " in out and "COCO mask mAP" in out
+    header, row = (run / "metrics.csv").read_text().splitlines()[:2]
+    fields = dict(zip(header.split(","), row.split(",")))
+    assert {"rpn_classification", "rpn_box", "classification", "box", "mask", "test_mask_map"} <= set(fields)
+    assert float(fields["mask"]) > 0 and 0 <= float(fields["test_mask_map"]) <= 1
+    code, out, err = cli(capsys, "eval", run / "model.cng", "--data", "digit-detection")
+    assert code == 0 and "COCO mask mAP@[.5:.95]" in out, err
+    code, out, err = cli(capsys, "run", run / "model.cng", "--boxes", tmp_path / "boxes.png", "--min-score", "0")
+    assert code == 0 and (tmp_path / "boxes.png").exists(), err

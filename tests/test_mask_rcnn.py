@@ -17,11 +17,12 @@ from cnngraph.detection.drawing import PALETTE, draw_boxes
 from cnngraph.detection.evaluate import coco_mask_map
 from cnngraph.detection.losses import MaskLoss, MaskRcnnLoss
 from cnngraph.detection.masks import mask_iou, mask_targets, paste_masks
-from cnngraph.detection.masks_predict import detect_masks, rcnn_detections
 from cnngraph.detection.predict import Postprocess
 from cnngraph.detection.targets import rpn_targets
 from cnngraph.errors import CnnGraphError, TrainingError
 from cnngraph.models.faster_rcnn import anchors
+from cnngraph.train.data import detection_digits
+from cnngraph.train.detection_recipes import MaskRcnn, recipe_for
 from tests.test_fast_rcnn import assert_every_term_falls, proposals_for, train
 from tests.test_ops_roi import onnx_roi
 
@@ -253,29 +254,40 @@ def test_drawing_tints_the_mask_in_its_box_colour_and_leaves_the_rest():
     np.testing.assert_array_equal(tinted[~mask[0]], plain[~mask[0]])  # the box's inside off the mask, and outside it
 
 
-def test_rcnn_detections_decode_per_class_and_suppress_within_a_class():
-    rois = np.array([[0, 0, 0, 10, 10], [0, 1, 0, 11, 10], [0, 20, 20, 30, 30], [1, 5, 5, 15, 15]], float)
-    scores = np.log(np.array([[0.1, 0.8, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.5, 0.1, 0.4]]))
-    deltas = np.zeros((4, 12))
-    deltas[2, 8:] = [0.5, 0, 0, 0]  # region 2's class-2 box: dx 0.5 x variance 0.1 x width 10, right by 0.5
-    found = rcnn_detections(scores, deltas, rois, (32, 32), 2, Postprocess(score_threshold=0.15))
-    boxes, probability, labels = found[0]
-    np.testing.assert_allclose(probability, [0.8, 0.6, 0.2, 0.2])  # region 1's class 1 (0.7) overlaps region 0's
-    np.testing.assert_array_equal(labels, [0, 1, 0, 1])
-    np.testing.assert_allclose(boxes[:2], [[0, 0, 10, 10], [20.5, 20, 30.5, 30]])
-    assert found[1][1].tolist() == pytest.approx([0.4]) and found[1][2].tolist() == [1]
-
-
-def test_detect_masks_runs_proposals_heads_and_masks_and_keeps_masks_in_their_boxes():
+def test_the_recipe_pastes_each_detections_class_mask_inside_its_box():
+    """Inference as the trainer, eval and run --boxes do it: RPN proposals, the box head, then one more run
+    of the mask branch on the kept detections."""
     graph = models.build("mask_rcnn", num_classes=3, seed=2, **SMALL)
+    recipe = recipe_for(graph)
+    assert isinstance(recipe, MaskRcnn) and recipe.mask_size == 14
     images = np.random.default_rng(0).random((2, 3, 64, 64)).astype(np.float32)
-    found = detect_masks(cnngraph.compile(graph), images, anchors(graph), Postprocess(score_threshold=0.0))
+    found = recipe.detect(cnngraph.compile(graph), images, Postprocess(score_threshold=0.0))
     assert len(found) == 2 and all(len(d[0]) >= 1 for d in found)
     for boxes, scores, labels, masks in found:
         assert masks.shape == (len(boxes), 64, 64) and masks.any() and (np.diff(scores) <= 0).all()
         for box, mask in zip(boxes, masks):
             ys, xs = np.nonzero(mask)
-            assert xs.min() + 0.5 >= box[0] and xs.max() + 0.5 <= box[2] and ys.min() + 0.5 >= box[1]
+            if len(xs):
+                assert xs.min() + 0.5 >= box[0] and xs.max() + 0.5 <= box[2] and ys.min() + 0.5 >= box[1]
+
+
+def test_a_training_step_gets_mask_targets_for_its_foreground_regions():
+    """The recipe's step: Faster R-CNN's targets plus, per sampled region, the mask target of its object, which
+    is mask_targets on that image's regions (so foreground regions, and only they, carry a class)."""
+    graph = models.build("mask_rcnn_small", seed=1)  # its anchors (14-36 pixels) travel as its 'anchors' output
+    recipe = recipe_for(graph)
+    data = detection_digits.load(size=(64, 64), n_train=2, n_test=1).train
+    truths = [(data.boxes[i], data.labels[i], data.masks[i]) for i in range(2)]
+    images = np.repeat(data.images[:2], 3, axis=1)
+    feeds, targets = recipe.step(cnngraph.compile(graph), images, truths, np.random.default_rng(0))
+    rois, goal = feeds["rois"], targets["mask"]
+    assert goal["masks"].shape == (len(rois), 14, 14) and goal["classes"].shape == (len(rois),)
+    np.testing.assert_array_equal(goal["classes"] > 0, targets["rcnn"]["labels"] > 0)
+    first = rois[:, 0] == 0
+    want, classes = mask_targets(rois[first, 1:], data.boxes[0], data.labels[0] + 1, data.masks[0])
+    np.testing.assert_array_equal(goal["masks"][first], want)
+    np.testing.assert_array_equal(goal["classes"][first], classes)
+    assert (goal["classes"] > 0).sum() >= 4 and goal["masks"][goal["classes"] > 0].any()
 
 
 def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path, monkeypatch):
@@ -298,11 +310,23 @@ def test_cli_run_draws_mask_rcnn_detections_with_masks(capsys, tmp_path, monkeyp
 
 
 def test_mask_targets_take_the_digit_detection_sets_instance_masks():
-    from cnngraph.train.data import detection_digits
-
     data = detection_digits.load(n_train=2, n_test=1).train
     for boxes, labels, masks in zip(data.boxes, data.labels, data.masks):
         got, classes = mask_targets(boxes, boxes, labels + 1, masks, size=28)  # each object's own tight box
         np.testing.assert_array_equal(classes, labels + 1)
         for target, (x1, y1, x2, y2), mask in zip(got, boxes.astype(int), masks):
             assert abs(target.mean() - mask[y1:y2, x1:x2].mean()) < 0.1  # the ink's share of its box, resampled
+
+
+def test_training_on_data_without_masks_is_refused_by_name():
+    from dataclasses import replace
+
+    from cnngraph.train import TrainConfig
+    from cnngraph.train.data.detection import DetectionSplits, with_channels
+    from cnngraph.train.detection_train import DetectionTrainer
+
+    data = detection_digits.load(size=(64, 64), n_train=2, n_test=1)
+    boxes_only = DetectionSplits(replace(with_channels(data.train, 3, "t"), masks=None),
+                                 with_channels(data.test, 3, "t"), "boxes only")
+    with pytest.raises(TrainingError, match="mask_rcnn_small trains on instance masks and boxes only has none"):
+        DetectionTrainer(models.build("mask_rcnn_small"), boxes_only, TrainConfig())

@@ -35,7 +35,7 @@ REDUCED = {
     **{f"vgg{d}{bn}": dict(input_size=32, width=0.125) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
     "fast_rcnn": dict(input_size=64, width=0.125), "faster_rcnn": dict(input_size=64, width=0.125),
     "rcnn": dict(input_size=64, crop=67), "mask_rcnn": dict(backbone="resnet18", input_size=64, width=0.25),
-    "fast_rcnn_small": {}, "faster_rcnn_small": {}, "rcnn_small": {},  # small by default
+    "fast_rcnn_small": {}, "faster_rcnn_small": {}, "rcnn_small": {}, "mask_rcnn_small": {},  # small by default
 }
 
 

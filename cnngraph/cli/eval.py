@@ -38,14 +38,15 @@ def run(args) -> None:
     shape = next(iter(graph.inputs.values())).shape[1:]
     splits = load_detection(args.data, shape, seed=args.seed)
     model = cnngraph.compile(graph, backend=args.backend)
-    voc, coco = evaluate(model, recipe, splits.test, args.batch)
+    voc, coco, *mask = evaluate(model, recipe, splits.test, args.batch)
     table = Table("class", "AP@0.5 (VOC)", "AP@[.5:.95] (COCO)", title=f"{graph.name} on {splits.source}, "
                   f"{len(splits.test)} test images")
     for (name, ap50), (_, ap) in zip(voc.table(splits.test.classes), coco.table(splits.test.classes)):
         table.add_row(name, _fmt(ap50), _fmt(ap))
     table.add_row("mean", _fmt(voc.mean), _fmt(coco.mean), style="bold")
     console.print(table)
-    console.print(f"mAP@0.5 {voc.mean:.4f}, COCO mAP@[.5:.95] {coco.mean:.4f}")
+    masks = f", COCO mask mAP@[.5:.95] {mask[0].mean:.4f}" if mask else ""
+    console.print(f"mAP@0.5 {voc.mean:.4f}, COCO mAP@[.5:.95] {coco.mean:.4f}{masks}")
 
 
 def _fmt(value: float) -> str:

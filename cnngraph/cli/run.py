@@ -88,7 +88,7 @@ def run(args) -> None:
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
     if recipe is not None:
-        _write_boxes(recipe, feeds, outputs, args.boxes, args.min_score)
+        _write_boxes(recipe, model, feeds, outputs, args.boxes, args.min_score)
     if args.output:
         _save_outputs(args.output, outputs)
 
@@ -168,14 +168,15 @@ def _write_masks(scores, path: str) -> None:
         console.print(f"wrote mask {target} ({sample.shape[0]} classes, {sample.shape[1]}x{sample.shape[2]})")
 
 
-def _write_boxes(recipe, feeds: dict, outputs: dict, path: str, min_score: float) -> None:
-    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed."""
+def _write_boxes(recipe, model, feeds: dict, outputs: dict, path: str, min_score: float) -> None:
+    """Detections of the first image, drawn on it (enlarged to at least 256 pixels) and listed; Mask R-CNN's
+    with their masks (one more run: the mask branch on the detections)."""
     from cnngraph.detection.drawing import draw_boxes
     from cnngraph.detection.predict import Postprocess
     from cnngraph.io import atomic_write_bytes
 
     image = feeds[recipe.image_input][0]
-    found = recipe.decode(outputs, feeds, Postprocess(score_threshold=min_score))[0]
+    found = recipe.refine(model, feeds, recipe.decode(outputs, feeds, Postprocess(score_threshold=min_score)))[0]
     picture = draw_boxes(image, found, scale=max(1, -(-256 // max(image.shape[1:]))))
     buf = __import__("io").BytesIO()
     picture.save(buf, format="PNG")

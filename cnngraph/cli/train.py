@@ -222,9 +222,10 @@ def _detection_run(graph, config, rundir: Path):
 
 
 def _report_epoch(row: dict) -> None:
-    terms = "".join(f", {k} {v:.4f}" for k, v in row.items() if k.endswith(("classification", "box")))
+    terms = "".join(f", {k} {v:.4f}" for k, v in row.items() if k.endswith(("classification", "box", "mask")))
+    masks = f", COCO mask mAP {row['test_mask_map']:.4f}" if "test_mask_map" in row else ""
     console.print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}{terms}, test mAP@0.5 {row['test_map50']:.4f}, "
-                  f"COCO mAP {row['test_coco_map']:.4f}, {row['seconds']:.0f} s")
+                  f"COCO mAP {row['test_coco_map']:.4f}{masks}, {row['seconds']:.0f} s")
 
 
 def _flag(name: str) -> str:

@@ -15,6 +15,9 @@ is one more entry in ``RECIPES``, usually a subclass.
 - ``FasterRcnn``: the RPN's outputs too; each step runs the model once for proposals (``propose``), then
   trains on them plus the truths, all four losses in one backward (approximate joint training);
   the RPN's loss sees 256 sampled anchors per image, half objects at most.
+- ``MaskRcnn``: Faster R-CNN's step plus each foreground region's mask target (``masks.mask_targets``: the
+  object's instance mask resampled into the region), the fifth loss; at inference the mask branch runs
+  once more on the kept detections and their class masks are pasted into the image (``refine``).
 
 Labels: the data's classes are 0..K-1; the two-stage heads score background as class 0, so class k
 is output k + 1 there, and detections are labelled back to 0..K-1.
@@ -28,7 +31,8 @@ import numpy as np
 
 from cnngraph.arrays import to_numpy
 from cnngraph.detection.boxes import decode
-from cnngraph.detection.losses import ClassBoxLoss, FasterRcnnLoss, RpnLoss
+from cnngraph.detection.losses import ClassBoxLoss, FasterRcnnLoss, MaskRcnnLoss, RpnLoss
+from cnngraph.detection.masks import mask_targets, paste_masks
 from cnngraph.detection.predict import (SSD_OUTPUTS, YOLO_OUTPUTS, Postprocess, class_count, clip_to_image, detect,
                                         suppress)
 from cnngraph.detection.proposals import propose
@@ -65,6 +69,7 @@ class Recipe:
     outputs: frozenset[str] = frozenset()
     name = "detector"
     background = False  # whether the class output scores the background too (as its class 0)
+    uses_masks = False  # whether the truths a step gets carry instance masks: (boxes, labels, masks)
 
     def __init__(self, graph: Graph, settings: RegionSettings | None = None):
         self.graph, self.settings = graph, settings or RegionSettings()
@@ -88,9 +93,13 @@ class Recipe:
         """Detections per image from one run's outputs (on the host) and the feeds it ran on."""
         raise NotImplementedError
 
+    def refine(self, model, feeds: dict, found: list[tuple]) -> list[tuple]:
+        """What a family adds to decoded detections with further runs (Mask R-CNN: the masks); none here."""
+        return found
+
     def detect(self, model, images: np.ndarray, post: Postprocess = Postprocess()) -> list[tuple]:
         feeds = self.feeds(model, images)
-        return self.decode(model.run(feeds, to_host=True), feeds, post)
+        return self.refine(model, feeds, self.decode(model.run(feeds, to_host=True), feeds, post))
 
 
 class OneStage(Recipe):
@@ -204,7 +213,38 @@ class FasterRcnn(Regions):
         return {self.image_input: images, "rois": np.concatenate([_rows(b, p) for b, p in enumerate(found)])}
 
 
-RECIPES: list[type[Recipe]] = [Yolo, Ssd, Regions, FasterRcnn]
+class MaskRcnn(FasterRcnn):
+    """Mask R-CNN: Faster R-CNN's outputs and ``mask_logits`` (R, C, M, M), trained with the mask loss too."""
+
+    outputs, name = FasterRcnn.outputs | {"mask_logits"}, "mask_rcnn"
+    uses_masks = True
+
+    def __init__(self, graph: Graph, settings: RegionSettings | None = None):
+        super().__init__(graph, settings)
+        self.loss = MaskRcnnLoss(RpnLoss(beta=1 / 9))
+        self.mask_size = int(graph.type_of("mask_logits").shape[-1])
+
+    def step(self, model, images, truths, rng):
+        feeds, targets = super().step(model, images, [(boxes, labels) for boxes, labels, _ in truths], rng)
+        rois = feeds["rois"]
+        found = [mask_targets(rois[rois[:, 0] == b, 1:].astype(np.float64), boxes, np.asarray(labels) + 1, masks,
+                              self.mask_size) for b, (boxes, labels, masks) in enumerate(truths)]
+        targets["mask"] = {"masks": np.concatenate([m for m, _ in found]), "classes": np.concatenate([c for _, c in found])}
+        return feeds, targets
+
+    def refine(self, model, feeds, found):
+        """Each detection's class mask: one more run with the detections as the regions, pasted into the image."""
+        images = feeds[self.image_input]
+        rows = np.concatenate([_rows(b, boxes) for b, (boxes, _, _) in enumerate(found)])
+        if not len(rows):
+            return [(*d, np.zeros((0, *self.image_size), bool)) for d in found]
+        logits = model.run({self.image_input: images, "rois": rows}, to_host=True)["mask_logits"]
+        labels = np.concatenate([labels for _, _, labels in found])
+        masks = paste_masks(logits, labels + 1, rows[:, 1:].astype(np.float64), self.image_size)
+        return [(*d, m) for d, m in zip(found, np.split(masks, np.cumsum([len(d[0]) for d in found])[:-1]))]
+
+
+RECIPES: list[type[Recipe]] = [Yolo, Ssd, Regions, FasterRcnn, MaskRcnn]
 
 
 def find_recipe(graph: Graph, settings: RegionSettings | None = None) -> Recipe | None:
@@ -231,7 +271,12 @@ def rpn_anchor_boxes(graph: Graph) -> np.ndarray:
         return to_numpy(graph.params[graph.node("anchors").params["value"]]).astype(np.float64)
     from cnngraph.models.faster_rcnn import anchors
 
-    return anchors(graph)
+    grid, scored = anchors(graph), graph.type_of("rpn_logits").shape[2]
+    if len(grid) != scored:
+        raise CnnGraphError(f"{graph.name}: its RPN scores {scored} anchors, the default 3 sizes x 3 ratios make "
+                            f"{len(grid)}; a model built with other anchors must carry them as a constant "
+                            f"'anchors' output (models/rcnn_small.py: with_anchors)")
+    return grid
 
 
 def _rows(image: int, boxes: np.ndarray) -> np.ndarray:

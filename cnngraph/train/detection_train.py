@@ -23,7 +23,7 @@ import numpy as np
 
 import cnngraph
 from cnngraph import io
-from cnngraph.detection.evaluate import MeanAP, coco_map, voc_map
+from cnngraph.detection.evaluate import MeanAP, coco_map, coco_mask_map, voc_map
 from cnngraph.detection.predict import Postprocess
 from cnngraph.errors import TrainingError
 from cnngraph.ir import Graph
@@ -49,11 +49,18 @@ def predict(model, recipe: Recipe, data: DetectionSet, batch: int = 32, post: Po
     return found
 
 
-def evaluate(model, recipe: Recipe, data: DetectionSet, batch: int = 32) -> tuple[MeanAP, MeanAP]:
-    """(VOC mAP@0.5, COCO mAP@[.5:.95]) of the model on ``data``."""
+def evaluate(model, recipe: Recipe, data: DetectionSet, batch: int = 32) -> tuple[MeanAP, ...]:
+    """(VOC mAP@0.5, COCO mAP@[.5:.95]) of the model's boxes on ``data``, and COCO mask mAP where the
+    recipe predicts instance masks."""
     detections = predict(model, recipe, data, batch)
+    boxes = [d[:3] for d in detections]
     truths = [(b, y, data.ignored(i)) for i, (b, y) in enumerate(zip(data.boxes, data.labels))]
-    return voc_map(detections, truths, len(data.classes)), coco_map(detections, truths, len(data.classes))
+    found = (voc_map(boxes, truths, len(data.classes)), coco_map(boxes, truths, len(data.classes)))
+    if not recipe.uses_masks:
+        return found
+    masks = [(d[3], d[1], d[2]) for d in detections]
+    mask_truths = [(m, y, data.ignored(i)) for i, (m, y) in enumerate(zip(data.masks, data.labels))]
+    return (*found, coco_mask_map(masks, mask_truths, len(data.classes)))
 
 
 def is_detection_run(rundir: str | Path) -> bool:
@@ -69,6 +76,9 @@ class DetectionTrainer:
                  settings: RegionSettings | None = None):
         self.graph, self.splits, self.config = graph, splits, config
         self.recipe = recipe_for(graph, settings)
+        if self.recipe.uses_masks and splits.train.masks is None:
+            raise TrainingError(f"{graph.name} trains on instance masks and {splits.source} has none; train it on "
+                                f"digit-detection, or a box-only detector (faster_rcnn_small) on this data")
         if len(splits.train.classes) > self.recipe.class_count:
             raise TrainingError(f"{graph.name} scores {self.recipe.class_count} classes, the data has "
                                 f"{len(splits.train.classes)} ({splits.source}); build it with --num-classes "
@@ -96,13 +106,14 @@ class DetectionTrainer:
         for start in range(0, len(order), b):
             x, targets = [], []
             for i in order[start:start + b]:
-                image, boxes, labels = self.augment(data.images[i], data.boxes[i], data.labels[i], self.rng)
+                masks = data.masks[i] if self.recipe.uses_masks else None
+                image, *truth = self.augment(data.images[i], data.boxes[i], data.labels[i], self.rng, masks)
                 x.append(image)
-                targets.append((boxes, labels))
+                targets.append(tuple(truth))
             yield np.stack(x), targets
 
     def train_step(self, x: np.ndarray, targets) -> float:
-        """One update on images ``x`` with their (boxes, labels); the recipe turns them into feeds and targets."""
+        """One update on images ``x`` with their (boxes, labels[, masks]); the recipe turns them into feeds and targets."""
         self.optimizer.lr = self.base_lr * self.schedule(self.step)
         feeds, goal = self.recipe.step(self.model, x, targets, self.rng)
         value = self.model.train_step(feeds, goal, self.loss, self.optimizer, max_grad_norm=self.config.clip_grad_norm)
@@ -120,11 +131,13 @@ class DetectionTrainer:
             for x, targets in self.batches():
                 losses.append(self.train_step(x, targets))
                 terms.append(dict(getattr(self.loss, "last", {})))
-            voc, coco = evaluate(self.model, self.recipe, self.splits.test, self.config.eval_batch or self.config.batch)
+            voc, coco, *mask = evaluate(self.model, self.recipe, self.splits.test,
+                                        self.config.eval_batch or self.config.batch)
             self.epoch += 1
             row = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.lr,
                    "train_loss": float(np.mean(losses)),
                    **{k: float(np.mean([t[k] for t in terms])) for k in terms[0]},
+                   **({"test_mask_map": mask[0].mean} if mask else {}),
                    "test_map50": voc.mean, "test_coco_map": coco.mean, "seconds": time.perf_counter() - started,
                    "per_class": [float(v) for v in voc.per_class]}
             self.history.append(row)

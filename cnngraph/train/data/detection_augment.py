@@ -3,7 +3,8 @@
 Each works on one image (C, H, W) in [0, 1] with its boxes (k, 4, pixels) and labels, keeps the image
 size, and draws from the generator it is given in a fixed order, so a seed replays it. A box is kept
 when its centre stays inside the image (SSD's rule), clipped to the image; labels follow their boxes.
-Instance masks are not transformed: YOLO and SSD train on boxes.
+Instance masks, where given, move with the pixels: they ride along as extra channels (resampled, then
+thresholded at 0.5) and are kept or dropped with their boxes.
 """
 
 from __future__ import annotations
@@ -50,19 +51,25 @@ class BoxAugment:
     scale: tuple[float, float] = (1.0, 1.0)
     crop: float = 1.0
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, h, w = image.shape
+    def __call__(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                 masks: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(image, boxes, labels), and the instance ``masks`` (k, H, W) moved along when given."""
+        channels, h, w = image.shape
+        if masks is not None:
+            image = np.concatenate([image, masks.astype(np.float32)])
+        kept = np.arange(len(labels))
         if self.scale != (1.0, 1.0):
             f = rng.uniform(*self.scale)
             height, width = h / f, w / f  # the window that fills the image after zooming by f
             top, left = rng.uniform(min(0, h - height), max(0, h - height)), rng.uniform(min(0, w - width),
                                                                                          max(0, w - width))
-            image, boxes, labels = window(image, boxes, labels, top, left, height, width)
+            image, boxes, kept = window(image, boxes, kept, top, left, height, width)
         if self.crop < 1.0:
             fy, fx = rng.uniform(self.crop, 1.0, size=2)
             top, left = rng.uniform(0, h * (1 - fy)), rng.uniform(0, w * (1 - fx))
-            image, boxes, labels = window(image, boxes, labels, top, left, h * fy, w * fx)
+            image, boxes, kept = window(image, boxes, kept, top, left, h * fy, w * fx)
         if self.flip and rng.random() < 0.5:
             image, boxes = flip(image, boxes)
-        return image, boxes, labels
+        if masks is None:
+            return image, boxes, labels[kept]
+        return image[:channels], boxes, labels[kept], image[channels:][kept] >= 0.5
