@@ -131,11 +131,20 @@ def relative_difference(outputs: dict[str, np.ndarray], reference: str = "cnngra
     return float(worst / np.abs(ref).max())
 
 
+SETTLE_S = 0.3
+"""The pause before each side is timed. OpenBLAS's worker threads spin for about 0.1 s after their last GEMM
+(measured 2026-11-30: a full core for 100 ms after a batch of yolo_v1_small); a side timed inside that
+window shares its cores with them: onnxruntime timed right after cnngraph took 6.9 ms a batch instead of
+1.5, which made cnngraph look 0.94x of it instead of 0.2x."""
+
+
 def compare(runners: dict[str, Runner | None], x: np.ndarray, warmup: int, repeat: int) -> tuple[dict, float]:
-    """Each runner's Timing on ``x`` (those that are None are left out) and how far their outputs are apart."""
+    """Each runner's Timing on ``x`` (those that are None are left out) and how far their outputs are apart;
+    each side starts ``SETTLE_S`` after the previous one's last call, on cores its threads no longer hold."""
     timings, outputs = {}, {}
     for side, run in runners.items():
         if run is not None:
+            time.sleep(SETTLE_S)
             outputs[side] = run(x)
             timings[side] = time_call(lambda run=run: run(x), warmup, repeat)
     return timings, relative_difference(outputs)

@@ -1,7 +1,9 @@
 """`cnngraph bench` and `cnngraph profile`: what they measure and print, not how fast anything is."""
 
 import json
+import time
 
+import numpy as np
 import pytest
 
 from cnngraph import models
@@ -88,3 +90,20 @@ def test_errors_are_one_line_and_exit_codes(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "lenet5", "--repeat", "0"])
     assert e.value.code == 2
+
+
+def test_each_side_is_timed_after_the_previous_ones_threads_have_settled(monkeypatch):
+    """OpenBLAS workers spin ~0.1 s after a GEMM: the next side's first call comes SETTLE_S after the last."""
+    from cnngraph import benchmark
+
+    monkeypatch.setattr(benchmark, "SETTLE_S", 0.05)
+    calls = []
+
+    def runner(side):
+        return lambda x: calls.append((side, time.perf_counter())) or x
+
+    sides = {"cnngraph": runner("cnngraph"), "pytorch": None, "onnxruntime": runner("onnxruntime")}
+    benchmark.compare(sides, np.ones(3), warmup=1, repeat=2)
+    last = max(t for side, t in calls if side == "cnngraph")
+    first = min(t for side, t in calls if side == "onnxruntime")
+    assert [side for side, _ in calls] == ["cnngraph"] * 4 + ["onnxruntime"] * 4 and first - last >= 0.05
