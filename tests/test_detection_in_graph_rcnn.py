@@ -20,8 +20,9 @@ import cnngraph
 from cnngraph import models
 from cnngraph.backends.onnx_export import to_onnx
 from cnngraph.detection.boxes import decode, nms
-from cnngraph.detection.in_graph_rcnn import BOX_VARIANCES, ProposalSettings, with_nms
+from cnngraph.detection.in_graph_rcnn import ProposalSettings, with_nms
 from cnngraph.detection.proposals import propose
+from cnngraph.detection.targets import RCNN_VARIANCES
 from cnngraph.errors import GraphError
 from cnngraph.frontends.onnx_import import from_model
 from cnngraph.io import save
@@ -70,7 +71,7 @@ def regions(batch: int, seed: int = 0) -> np.ndarray:
 def host_detections(rois: np.ndarray, cls_score: np.ndarray, bbox_pred: np.ndarray) -> tuple:
     """(boxes (R, C, 4), scores (R, C), rows (image, class, region)) in float64, NMS per image and class."""
     deltas = bbox_pred.astype(np.float64).reshape(len(rois), CLASSES, 4)[:, 1:]
-    boxes = decode(deltas, np.broadcast_to(rois[:, None, 1:].astype(np.float64), deltas.shape), BOX_VARIANCES)
+    boxes = decode(deltas, np.broadcast_to(rois[:, None, 1:].astype(np.float64), deltas.shape), RCNN_VARIANCES)
     boxes = np.clip(boxes, 0, SIZE)
     shifted = np.exp(cls_score - cls_score.max(axis=1, keepdims=True)).astype(np.float64)
     scores = (shifted / shifted.sum(axis=1, keepdims=True))[:, 1:]

@@ -11,11 +11,11 @@ from cnngraph import models
 from cnngraph.detection.boxes import encode, iou_matrix
 from cnngraph.detection.predict import Postprocess
 from cnngraph.detection.regions import jittered, sample, sampled_labels, sliding_windows
-from cnngraph.detection.targets import IGNORE
+from cnngraph.detection.targets import IGNORE, RCNN_VARIANCES
 from cnngraph.errors import CnnGraphError
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
-from cnngraph.train.detection_recipes import RCNN_VARIANCES, FasterRcnn, Regions, RegionSettings, recipe_for
+from cnngraph.train.detection_recipes import FasterRcnn, Regions, RegionSettings, recipe_for
 from cnngraph.train.detection_train import DetectionTrainer
 from cnngraph.train.optim import Adam
 from tests.test_detection_cli import cli, few_canvases  # noqa: F401 - a fixture

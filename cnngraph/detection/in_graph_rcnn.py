@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnngraph.detection.in_graph import clip_to_image
+from cnngraph.detection.targets import RCNN_VARIANCES
 from cnngraph.errors import GraphError
 from cnngraph.ir import Graph
 
 HEAD_OUTPUTS = {"cls_score", "bbox_pred"}
 RPN_OUTPUTS = {"rpn_logits", "rpn_deltas"}
-BOX_VARIANCES = (0.1, 0.1, 0.2, 0.2)  # rcnn_targets' default: the head learns deltas divided by these
 DROPPED = -1.0  # the proposal score of a box under the minimum size: NMS keeps only scores above DROPPED / 2
 PROPOSALS = "proposals"  # the proposal NMS node; its count is the region dimension of Faster R-CNN's outputs
 
@@ -152,7 +152,7 @@ def _decode_head(g: Graph) -> int:
     region = g.append("post.region", "Slice", ["rois"], axes=(1,), starts=(1,), ends=(5,))
     region = g.append("post.region_per_class", "Tile",
                       [g.append("post.region_row", "Reshape", [region], shape=(1, 4))], repeats=(classes - 1, 1))
-    decoded = g.append("post.decoded", "BoxDecode", [objects, region], variances=BOX_VARIANCES)
+    decoded = g.append("post.decoded", "BoxDecode", [objects, region], variances=RCNN_VARIANCES)
     clip_to_image(g, decoded, "post.image_size", "boxes")
     softmax = g.append("post.softmax", "Softmax", ["cls_score"], axis=1)
     g.append("scores", "Slice", [softmax], axes=(1,), starts=(1,), ends=(classes,))

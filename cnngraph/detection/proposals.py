@@ -13,6 +13,7 @@ import numpy as np
 
 from cnngraph.arrays import to_numpy
 from cnngraph.detection.boxes import decode, nms
+from cnngraph.detection.predict import clip_to_image
 
 
 def propose(logits, deltas, anchors: np.ndarray, image_size: tuple[int, int], pre_nms: int = 6000,
@@ -22,11 +23,10 @@ def propose(logits, deltas, anchors: np.ndarray, image_size: tuple[int, int], pr
     anchor, ``deltas`` (N, K, 4), ``anchors`` (K, 4) in the same order."""
     logits, deltas = to_numpy(logits).astype(np.float64), to_numpy(deltas).astype(np.float64)
     objectness = 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))  # the two-class softmax's object column
-    height, width = image_size
     rows = []
     for b in range(logits.shape[0]):
         boxes = decode(deltas[b], anchors, variances)
-        boxes = np.clip(boxes, 0, [width, height, width, height])
+        boxes = clip_to_image(boxes, image_size)
         sizes = boxes[:, 2:] - boxes[:, :2]
         keep = np.nonzero((sizes >= min_size).all(axis=1))[0]
         keep = keep[np.argsort(-objectness[b, keep], kind="stable")[:pre_nms]]

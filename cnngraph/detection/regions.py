@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnngraph.detection.anchors import rpn_anchors
+from cnngraph.detection.predict import clip_to_image
 from cnngraph.detection.targets import IGNORE
 
 
@@ -23,7 +24,7 @@ def sliding_windows(image_size: tuple[int, int], sizes: Sequence[float], stride:
     """(K, 4) boxes: every size and height/width ratio centred on every ``stride``-pixel cell, clipped."""
     height, width = image_size
     grid = rpn_anchors((max(1, height // stride), max(1, width // stride)), stride, sizes, ratios)
-    return np.clip(grid, 0, [width, height, width, height])
+    return clip_to_image(grid, image_size)
 
 
 def jittered(boxes: np.ndarray, copies: int, spread: float, image_size: tuple[int, int],
@@ -31,11 +32,10 @@ def jittered(boxes: np.ndarray, copies: int, spread: float, image_size: tuple[in
     """``copies`` versions of each box, each corner moved by a normal draw of ``spread`` times the box's
     width or height, clipped to the image; degenerate results are dropped."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    height, width = image_size
     size = np.tile(boxes[:, 2:] - boxes[:, :2], 2)
     moved = np.repeat(boxes, copies, axis=0) + rng.normal(0, spread, (len(boxes) * copies, 4)) * \
         np.repeat(size, copies, axis=0)
-    moved = np.clip(moved, 0, [width, height, width, height])
+    moved = clip_to_image(moved, image_size)
     return moved[(moved[:, 2] > moved[:, 0] + 1) & (moved[:, 3] > moved[:, 1] + 1)]
 
 

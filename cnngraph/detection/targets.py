@@ -38,9 +38,12 @@ def match(boxes: np.ndarray, gt_boxes: np.ndarray, high: float, low: float, best
     return np.where(positive, matched, -1), best, positive, negative
 
 
+RCNN_VARIANCES = (0.1, 0.1, 0.2, 0.2)  # torchvision's box-coder weights (10, 10, 5, 5): deltas near unit scale
+
+
 def rcnn_targets(proposals: np.ndarray, gt_boxes: np.ndarray, gt_labels: np.ndarray, fg_iou: float = 0.5,
                  bg_iou: tuple[float, float] = (0.1, 0.5),
-                 variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2)) -> tuple[np.ndarray, np.ndarray]:
+                 variances: Sequence[float] = RCNN_VARIANCES) -> tuple[np.ndarray, np.ndarray]:
     """Fast R-CNN's (labels (R,), deltas (R, 4)) for proposals (R, 4) of one image; object labels are
     ``gt_labels`` (1..K: 0 is the background)."""
     matched, best, positive, _ = match(proposals, gt_boxes, fg_iou, bg_iou[1])

@@ -37,12 +37,11 @@ from cnngraph.detection.predict import (SSD_OUTPUTS, YOLO_OUTPUTS, Postprocess, 
                                         suppress)
 from cnngraph.detection.proposals import propose
 from cnngraph.detection.regions import jittered, sample, sampled_labels, sliding_windows
-from cnngraph.detection.targets import rcnn_targets, rpn_targets
+from cnngraph.detection.targets import RCNN_VARIANCES, rcnn_targets, rpn_targets
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph
 from cnngraph.train.detection_losses import MultiBoxLoss, YoloLoss
 
-RCNN_VARIANCES = (0.1, 0.1, 0.2, 0.2)  # rcnn_targets' default: torchvision's box-coder weights (10, 10, 5, 5)
 
 
 @dataclass
