@@ -59,6 +59,17 @@ class Profile:
         return {**asdict(self), "layer_seconds": self.layer_seconds}
 
 
+def _timer(device, totals: dict[str, float], mark: list[float]):
+    """An executor ``watch`` hook adding each node's time since the previous mark (after a device
+    synchronisation) to ``totals``."""
+    def watch(node, value):
+        device.synchronize()
+        now = time.perf_counter()
+        totals[node.name] += now - mark[0]
+        mark[0] = now
+    return watch
+
+
 def profile(graph: Graph, backend: str = "numpy", dtype: str = "float32", batch: int = 1, warmup: int = 1,
             repeat: int = 5, passes: str | list[str] = "default") -> Profile:
     """Compile ``graph`` and time ``repeat`` runs (after ``warmup``) on random input, layer by layer."""
@@ -71,15 +82,8 @@ def profile(graph: Graph, backend: str = "numpy", dtype: str = "float32", batch:
     run_total = 0.0
     for _ in range(repeat):
         mark = [0.0]
-
-        def watch(node, value):
-            device.synchronize()
-            now = time.perf_counter()
-            totals[node.name] += now - mark[0]
-            mark[0] = now
-
         start = mark[0] = time.perf_counter()
-        model.run(x, watch=watch)
+        model.run(x, watch=_timer(device, totals, mark))
         device.synchronize()
         run_total += time.perf_counter() - start
     run_seconds = run_total / repeat
@@ -155,30 +159,21 @@ def profile_training(graph: Graph, backend: str = "numpy", dtype: str = "float32
     model = cnngraph.compile(graph, backend=backend, dtype=dtype, passes=passes, train=True)
     compiled, device = model.graph, model.backend
     x = device.asarray(random_input(compiled, batch), dtype=model.dtype)
-    seeds = {name: None for name in compiled.outputs}
+    seeds = None
     optimizer = SGD(lr=1e-4, momentum=0.9)
     forward: dict[str, float] = defaultdict(float)
     backward: dict[str, float] = defaultdict(float)
     mark = [0.0]
-
-    def timer(totals):
-        def watch(node, value):
-            device.synchronize()
-            now = time.perf_counter()
-            totals[node.name] += now - mark[0]
-            mark[0] = now
-        return watch
-
     step_total = optimizer_total = 0.0
     for i in range(warmup + repeat):
         timed = i >= warmup
         start = mark[0] = time.perf_counter()
-        outputs = model.forward(x, watch=timer(forward) if timed else None)
-        if seeds[compiled.outputs[0]] is None:  # fixed across steps: every step does the same work
+        outputs = model.forward(x, watch=_timer(device, forward, mark) if timed else None)
+        if seeds is None:  # fixed across steps, made on the device once: every step does the same work
             rng = np.random.default_rng(0)
-            seeds = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in outputs.items()}
+            seeds = {k: device.asarray(rng.standard_normal(v.shape), dtype=model.dtype) for k, v in outputs.items()}
         mark[0] = time.perf_counter()
-        model.backward(seeds, watch=timer(backward) if timed else None)
+        model.backward(seeds, watch=_timer(device, backward, mark) if timed else None)
         before_update = time.perf_counter()
         optimizer.step(model.params, model.grads)
         device.synchronize()
