@@ -3,6 +3,8 @@ the seed, the contrastive pairs laid out as a siamese batch), `cnngraph train --
 (the loss falls, the run folder holds what a classifier run's does, resume continues exactly), and bad option
 combinations refused in one line."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -56,8 +58,9 @@ def test_the_batches_are_fixed_by_the_seed_and_replayed_from_a_checkpoint():
     rest = [x[:, 0, 0, 0] for x, _ in it]
     restored = IdentityBatches(dataset(), 2, 2, np.random.default_rng(99))
     restored.load_state(meta, arrays)
-    assert len(rest) == len(loader) - 1
-    assert all(np.array_equal(a, b) for a, b in zip(rest, [x[:, 0, 0, 0] for x, _ in restored]))
+    replayed = [x[:, 0, 0, 0] for x, _ in restored]
+    assert len(rest) == len(replayed) == len(loader) - 1
+    assert all(np.array_equal(a, b) for a, b in zip(rest, replayed))
 
 
 def test_unshuffled_batches_are_the_same_every_epoch():
@@ -164,4 +167,4 @@ def test_cnngraph_train_verify_with_triplet_loss(tmp_path, capsys):
 def test_bad_embedding_loss_options_are_one_line(argv, message, capsys, tmp_path):
     code, out, err = cli(capsys, "train", "deepface_small", "--epochs", 1, *argv, "--out", tmp_path / "r")
     assert code == 1 and len(err.strip().splitlines()) == 1
-    assert __import__("re").search(message, err), err
+    assert re.search(message, err), err

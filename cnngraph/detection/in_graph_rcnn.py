@@ -39,7 +39,8 @@ from cnngraph.ir import Graph
 
 HEAD_OUTPUTS = {"cls_score", "bbox_pred"}
 RPN_OUTPUTS = {"rpn_logits", "rpn_deltas"}
-DROPPED = -1.0  # the proposal score of a box under the minimum size: NMS keeps only scores above DROPPED / 2
+DROPPED = -1.0  # the proposal score of a box under the minimum size: NMS keeps only scores above DROPPED / 2.
+# It must stay -1: a kept box's score is objectness * big + (big + DROPPED), its objectness exactly where big is 1.
 PROPOSALS = "proposals"  # the proposal NMS node; its count is the region dimension of Faster R-CNN's outputs
 
 

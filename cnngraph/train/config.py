@@ -91,7 +91,7 @@ class TrainConfig:
         if self.embeds and self.task != "verify":
             raise TrainingError(f"loss {self.loss} trains an embedding: it needs task verify (and train_classes)")
         if self.embeds:
-            check_per_identity(self.per_identity, pairs=self.loss == "contrastive")
+            check_per_identity(self.per_identity, pairs=self.pairs)
         if self.margin is not None and not self.embeds:
             raise TrainingError("margin is the triplet or contrastive loss's: it needs loss triplet or contrastive")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
@@ -101,6 +101,11 @@ class TrainConfig:
     def embeds(self) -> bool:
         """Whether the run trains an embedding (with an embedding loss) rather than a classifier."""
         return self.loss in EMBEDDING_LOSSES
+
+    @property
+    def pairs(self) -> bool:
+        """Whether the embedding loss takes siamese pairs (contrastive) rather than P x K identity batches."""
+        return self.loss == "contrastive"
 
     @classmethod
     def from_json(cls, doc: dict) -> TrainConfig:
@@ -146,7 +151,7 @@ class TrainConfig:
         augment = self.make_augment() if train else None
         if self.embeds:
             return IdentityBatches.of_batch(data, self.batch, self.per_identity, rng=rng, shuffle=train,
-                                            pairs=self.loss == "contrastive", augment=augment, normalize=normalize,
+                                            pairs=self.pairs, augment=augment, normalize=normalize,
                                             shard=shard, where=f"the {'training' if train else 'test'} split")
         return Loader(data, self.batch if train else self.eval_batch or self.batch, rng, shuffle=train,
                       augment=augment, normalize=normalize, shard=shard)
