@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from cnngraph.backends.kernels import backward, kernel
-from cnngraph.errors import CnnGraphError
+from cnngraph.backends.kernels.gather_nd import checked_indices
 
 
 def _positions(xp, data_shape, indices, axis):
     """Whole, in-range int64 indices along ``axis`` (negative ones counted from the end)."""
-    whole = indices.astype(xp.int64)
-    if indices.size and bool((whole != indices).any()):
-        raise CnnGraphError("GatherElements: indices must be whole numbers")
-    size = data_shape[axis]
-    wrapped = xp.where(whole < 0, whole + size, whole)
-    if indices.size and bool(((wrapped < 0) | (wrapped >= size)).any()):
-        raise CnnGraphError(f"GatherElements: an index is out of range for axis {axis} of size {size}")
-    return wrapped
+    return checked_indices(xp, indices, data_shape[axis], "GatherElements",
+                           f"for axis {axis} of size {data_shape[axis]}")
 
 
 @kernel("GatherElements")

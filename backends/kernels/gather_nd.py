@@ -8,16 +8,23 @@ from cnngraph.backends.kernels import backward, kernel
 from cnngraph.errors import CnnGraphError
 
 
+def checked_indices(xp, indices, sizes, op: str, where: str):
+    """``indices`` as whole, in-range int64 (negative ones counted from the end of ``sizes``), or a
+    CnnGraphError naming ``op`` and, for an index out of range, ``where`` it had to fit."""
+    whole = indices.astype(xp.int64)
+    if indices.size and bool((whole != indices).any()):
+        raise CnnGraphError(f"{op}: indices must be whole numbers")
+    wrapped = xp.where(whole < 0, whole + sizes, whole)
+    if indices.size and bool(((wrapped < 0) | (wrapped >= sizes)).any()):
+        raise CnnGraphError(f"{op}: an index is out of range {where}")
+    return wrapped
+
+
 def _where(xp, data_shape, indices):
     """The index tuple of ``indices`` (negative counting from the end), refusing indices out of range."""
     q = indices.shape[-1]
-    whole = indices.astype(xp.int64)
-    if indices.size and bool((whole != indices).any()):
-        raise CnnGraphError("GatherND: indices must be whole numbers")
-    sizes = xp.asarray(data_shape[:q], dtype=xp.int64)
-    wrapped = xp.where(whole < 0, whole + sizes, whole)
-    if indices.size and bool(((wrapped < 0) | (wrapped >= sizes)).any()):
-        raise CnnGraphError(f"GatherND: an index is out of range for data of shape {tuple(data_shape)}")
+    wrapped = checked_indices(xp, indices, xp.asarray(data_shape[:q], dtype=xp.int64), "GatherND",
+                              f"for data of shape {tuple(data_shape)}")
     return tuple(wrapped[..., i] for i in range(q))
 
 
