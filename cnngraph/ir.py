@@ -151,6 +151,13 @@ class Graph:
         return clone
 
     # -- checking ----------------------------------------------------------------
+    def retyped(self) -> "Graph":
+        """``verify`` after forgetting every recorded type: for an edit that changes types downstream (a new
+        head width, an input turned into computed values), which verify would refuse as disagreements."""
+        for node in self.nodes:
+            node.type = None
+        return self.verify()
+
     def verify(self) -> "Graph":
         """Re-infer every shape and check names, arity, order, cycles and parameters."""
         for name, t in self.inputs.items():

@@ -112,9 +112,7 @@ def _propose(g: Graph, settings: ProposalSettings) -> None:
     del g.inputs["rois"]
     g.append("rois", "Concat", [g.append("proposals.batch_index", "Cast", [image], to="float32"), corners], axis=1)
     g.toposort()
-    for node in g.nodes:  # the head's regions are now counted by the NMS: verify infers its types again
-        node.type = None
-    g.verify()
+    g.retyped()  # the head's regions are now counted by the NMS
 
 
 def _small_ones_dropped(g: Graph, boxes: str, objectness: str, min_size: float) -> str:

@@ -57,6 +57,4 @@ def replace_head(graph: Graph, num_classes: int, seed: int = 0) -> Graph:
     head.attrs = {**head.attrs, "out_features": num_classes}
     for role, spec in new.param_specs(head).items():
         new.params[head.params[role]] = initialize(spec, head.params[role], seed)
-    for node in new.nodes:  # types downstream of the head change; verify re-infers them all
-        node.type = None
-    return new.verify()
+    return new.retyped()  # types downstream of the head change
