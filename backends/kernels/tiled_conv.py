@@ -37,8 +37,10 @@ def small_windows(node, input_types) -> str | None:
     7x7/2 stem: 7.4 MiB; in CPU time 0.42x to 0.86x of the generic kernel's at batch 8 over three runs,
     0.71x to 0.95x at batch 1). Below ``WINDOW_BYTES`` (ResNet's stride-2 3x3 and 1x1 convolutions, 0.8 to 1.8 MiB) the generic kernel's
     one GEMM measured as fast or faster (by 11% on ResNet-18's layer2.0.conv1), so it keeps them."""
-    plan = Plan(input_types[0].shape, node.attrs, 4)
-    window_bytes = 4 * plan.depth * math.prod(plan.out_hw)  # float32
+    _, c, *size = input_types[0].shape  # arithmetic only: this runs before any size check, so no Plan's band list
+    attrs = node.attrs
+    out = conv_out_size(size, attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["dilation"])
+    window_bytes = 4 * c * math.prod(attrs["kernel_size"]) * math.prod(out)  # float32
     if window_bytes < WINDOW_BYTES:
         return (f"one image's window matrix ({window_bytes / 2**20:.1f} MiB) is under {WINDOW_BYTES >> 20} MiB: "
                 f"the generic kernel's single GEMM is as fast")
