@@ -53,7 +53,7 @@ def test_onnxruntime_finds_the_same_detections(detector, batch):
     assert len(got["selected"]) > 0 and set(got["selected"][:, 0]) == set(range(batch))
     np.testing.assert_array_equal(got["selected"], want["selected"])
     np.testing.assert_allclose(got["boxes"], want["boxes"], rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-5)  # scores reach 3: Winograd's rounding
 
 
 def test_only_detectors_get_it():

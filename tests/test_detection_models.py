@@ -26,6 +26,28 @@ def test_yolo_variants_count_like_their_layers(kwargs, count, zero_params):
     assert models.build("yolo_v1", **kwargs).param_count() == count
 
 
+def test_the_conv_head_predicts_each_cell_from_its_own_position():
+    """yolo_v1_small's head: cell (r, c)'s 5B + C values are a 3x3 then 1x1 convolution of the backbone's map
+    at (r, c), checked against PyTorch on the graph's own weights."""
+    torch = pytest.importorskip("torch")
+    graph = models.build("yolo_v1_small", input_size=32, grid=4)
+    graph.outputs = ["backbone.6.relu", *graph.outputs]  # the backbone's map too
+    outputs = cnngraph.compile(graph.verify(), passes=None).run({"image": random_image((2, 3, 32, 32))})
+    features, boxes, classes = (outputs[k] for k in ("backbone.6.relu", "boxes", "classes"))
+    p = {k: torch.from_numpy(np.asarray(v)) for k, v in graph.params.items()}
+    hidden = torch.nn.functional.leaky_relu(torch.nn.functional.conv2d(
+        torch.from_numpy(features), p["head.0.weight"], p["head.0.bias"], padding=1), 0.1)
+    cells = torch.nn.functional.conv2d(hidden, p["head.1.weight"], p["head.1.bias"]).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(boxes.reshape(2, 4, 4, -1), cells[..., :10], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(classes, cells[..., 10:], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="head must be one of"):
+        models.build("yolo_v1_small", head="attention")
+
+
+def random_image(shape):
+    return np.random.default_rng(0).random(shape, np.float32)
+
+
 def test_ssd300_has_the_papers_8732_default_boxes_and_output_layout(zero_params):
     graph = models.build("ssd")
     assert [graph.type_of(o).shape for o in graph.outputs] == [("N", 8732, 4), ("N", 8732, 21), (8732, 4)]

@@ -37,7 +37,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "fast_rcnn_small": 2_128_639, "faster_rcnn_small": 2_167_907, "rcnn_small": 20_224_439,  # models/rcnn_small.py
     "mask_rcnn_small": 821_238,  # models/rcnn_small.py
     "deepface": 118_923_774, "deepface_small": 290_746,
-    "yolo_v1": 271_703_550, "yolo_v1_small": 2_524_048, "ssd": 26_285_486, "ssd_small": 394_180,
+    "yolo_v1": 271_703_550, "yolo_v1_small": 686_516, "ssd": 26_285_486, "ssd_small": 394_180,
 }
 PARAM_COUNTS = {**TORCHVISION, **BY_HAND}
 
