@@ -13,7 +13,10 @@ schedule over 30 epochs with Adam at 1e-3 where it has none), ``--epochs``, ``--
 overriding them, on ``--train`` generated canvases (64x64, up to 4 digits, seed 0), scored on the ``--test``
 held-out canvases after every epoch; a model stops at the first epoch end past ``--budget`` seconds. Prints
 one row per epoch (wall seconds since its start, training loss, mAP@0.5, COCO mAP, and COCO mask mAP for
-Mask R-CNN) and a summary: the best mAP@0.5 and when it was reached. The aim in issue 15 is 0.9 within 15 minutes. Wall time includes evaluation. A benchmark,
+Mask R-CNN) and a summary: the best mAP@0.5 and when it was reached, and the trained network's inference
+images/s at batch ``--infer-batch`` against onnxruntime on its exported file, in one run
+(``cnngraph.benchmark.bench``, as ``cnngraph bench`` times it: the network without its post-processing; the
+R-CNN family's networks take the proposals as a ``rois`` input and are not timed). The aim in issue 15 is 0.9 within 15 minutes. Wall time includes evaluation. A benchmark,
 not a test: say what else ran on the machine when quoting it (``os.getloadavg`` is printed).
 """
 
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from rich.console import Console
 from rich.table import Table
 
 import cnngraph.io
 from cnngraph import models
+from cnngraph.benchmark import bench
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
 from cnngraph.train.data.detection import DetectionSplits, with_channels
@@ -46,13 +51,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="default: the model's, else 32")
     parser.add_argument("--lr", type=float, help="default: the model's, else 0.001")
     parser.add_argument("--save", metavar="DIR", help="write each trained model to DIR/<model>.cng")
+    parser.add_argument("--infer-batch", type=int, default=8, help="batch of the inference timing (default 8)")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 130)  # the summary's nine columns, in a log too
     data = detection_digits.load(size=(64, 64), n_train=args.train, n_test=args.test)
     splits = DetectionSplits(with_channels(data.train, 3, "bench"), with_channels(data.test, 3, "bench"), data.source)
     console.print(f"{splits.source}: {len(splits.train)} train / {len(splits.test)} test; "
                   f"load average before: {os.getloadavg()}")
-    summary = Table("model", "params", "best mAP@0.5", "at (s)", "epochs", "load average after")
+    summary = Table("model", "params", "best mAP@0.5", "at s", "epochs", "img/s", "ORT img/s", "/ ORT", "load after",
+                    title=f"inference: batch {args.infer_batch}, against onnxruntime (ORT) on the exported file")
     for name in args.models:
         graph = models.build(name)
         table = Table("epoch", "wall s", "train loss", "mAP@0.5", "COCO mAP", "COCO mask mAP", title=name)
@@ -67,14 +74,27 @@ def main() -> None:
 
         trainer = DetectionTrainer(graph, splits, config, report=report)
         history = trainer.fit(time_budget=args.budget)
+        trained = trainer.trained_graph()
         if args.save:
             os.makedirs(args.save, exist_ok=True)
-            cnngraph.io.save(trainer.trained_graph(), os.path.join(args.save, f"{name}.cng"))
+            cnngraph.io.save(trained, os.path.join(args.save, f"{name}.cng"))
         console.print(table)
         best = max(history, key=lambda r: r["test_map50"])
         summary.add_row(name, f"{graph.param_count():,}", f"{best['test_map50']:.3f}", f"{best['seconds']:.0f}",
-                        str(len(history)), " ".join(f"{v:.1f}" for v in os.getloadavg()))
+                        str(len(history)), *inference(trained, args.infer_batch),
+                        " ".join(f"{v:.1f}" for v in os.getloadavg()))
     console.print(summary)
+
+
+def inference(graph, batch: int) -> tuple[str, str, str]:
+    """cnngraph's and onnxruntime's images/s on ``graph`` and their ratio, or dashes for a graph fed regions."""
+    if len(graph.inputs) != 1:
+        return "-", "-", "-"
+    result = bench(graph, batch=batch, repeat=20)
+    rates = [result["sides"][side]["images_per_s"] if side in result["sides"] else None
+             for side in ("cnngraph", "onnxruntime")]
+    ratio = result["ratios"].get("cnngraph/onnxruntime")
+    return (*("-" if r is None else f"{r:.0f}" for r in rates), "-" if ratio is None else f"{ratio:.2f}x")
 
 
 if __name__ == "__main__":
