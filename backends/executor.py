@@ -98,8 +98,14 @@ class Executor:
         return graph
 
     def kernels(self) -> dict[str, str]:
-        """Which backend's implementation runs each node (``generic``: the kernels written over ``xp``)."""
-        return {s.node.name: s.impl.name for s in self.steps}
+        """Which backend's implementation runs each node (``generic``: the kernels written over ``xp``), with
+        what a plan built for a run so far says it does differently at that size (a plan's ``label``)."""
+        labels: dict[int, list[str]] = {}
+        for (index, _), built in self._plans.items():
+            if getattr(built, "label", ""):
+                labels.setdefault(index, []).append(built.label)
+        return {s.node.name: s.impl.name + (f" ({'; '.join(labels[s.index])})" if s.index in labels else "")
+                for s in self.steps}
 
     def fallbacks(self) -> list[tuple[str, str, str]]:
         """(node, implementation, why it declined) for every implementation passed over."""

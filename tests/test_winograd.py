@@ -22,7 +22,10 @@ FLOAT32_BOUND = {2: 2e-6, 4: 2e-5}
 
 
 @pytest.fixture(autouse=True)
-def _threads():
+def _threads_and_every_size(monkeypatch, request):
+    """Test models are small: their maps would give few tile columns, whose plans run the direct kernel."""
+    if "direct_plans" not in request.node.name:
+        monkeypatch.setattr(winograd, "DIRECT_BELOW", 0)
     yield
     blas.restore()  # the kernel picks BLAS threads per GEMM; leave the process as it was
 
@@ -181,3 +184,39 @@ def test_the_cost_rule_leaves_few_input_channels_to_the_direct_kernel(quick_para
     trained = cnngraph.compile(graph, train=True).kernels()
     assert trained["few"] == "generic" and trained["enough"] == "numpy/winograd-train"
     assert winograd.slower_than_direct(graph.node("enough"), [graph.type_of("r1")]) is None
+
+
+def direct_plans_model():
+    """Two 3x3 convolutions (one fused with a ReLU) on an 8x8 map: F(2x2)'s 16 tile columns per image, or
+    at batch 8 and more F(4x4)'s 4 per image."""
+    x = dsl.input("x", (16, 8, 8))
+    y = dsl.conv2d(dsl.relu(dsl.conv2d(x, 16, 3, padding=1, name="a"), name="a.relu"), 16, 3, padding=1, name="b")
+    return dsl.Model(x, y, seed=0)
+
+
+@pytest.mark.parametrize("batch,label", [(1, " (direct at batch 1: 16 tile columns)"), (8, "")])
+def test_direct_plans_run_the_direct_kernel_where_few_tile_columns_and_say_so(batch, label):
+    """Below DIRECT_BELOW tile columns a plan computes directly; the kernel report names it for the batch
+    sizes run so far. Both paths against the float64 reference."""
+    model = cnngraph.compile(direct_plans_model())
+    x = np.random.default_rng(0).standard_normal((batch, 16, 8, 8))
+    got = model.run({"x": x.astype(np.float32)}, to_host=True)["b"]
+    assert model.kernels() == {"a": "numpy/winograd" + label, "b": "numpy/winograd" + label}
+    reference = cnngraph.compile(direct_plans_model(), dtype="float64").run({"x": x})["b"]
+    np.testing.assert_allclose(got, reference, rtol=0, atol=FLOAT32_BOUND[4] * np.abs(reference).max())
+
+
+def test_direct_plans_train_with_the_direct_gradients():
+    """A training step whose plans go direct (forward, and the input gradient's own plan) gives the float64
+    generic kernels' outputs and gradients."""
+    rng = np.random.default_rng(1)
+    x, head = rng.standard_normal((1, 16, 8, 8)), rng.standard_normal((1, 16, 8, 8))
+    ours = cnngraph.compile(direct_plans_model(), train=True)
+    reference = cnngraph.compile(direct_plans_model(), dtype="float64", train=True)
+    outs = [model.forward(x.astype(model.dtype))["b"] for model in (ours, reference)]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=2e-6 * np.abs(outs[1]).max())
+    assert ours.kernels()["b"] == "numpy/winograd-train (direct at batch 1: 16 tile columns)"
+    for model in (ours, reference):
+        model.backward({"b": head.astype(model.dtype)})
+    for key, want in reference.grads.items():
+        assert np.abs(ours.grads[key] - want).max() <= 2e-6 * np.abs(want).max(), key

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnngraph.backends.kernels import backward, into, kernel
-from cnngraph.backends.kernels.conv import input_grad_as_conv, param_grads
-from cnngraph.backends.kernels.fused import epilogue
+from cnngraph.backends.kernels.conv import conv2d, conv2d_backward, input_grad_as_conv, param_grads
+from cnngraph.backends.kernels.fused import epilogue, fused_conv2d
 from cnngraph.backends.kernels.windows import pad_spatial
 from cnngraph.backends.threads import blas
 
@@ -67,6 +67,13 @@ def slower_than_direct(node, input_types) -> str | None:
     return None
 
 
+# Tile columns per GEMM below which a plan runs the direct convolution instead: with so few columns each
+# of the (m+2)^2 GEMMs is bound by reading its transformed filters, (m+2)^2 / 9 times the weights' bytes.
+# In ResNet-18 at batch 1 (16 columns in layer3 and layer4) the direct kernel took 1.6-2.5 ms a layer
+# against Winograd's 2.4-4.1 ms; at batch 8 (32 and more) Winograd won (8.2 against 13.7 ms at 7x7x512).
+DIRECT_BELOW = 32
+
+
 def tile_size(batch: int, out_hw: tuple[int, int]) -> int:
     """F(4x4) when it gives each of the 36 GEMMs at least 16 tile columns; else F(2x2). With few columns a
     GEMM is bound by reading its transformed filters, which F(2x2) keeps smaller (16 per 9 weights, not 36):
@@ -86,6 +93,10 @@ class Plan:
         self.tiles = tuple(-(-size // self.m) for size in self.out_hw)  # ceil: the last tile may overhang
         # the bottom/right padding that gives every tile its whole (m+2)-wide window
         self.padding = (pt, pl, self.tiles[0] * self.m + 2 - h - pt, self.tiles[1] * self.m + 2 - w - pl)
+        columns = n * self.tiles[0] * self.tiles[1]
+        self.direct = columns < DIRECT_BELOW
+        # what reports add to the kernel's name (``Executor.kernels``): this batch runs the direct kernel
+        self.label = f"direct at batch {n}: {columns} tile columns" if self.direct else ""
         self._weight, self._filters = None, None
 
     def filters(self, xp, weight):
@@ -154,11 +165,15 @@ def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
 
 
 def conv2d_winograd(xp, inputs, params, attrs, ctx):
+    if ctx.plan.direct:
+        return conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
     return winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
 
 
 def fused_conv2d_winograd(xp, inputs, params, attrs, ctx):
+    if ctx.plan.direct:
+        return fused_conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
     out = winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
     return into(ctx, epilogue(xp, out, inputs, attrs, ctx))
@@ -173,6 +188,8 @@ def trainable(node, dtype: str) -> str | None:
 
 
 def conv2d_winograd_train(xp, inputs, params, attrs, ctx):
+    if ctx.plan.direct:
+        return conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
     return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan)
 
@@ -184,6 +201,8 @@ def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
     if saved.need_inputs[0]:
         flipped, pads = input_grad_as_conv(params["weight"], attrs)
         plan = Plan(grad.shape, pads)
+        if plan.direct:
+            return conv2d_backward(xp, grad, saved, params, attrs)
         dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan)
     return [dx], param_grads(xp, saved, grad, grad, x, attrs)
 
