@@ -41,11 +41,19 @@ def test_train_writes_metrics_and_a_model(trained):
     assert (trained / "model.cng").is_file()
 
 
-def test_train_yolo_from_the_cli(capsys, tmp_path, few_canvases):
+def test_train_yolo_from_the_cli(capsys, tmp_path, few_canvases, monkeypatch):
     code, out, err = cli(capsys, "train", "yolo_v1_small", "--input-size", "32", "--epochs", "1", "--batch", "8",
                          "--out", tmp_path / "yolo")
     assert code == 0, err
     assert "digit-detection (seed 0)" in out and "test mAP@0.5" in out
+    monkeypatch.chdir(tmp_path)  # where run would write a segmentation mask
+    canvas = detection_digits.load(size=(32, 32), n_train=1, n_test=1).test.images[0, 0]
+    Image.fromarray((canvas * 255).astype(np.uint8)).save(tmp_path / "photo.png")
+    code, out, err = cli(capsys, "run", tmp_path / "yolo" / "model.cng", "--input", tmp_path / "photo.png",
+                         "--boxes", tmp_path / "out.png", "--min-score", "0")
+    assert code == 0 and (tmp_path / "out.png").exists(), err
+    # YOLO's (N, S, S, C) classes are per cell, not a per-pixel segmentation: no mask file
+    assert "wrote mask" not in out and not (tmp_path / "photo_mask.png").exists()
 
 
 def test_eval_prints_per_class_ap_and_the_means(capsys, trained, few_canvases):

@@ -83,7 +83,8 @@ def run(args) -> None:
         if out.ndim == 2 and out.shape[1] >= 2 and graph.type_of(name).shape[0] == BATCH:  # not per region or box
             _print_top(out, info.classes)
     masks = [out for name, out in outputs.items()  # per-pixel class scores of each image, not per-region maps
-             if out.ndim == 4 and out.shape[1] > 1 and graph.type_of(name).shape[0] == BATCH]
+             if out.ndim == 4 and out.shape[1] > 1 and graph.type_of(name).shape[0] == BATCH
+             and recipe is None]  # a detector's 4-D outputs are per cell (YOLO's classes); its masks go to --boxes
     mask_path = args.mask or (f"{Path(args.input).stem}_mask.png" if args.input and is_image(args.input) else None)
     if masks and mask_path:
         _write_masks(masks[0], mask_path)
