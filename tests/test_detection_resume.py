@@ -16,6 +16,8 @@ from cnngraph.cli import main
 from cnngraph.errors import TrainingError
 from cnngraph.train import TrainConfig
 from cnngraph.train.data import detection_digits
+from cnngraph.train.data.detection_augment import BoxAugment
+from cnngraph.train.detection_recipes import RegionSettings
 from cnngraph.train.detection_train import DetectionTrainer
 from tests.test_detection_cli import few_canvases  # noqa: F401 - a fixture
 from tests.test_rcnn_training import digit_canvases
@@ -35,15 +37,19 @@ def assert_same_model(a, b) -> None:
 
 def test_a_stopped_and_resumed_fast_rcnn_equals_the_straight_run(tmp_path):
     """Dropout 0.5 in fc6/fc7 and a cosine schedule over 3 epochs: stopping after the first (the time budget
-    runs out) and resuming replays the same batches, regions, dropout masks and updates."""
+    runs out) and resuming replays the same batches, regions, dropout masks and updates. The run's zoom and
+    region sampling are not the defaults: the resumed trainer takes them from the checkpoint."""
     data = digit_canvases(train=4, test=2)
     graph = models.build("fast_rcnn", width=0.125, input_size=64, num_classes=11, dropout=0.5, seed=3)
     config = TrainConfig(epochs=3, batch=2, optimizer="adam", lr=1e-3, seed=5)
-    DetectionTrainer(graph, data, config, tmp_path / "straight").fit()
-    DetectionTrainer(graph, data, config, tmp_path / "stopped").fit(time_budget=0)
+    run = partial(DetectionTrainer, graph, data, config, augment=BoxAugment(scale=(0.9, 1.1)),
+                  settings=RegionSettings(rois_per_image=24, foreground=0.4))
+    run(tmp_path / "straight").fit()
+    run(tmp_path / "stopped").fit(time_budget=0)
     assert len(metrics(tmp_path / "stopped")) == 1
     resumed = DetectionTrainer.resume(tmp_path / "stopped", splits=data)
     assert (resumed.epoch, resumed.step) == (1, 2)
+    assert resumed.augment.scale == (0.9, 1.1) and resumed.recipe.settings.rois_per_image == 24
     resumed.fit()
     assert metrics(tmp_path / "straight") == metrics(tmp_path / "stopped")
     assert_same_model(tmp_path / "straight", tmp_path / "stopped")
@@ -110,6 +116,9 @@ def edited(run, tmp_path, change) -> str:
     (lambda s: s.update(history=[]), "field 'history' must be a list of 1 per-epoch objects"),
     (lambda s: s["dropout"].pop("draws"), "field 'dropout.draws' is missing"),
     (lambda s: s.pop("kind"), "not a detection run's checkpoint"),
+    (lambda s: s["augment"].update(scale="big"), r"field 'augment.scale' must be like BoxAugment's default \(1.0, 1.0\)"),
+    (lambda s: s["regions"].update(windows=3), "field 'regions.windows' is not one of RegionSettings's fields"),
+    (lambda s: s["regions"].update(rois_per_image=-2), "field 'regions.rois_per_image' must be like"),
 ])
 def test_an_edited_checkpoint_is_refused_naming_the_field(ssd_run, tmp_path, few_canvases, change, message):
     with pytest.raises(TrainingError, match=message):

@@ -13,6 +13,7 @@ last epoch exactly as if it had not stopped.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io as _io
 import math
 import time
@@ -168,7 +169,8 @@ class DetectionTrainer:
             return
         state = {"kind": KIND, "recipe": self.recipe.name, "config": self.config.to_json(), "epoch": self.epoch,
                  "step": self.step, "history": self.history, "rng": self.rng.bit_generator.state,
-                 "dropout": self.model.random.state(), "optimizer": self.optimizer.hyper()}
+                 "dropout": self.model.random.state(), "optimizer": self.optimizer.hyper(),
+                 "augment": dataclasses.asdict(self.augment), "regions": dataclasses.asdict(self.recipe.settings)}
         if self.model.scaler is not None:
             state["scaler"] = self.model.scaler.state()
         params = {k: self.model.backend.to_host(self.model.params.get(k, v)) for k, v in self.graph.params.items()}
@@ -180,8 +182,9 @@ class DetectionTrainer:
                report: Callable[[dict], None] | None = None, settings: RegionSettings | None = None,
                augment: BoxAugment | None = None) -> DetectionTrainer:
         """The run saved in ``rundir``, ready to ``fit``; ``epochs`` may extend it. The data is generated or read
-        again from the saved settings, unless the run was given its ``splits`` in Python: then pass the same, and
-        the same region ``settings`` and ``augment`` (neither is saved: the CLI always uses the model's defaults)."""
+        again from the saved settings, unless the run was given its ``splits`` in Python: then pass the same. The
+        augmentation and region settings are the saved ones (a newer release's defaults may differ); ``augment``
+        and ``settings`` replace them. Checkpoints written before they were saved resume with today's defaults."""
         path = Path(rundir) / CHECKPOINT
         ckpt = checkpoint.load(path)
         state = ckpt.state
@@ -194,6 +197,11 @@ class DetectionTrainer:
         if splits is None:
             shape = next(iter(ckpt.graph.inputs.values())).shape[1:]
             splits = load_detection(config.data, shape, seed=config.seed)
+        top = resume_state.Fields(state, str(path))
+        if augment is None and "augment" in state:
+            augment = resume_state.settings(top.object("augment"), BoxAugment)
+        if settings is None and "regions" in state:
+            settings = resume_state.settings(top.object("regions"), RegionSettings)
         trainer = cls(ckpt.graph, splits, config, rundir, augment, report, settings)
         _check_state(state, str(path), trainer)
         trainable = {k: trainer.model.params[k] for k in trainer.model.trainable}

@@ -9,6 +9,7 @@ exception from deep inside the loop an epoch later.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -52,6 +53,34 @@ class Fields:
 
     def object(self, name: str) -> Fields:
         return Fields(self.get(name), self.where, f"{self.prefix}{name}.")
+
+
+def settings(fields: Fields, cls: type) -> Any:
+    """A dataclass of numbers, flags and number tuples (``BoxAugment``, ``RegionSettings``) from its saved
+    JSON object: every field present, of its default's type (a tuple saved as a list), nothing else."""
+    found, unknown = {}, set(fields.doc) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise TrainingError(f"{fields.where}: field '{fields.prefix}{sorted(unknown)[0]}' is not one of "
+                            f"{cls.__name__}'s fields")
+    for f in dataclasses.fields(cls):
+        default, value = getattr(cls(), f.name), fields.get(f.name)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list) and all(_is_number(v) for v in value)
+            value = tuple(value) if ok else value
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = _is_number(value)
+        if not ok:
+            raise fields.fail(f.name, f"like {cls.__name__}'s default {default!r}", value)
+        found[f.name] = value
+    return cls(**found)
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def check_state(state: dict, where: str, half: bool) -> None:
