@@ -116,7 +116,8 @@ def edited(run, tmp_path, change) -> str:
     (lambda s: s.update(history=[]), "field 'history' must be a list of 1 per-epoch objects"),
     (lambda s: s["dropout"].pop("draws"), "field 'dropout.draws' is missing"),
     (lambda s: s.pop("kind"), "not a detection run's checkpoint"),
-    (lambda s: s["augment"].update(scale="big"), r"field 'augment.scale' must be like BoxAugment's default \(1.0, 1.0\)"),
+    (lambda s: s["augment"].update(scale="big"),
+     r"field 'augment.scale' must be like BoxAugment's default \(1.0, 1.0\)"),
     (lambda s: s["regions"].update(windows=3), "field 'regions.windows' is not one of RegionSettings's fields"),
     (lambda s: s["regions"].update(rois_per_image=-2), "field 'regions.rois_per_image' must be like"),
 ])
