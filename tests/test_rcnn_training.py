@@ -81,8 +81,7 @@ def test_region_detections_decode_class_specific_boxes_by_hand():
 def test_every_loss_falls_on_the_recipes_targets(name, steps):
     """Two digit canvases, their regions and targets drawn once by the recipe (sampled regions, the RPN's
     proposals and sampled anchors), then steps of Adam on them: every term of the loss falls by 5% at least
-    (mean of the last three steps against the first three). At stride 16 a 64-pixel image is a 4x4 feature map, so
-    regions inside one cell pool alike and much of the box term cannot be learnt: it falls least."""
+    (mean of the last three steps against the first three)."""
     data = digit_canvases(train=2)
     settings = RegionSettings(rois_per_image=8) if name == "rcnn_small" else None  # a whole AlexNet per region
     trainer = DetectionTrainer(models.build(name), data, TrainConfig(epochs=1, batch=2), settings=settings)
