@@ -84,7 +84,7 @@ SMALL_MODELS = {
                         partial(fast_rcnn, backbone="vgg16_bn", width=0.125, stride=STRIDE, **SMALL)),
     "faster_rcnn_small": ("Faster R-CNN on conv1-3 of a 1/8-width VGG-16, anchors 14-28 px every 4: for CPU training",
                           faster_rcnn_small),
-    "mask_rcnn_small": ("Mask R-CNN (C4) on a 1/4-width ResNet-18 at stride 4, 64x64, anchors 14-28 px: for CPU training",
+    "mask_rcnn_small": ("Mask R-CNN (C4) on a 1/4-width ResNet-18 at stride 4, anchors 14-28 px: for CPU training",
                         mask_rcnn_small),
     "rcnn_small": ("R-CNN's AlexNet on 67x67 warps of 64x64 images, 10 classes: for CPU training",
                    partial(rcnn, crop=67, **SMALL)),
