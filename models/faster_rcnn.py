@@ -57,10 +57,10 @@ def faster_rcnn(backbone: str = "vgg16", num_classes: int = 21, input_size: int 
 
 def anchors(graph: Graph, sizes: Sequence[float] = SIZES, ratios: Sequence[float] = RATIOS) -> np.ndarray:
     """The (K, 4) anchors of a built graph, in ``rpn_logits``' order (anchor, row, column), one cell of the
-    RPN's map apart (the image side over the map's)."""
+    shared map apart: the inverse of the region pooling's ``spatial_scale`` (16 as published)."""
     height, width = graph.type_of("rpn.conv").shape[2:]
-    image_height, image_width = next(iter(graph.inputs.values())).shape[2:]
-    grid = rpn_anchors((height, width), (image_height // height, image_width // width), sizes, ratios)
+    stride = 1 / next(n.attrs["spatial_scale"] for n in graph.nodes if n.op in ("RoiPool", "RoiAlign"))
+    grid = rpn_anchors((height, width), (stride, stride), sizes, ratios)
     return grid.reshape(height * width, -1, 4).transpose(1, 0, 2).reshape(-1, 4)
 
 
