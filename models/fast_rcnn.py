@@ -6,7 +6,9 @@ Inputs are the image batch ``image`` (N, 3, S, S) and the proposals ``rois`` (R,
 (R, 4 (K + 1)). Train with ``cnngraph.detection.losses.FastRcnnLoss`` on targets from
 ``cnngraph.detection.targets.rcnn_targets``.
 
-Backbones, each at stride 16 (``spatial_scale`` 1/16):
+Backbones, each at stride 16 (``spatial_scale`` 1/16) as published; ``stride`` 8 or 4 is for small images,
+where a stride-16 map is too coarse to place a 13-pixel object (models/rcnn_small.py): VGG's stack is cut
+before the pool past it (conv4_3 or conv3_3), ResNet's layer3 (and layer2) keep stride 1 (same parameters):
 
 - ``vgg16`` (the paper): conv1_1 .. conv5_3 (torchvision's ``features.0-29``, the last pool dropped),
   7x7 RoI pooling, fc6 and fc7 of 4,096 with dropout. ``width`` scales every layer (1/8 is a CPU-sized
@@ -32,16 +34,28 @@ from cnngraph.models import register, scaled
 from cnngraph.models.resnet import trunk
 from cnngraph.models.vgg import CONFIGS, features
 
-STRIDE = 16
+STRIDE = 16  # the papers' feature map
+HALVINGS = {4: 2, 8: 3, 16: 4}  # feature map stride: how many times the backbone halves the image
 
 
-def vgg16_backbone(image, width: float = 1.0, batch_norm: bool = False):
-    """Shared feature map (stride 16) and the per-region head: RoI pooling 7x7, fc6, fc7. ``batch_norm``:
-    torchvision's vgg16_bn convolutions, which train from scratch where the plain stack stalls."""
-    shared, _ = features(image, CONFIGS["vgg16"][:-1], batch_norm=batch_norm, width=width)
+def halvings(model: str, stride: int) -> int:
+    """``HALVINGS[stride]``, or an UnknownModelError naming the strides a backbone can make."""
+    if stride not in HALVINGS:
+        raise UnknownModelError(f"{model}: stride must be one of {tuple(HALVINGS)} (pixels per feature map "
+                                f"cell), found {stride!r}")
+    return HALVINGS[stride]
+
+
+def vgg16_backbone(image, width: float = 1.0, batch_norm: bool = False, stride: int = STRIDE):
+    """Shared feature map (the stack up to the pool past ``stride``) and the per-region head: RoI pooling 7x7,
+    fc6, fc7. ``batch_norm``: torchvision's vgg16_bn convolutions, which train from scratch where the plain
+    stack stalls."""
+    config = CONFIGS["vgg16"]
+    cut = [k for k, v in enumerate(config) if v == "M"][halvings("vgg16", stride)]
+    shared, _ = features(image, config[:cut], batch_norm=batch_norm, width=width)
 
     def head(rois, dropout: float):
-        pooled = dsl.roi_pool(shared, rois, 7, spatial_scale=1 / STRIDE, name="roi_pool")
+        pooled = dsl.roi_pool(shared, rois, 7, spatial_scale=1 / stride, name="roi_pool")
         y = dsl.flatten(pooled, name="flatten")
         for fc, name in ((0, "fc6"), (3, "fc7")):
             y = dsl.relu(dsl.linear(y, scaled(4096, width), init="normal_0.01", name=f"classifier.{fc}"),
@@ -52,16 +66,21 @@ def vgg16_backbone(image, width: float = 1.0, batch_norm: bool = False):
     return shared, head
 
 
-def resnet_backbone(image, depth: str, width: float = 1.0):
-    """layer1-3 shared (stride 16); per region: RoI pooling 14x14, layer4, global average pooling."""
-    shared = trunk(image, depth, (1, 2, 3), width=width)
+def resnet_backbone(image, depth: str, width: float = 1.0, stride: int = STRIDE):
+    """layer1-3 shared; per region: RoI pooling 14x14, layer4, global average pooling."""
+    shared = trunk(image, depth, (1, 2, 3), width=width, strided=resnet_strided(stride))
 
     def head(rois, dropout: float):
-        pooled = dsl.roi_pool(shared, rois, 14, spatial_scale=1 / STRIDE, name="roi_pool")
+        pooled = dsl.roi_pool(shared, rois, 14, spatial_scale=1 / stride, name="roi_pool")
         return dsl.flatten(dsl.global_avg_pool(trunk(pooled, depth, (4,), width=width), name="avgpool"),
                            name="flatten")
 
     return shared, head
+
+
+def resnet_strided(stride: int) -> tuple[int, ...]:
+    """The stages of layer1-3 that halve the map for a C4 map of ``stride`` (the stem's conv and pool make 4)."""
+    return (2, 3)[:HALVINGS[stride] - 2]
 
 
 BACKBONES = {"vgg16": vgg16_backbone, "vgg16_bn": partial(vgg16_backbone, batch_norm=True),
@@ -75,19 +94,20 @@ def detection_heads(features, num_classes: int):
     return cls, box
 
 
-def inputs_and_trunk(model: str, backbone: str, input_size: int, width: float):
+def inputs_and_trunk(model: str, backbone: str, input_size: int, width: float, stride: int = STRIDE):
     """The two inputs (images, regions), the shared feature map and the per-region head of ``backbone``."""
     if backbone not in BACKBONES:
         raise UnknownModelError(f"{model}: unknown backbone '{backbone}'; choose from {sorted(BACKBONES)}")
+    halvings(model, stride)
     image = dsl.input("image", (3, input_size, input_size))
     rois = dsl.input("rois", (5,), leading="R")
-    return (image, rois, *BACKBONES[backbone](image, width=width))
+    return (image, rois, *BACKBONES[backbone](image, width=width, stride=stride))
 
 
 def fast_rcnn(backbone: str = "vgg16", num_classes: int = 21, input_size: int = 224, width: float = 1.0,
-              dropout: float = 0.5, seed: int = 0):
-    """``num_classes`` counts the background (21 for Pascal VOC's 20)."""
-    image, rois, _, head = inputs_and_trunk("fast_rcnn", backbone, input_size, width)
+              dropout: float = 0.5, seed: int = 0, stride: int = STRIDE):
+    """``num_classes`` counts the background (21 for Pascal VOC's 20); ``stride``: the shared map's."""
+    image, rois, _, head = inputs_and_trunk("fast_rcnn", backbone, input_size, width, stride)
     cls, box = detection_heads(head(rois, dropout), num_classes)
     return dsl.Model([image, rois], [cls, box], name=f"fast_rcnn_{backbone}", seed=seed)
 

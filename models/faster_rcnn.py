@@ -46,18 +46,21 @@ def rpn(features, channels: int, per_cell: int):
 
 def faster_rcnn(backbone: str = "vgg16", num_classes: int = 21, input_size: int = 224, width: float = 1.0,
                 anchor_sizes: Sequence[float] = SIZES, anchor_ratios: Sequence[float] = RATIOS,
-                dropout: float = 0.5, seed: int = 0):
-    """``num_classes`` counts the background; the RPN's 3x3 convolution has 512 channels (scaled by ``width``)."""
-    image, rois, shared, head = inputs_and_trunk("faster_rcnn", backbone, input_size, width)
+                dropout: float = 0.5, seed: int = 0, stride: int = STRIDE):
+    """``num_classes`` counts the background; the RPN's 3x3 convolution has 512 channels (scaled by ``width``);
+    ``stride``: the shared map's, which is the anchors' spacing too."""
+    image, rois, shared, head = inputs_and_trunk("faster_rcnn", backbone, input_size, width, stride)
     logits, deltas = rpn(shared, scaled(512, width), len(anchor_sizes) * len(anchor_ratios))
     cls, box = detection_heads(head(rois, dropout), num_classes)
     return dsl.Model([image, rois], [logits, deltas, cls, box], name=f"faster_rcnn_{backbone}", seed=seed)
 
 
 def anchors(graph: Graph, sizes: Sequence[float] = SIZES, ratios: Sequence[float] = RATIOS) -> np.ndarray:
-    """The (K, 4) anchors of a built graph, in ``rpn_logits``' order (anchor, row, column)."""
+    """The (K, 4) anchors of a built graph, in ``rpn_logits``' order (anchor, row, column), one cell of the
+    shared map apart: the inverse of the region pooling's ``spatial_scale`` (16 as published)."""
     height, width = graph.type_of("rpn.conv").shape[2:]
-    grid = rpn_anchors((height, width), STRIDE, sizes, ratios)
+    stride = 1 / next(n.attrs["spatial_scale"] for n in graph.nodes if n.op in ("RoiPool", "RoiAlign"))
+    grid = rpn_anchors((height, width), (stride, stride), sizes, ratios)
     return grid.reshape(height * width, -1, 4).transpose(1, 0, 2).reshape(-1, 4)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from cnngraph.errors import UnknownModelError
 from cnngraph.frontends import dsl
 from cnngraph.models import register, scaled
-from cnngraph.models.fast_rcnn import STRIDE, detection_heads
+from cnngraph.models.fast_rcnn import STRIDE, detection_heads, halvings, resnet_strided
 from cnngraph.models.faster_rcnn import RATIOS, SIZES, rpn
 from cnngraph.models.resnet import LAYERS, trunk
 
@@ -43,15 +43,17 @@ def mask_head(features, num_classes: int, width: float):
 
 
 def mask_rcnn(backbone: str = "resnet50", num_classes: int = 81, input_size: int = 224, width: float = 1.0,
-              anchor_sizes: Sequence[float] = SIZES, anchor_ratios: Sequence[float] = RATIOS, seed: int = 0):
-    """``num_classes`` counts the background (81 for COCO's 80)."""
+              anchor_sizes: Sequence[float] = SIZES, anchor_ratios: Sequence[float] = RATIOS, seed: int = 0,
+              stride: int = STRIDE):
+    """``num_classes`` counts the background (81 for COCO's 80); ``stride``: the C4 map's (models/fast_rcnn.py)."""
     if backbone not in LAYERS:
         raise UnknownModelError(f"mask_rcnn: unknown backbone '{backbone}'; choose from {sorted(LAYERS)}")
+    halvings("mask_rcnn", stride)
     image = dsl.input("image", (3, input_size, input_size))
     rois = dsl.input("rois", (5,), leading="R")
-    shared = trunk(image, backbone, (1, 2, 3), width=width)
+    shared = trunk(image, backbone, (1, 2, 3), width=width, strided=resnet_strided(stride))
     logits, deltas = rpn(shared, scaled(512, width), len(anchor_sizes) * len(anchor_ratios))
-    aligned = dsl.roi_align(shared, rois, ALIGN_SIZE, spatial_scale=1 / STRIDE, sampling_ratio=2, name="roi_align")
+    aligned = dsl.roi_align(shared, rois, ALIGN_SIZE, spatial_scale=1 / stride, sampling_ratio=2, name="roi_align")
     res5 = trunk(aligned, backbone, (4,), width=width)
     pooled = dsl.flatten(dsl.global_avg_pool(res5, name="avgpool"), name="flatten")
     cls, box = detection_heads(pooled, num_classes)

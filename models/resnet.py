@@ -94,9 +94,11 @@ BLOCKS = {"basic": basic_block, "bottleneck": bottleneck}
 PREACT_WIDTHS = {"basic": lambda p: (p, p), "bottleneck": lambda p: (p, p, 4 * p)}
 
 
-def trunk(x, depth: str, stages=(1, 2, 3, 4), preact: bool = False, width: float = 1.0):
+def trunk(x, depth: str, stages=(1, 2, 3, 4), preact: bool = False, width: float = 1.0, strided=(2, 3, 4)):
     """The stem (when stage 1 is asked for) and residual stages ``layer<k>``: detectors take stages 1-3 as
-    their stride-16 feature map and run stage 4 on each pooled region (He et al.'s Faster R-CNN)."""
+    their stride-16 feature map and run stage 4 on each pooled region (He et al.'s Faster R-CNN). Stages
+    in ``strided`` halve the map in their first block; a detector of small images leaves some out for a
+    finer map (the parameters do not change)."""
     kind, counts = LAYERS[depth]
     y = x
     if 1 in stages:
@@ -105,7 +107,7 @@ def trunk(x, depth: str, stages=(1, 2, 3, 4), preact: bool = False, width: float
     for stage in stages:
         planes, count = scaled((64, 128, 256, 512)[stage - 1], width), counts[stage - 1]
         for i in range(count):
-            stride = 2 if (i == 0 and stage > 1) else 1
+            stride = 2 if (i == 0 and stage > 1 and stage in strided) else 1
             with dsl.scope(f"layer{stage}"), dsl.scope(i):
                 if preact:
                     y = preact_unit(y, PREACT_WIDTHS[kind](planes), stride, after_stem=stage == 1 and i == 0)

@@ -10,15 +10,16 @@ from cnngraph.train.data import detection_digits
 from tests.zoo_builds import zero_params  # noqa: F401 - fixture
 
 
-def covered(anchors: np.ndarray, truths: np.ndarray) -> float:
-    """Share of ``truths`` ([0, 1] corners) with a default box at IoU >= 0.5, by pycocotools' box IoU."""
+def covered(anchors: np.ndarray, truths: np.ndarray, iou: float = 0.5) -> float:
+    """Share of ``truths`` (corners, in the anchors' units) with a default box at IoU >= ``iou``, by
+    pycocotools' box IoU."""
     mask = pytest.importorskip("pycocotools.mask")
 
     def xywh(boxes):
         return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.float64)
 
-    iou = mask.iou(xywh(anchors), xywh(truths), np.zeros(len(truths), np.uint8))  # (A, k)
-    return float((iou.max(axis=0) >= 0.5).mean())
+    overlaps = mask.iou(xywh(anchors), xywh(truths), np.zeros(len(truths), np.uint8))  # (A, k)
+    return float((overlaps.max(axis=0) >= iou).mean())
 
 
 @pytest.fixture(scope="module")

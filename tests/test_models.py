@@ -34,7 +34,7 @@ BY_HAND = {  # derived in the model files' docstrings
     "fast_rcnn": 134_690_729, "faster_rcnn": 137_078_239,  # VGG-16, 21 classes (Pascal VOC)
     "rcnn": 57_728_489,  # the paper's AlexNet on 227x227 warps, 21 classes
     "mask_rcnn": 31_202_908,  # ResNet-50 C4, 81 classes (COCO), derived in models/mask_rcnn.py
-    "fast_rcnn_small": 2_128_639, "faster_rcnn_small": 2_167_907, "rcnn_small": 20_224_439,  # models/rcnn_small.py
+    "fast_rcnn_small": 1_121_919, "faster_rcnn_small": 1_142_755, "rcnn_small": 20_224_439,  # models/rcnn_small.py
     "mask_rcnn_small": 821_238,  # models/rcnn_small.py
     "deepface": 118_923_774, "deepface_small": 290_746,
     "yolo_v1": 271_703_550, "yolo_v1_small": 686_516, "ssd": 26_285_486, "ssd_small": 394_180,
