@@ -6,8 +6,9 @@ weight decay, and zoom augmentation by 0.8 to 1.25 (boxes follow). On 2,000 canv
 0.52, 0.77, 0.84, 0.89, 0.90 and 0.95 after epochs 1 to 5 and 7, and 0.965 at 20 (README, "Benchmarks");
 Adam at 1e-3 without warm-up or zoom needed 8 epochs for 0.90. Flips stay off: a mirrored digit is not
 a digit. ``yolo_v1_small``: the same recipe over 40 epochs (SGD at the TrainConfig default diverges); on
-2,000 canvases it reached mAP@0.5 0.82 after 10 epochs and 0.95 after 36 (README, "Benchmarks"). The two-stage small models: Adam at 1e-3, batch 8, the
-settings their bench runs used (SGD at the classification default stalls).
+2,000 canvases it reached mAP@0.5 0.82 after 10 epochs and 0.95 after 36 (README, "Benchmarks"). The
+two-stage small models: Adam at 1e-3, batch 8, the settings their bench runs used (SGD at the
+classification default stalls).
 """
 
 from __future__ import annotations
