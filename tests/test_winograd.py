@@ -21,11 +21,13 @@ from tests.zoo_builds import reduced
 FLOAT32_BOUND = {2: 2e-6, 4: 2e-5}
 
 
+DIRECT_BELOW = winograd.DIRECT_BELOW  # the tests of direct plans put it back
+
+
 @pytest.fixture(autouse=True)
-def _threads_and_every_size(monkeypatch, request):
+def _threads_and_every_size(monkeypatch):
     """Test models are small: their maps would give few tile columns, whose plans run the direct kernel."""
-    if "direct_plans" not in request.node.name:
-        monkeypatch.setattr(winograd, "DIRECT_BELOW", 0)
+    monkeypatch.setattr(winograd, "DIRECT_BELOW", 0)
     yield
     blas.restore()  # the kernel picks BLAS threads per GEMM; leave the process as it was
 
@@ -195,9 +197,10 @@ def direct_plans_model():
 
 
 @pytest.mark.parametrize("batch,label", [(1, " (direct at batch 1: 16 tile columns)"), (8, "")])
-def test_direct_plans_run_the_direct_kernel_where_few_tile_columns_and_say_so(batch, label):
+def test_direct_plans_run_the_direct_kernel_where_few_tile_columns_and_say_so(batch, label, monkeypatch):
     """Below DIRECT_BELOW tile columns a plan computes directly; the kernel report names it for the batch
     sizes run so far. Both paths against the float64 reference."""
+    monkeypatch.setattr(winograd, "DIRECT_BELOW", DIRECT_BELOW)
     model = cnngraph.compile(direct_plans_model())
     x = np.random.default_rng(0).standard_normal((batch, 16, 8, 8))
     got = model.run({"x": x.astype(np.float32)}, to_host=True)["b"]
@@ -206,9 +209,10 @@ def test_direct_plans_run_the_direct_kernel_where_few_tile_columns_and_say_so(ba
     np.testing.assert_allclose(got, reference, rtol=0, atol=FLOAT32_BOUND[4] * np.abs(reference).max())
 
 
-def test_direct_plans_train_with_the_direct_gradients():
+def test_direct_plans_train_with_the_direct_gradients(monkeypatch):
     """A training step whose plans go direct (forward, and the input gradient's own plan) gives the float64
     generic kernels' outputs and gradients."""
+    monkeypatch.setattr(winograd, "DIRECT_BELOW", DIRECT_BELOW)
     rng = np.random.default_rng(1)
     x, head = rng.standard_normal((1, 16, 8, 8)), rng.standard_normal((1, 16, 8, 8))
     ours = cnngraph.compile(direct_plans_model(), train=True)

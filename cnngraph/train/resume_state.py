@@ -58,12 +58,14 @@ class Fields:
 def settings(fields: Fields, cls: type) -> Any:
     """A dataclass of numbers, flags and number tuples (``BoxAugment``, ``RegionSettings``) from its saved
     JSON object: every field present, of its default's type (a tuple saved as a list), nothing else."""
-    found, unknown = {}, set(fields.doc) - {f.name for f in dataclasses.fields(cls)}
+    defaults = dataclasses.asdict(cls())
+    unknown = set(fields.doc) - set(defaults)
     if unknown:
         raise TrainingError(f"{fields.where}: field '{fields.prefix}{sorted(unknown)[0]}' is not one of "
                             f"{cls.__name__}'s fields")
-    for f in dataclasses.fields(cls):
-        default, value = getattr(cls(), f.name), fields.get(f.name)
+    found = {}
+    for name, default in defaults.items():
+        value = fields.get(name)
         if isinstance(default, bool):
             ok = isinstance(value, bool)
         elif isinstance(default, tuple):
@@ -74,8 +76,8 @@ def settings(fields: Fields, cls: type) -> Any:
         else:
             ok = _is_number(value)
         if not ok:
-            raise fields.fail(f.name, f"like {cls.__name__}'s default {default!r}", value)
-        found[f.name] = value
+            raise fields.fail(name, f"like {cls.__name__}'s default {default!r}", value)
+        found[name] = value
     return cls(**found)
 
 
