@@ -124,6 +124,21 @@ def test_backward_matches_finite_differences(case):
     check_gradients(graph, inputs, training=mode[0] if mode else True)
 
 
+CONVOLUTIONS = [case for case in CASES if case[0] in ("Conv2d", "ConvTranspose2d")]
+
+
+@pytest.mark.parametrize("case", CONVOLUTIONS, ids=[_case_id(c) for c in CONVOLUTIONS])
+def test_weight_gradients_summed_one_image_at_a_time(case, monkeypatch):
+    """The weight gradient's GEMM runs per chunk of images and adds the chunks (conv.CHUNK_BYTES); with one
+    image per chunk the sum still matches finite differences."""
+    from cnngraph.backends.kernels import conv
+
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    op, shapes, attrs = case[:3]
+    graph, inputs = one_op_graph(op, shapes, attrs)
+    check_gradients(graph, inputs)
+
+
 def test_dropout_backward_uses_the_forward_mask():
     """Given its mask the output is linear in x, so dL/dx = G * out / x exactly: no mask is drawn twice."""
     graph, inputs = one_op_graph("Dropout", [(4, 6, 5)], dict(p=0.4))

@@ -12,7 +12,7 @@ import pytest
 
 import cnngraph
 from cnngraph.backends.kernels import winograd
-from cnngraph.backends.kernels.conv import conv2d_forward
+from cnngraph.backends.kernels.conv import conv2d_forward, weight_grad as conv_weight_grad
 from cnngraph.backends.threads import blas
 from cnngraph.frontends import dsl
 from tests.zoo_builds import reduced
@@ -22,6 +22,7 @@ FLOAT32_BOUND = {2: 2e-6, 4: 2e-5}
 
 
 DIRECT_BELOW = winograd.DIRECT_BELOW  # the tests of direct plans put it back
+WINOGRAD_WEIGHT_GRAD = winograd.winograd_weight_grad
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +65,45 @@ def test_matches_the_direct_convolution(m, shape, padding, monkeypatch):
     want = direct(x, weight, None, padding)
     assert got32.dtype == np.float32
     assert np.abs(got32 - want).max() / np.abs(want).max() <= FLOAT32_BOUND[m]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("shape,padding", [
+    ((3, 3, 5, 9, 9), (1, 1, 1, 1)),       # the last tile overhangs: the output gradient is padded to whole tiles
+    ((2, 4, 6, 7, 10), (0, 0, 0, 0)),      # valid convolution, non-square
+    ((2, 5, 3, 6, 6), (2, 0, 1, 2)),       # asymmetric padding
+])
+def test_weight_gradient_matches_the_direct_one(m, shape, padding, monkeypatch):
+    """The adjoint of the forward's transforms against the float64 im2col weight gradient (checked by finite
+    differences in tests/test_grad_ops.py); one image per chunk, so the chunks' sum is covered too."""
+    monkeypatch.setattr(winograd, "tile_size", lambda batch, out_hw: m)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    x, weight, _ = case(*shape)
+    plan = winograd.Plan(x.shape, padding)
+    grad = np.random.default_rng(5).standard_normal(direct(x, weight, None, padding).shape)
+    attrs = {"groups": 1, "kernel_size": (3, 3), "stride": (1, 1), "dilation": (1, 1), "padding": padding}
+    want = conv_weight_grad(np, grad, x, attrs)
+    np.testing.assert_allclose(winograd.winograd_weight_grad(np, x, grad, plan), want, rtol=0,
+                               atol=1e-12 * np.abs(want).max())
+    got32 = winograd.winograd_weight_grad(np, x.astype(np.float32), grad.astype(np.float32), plan)
+    assert got32.dtype == np.float32
+    assert np.abs(got32 - want).max() / np.abs(want).max() <= FLOAT32_BOUND[m]
+
+
+def test_a_batch_in_several_chunks_gives_the_same_output(monkeypatch):
+    x, weight, bias = case(5, 4, 6, 9, 9)
+    plan = winograd.Plan(x.shape, (1, 1, 1, 1))
+    whole = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    assert winograd.images_per_chunk(plan, 4, plan.filters(np, weight)) == 1
+    np.testing.assert_array_equal(winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan), whole)
+
+
+def test_the_weight_gradient_goes_winograd_with_enough_tile_columns_per_channel():
+    plan = winograd.Plan((1, 16, 8, 8), (1, 1, 1, 1))  # F(2x2): 16 tiles per image
+    assert (plan.m, plan.tiles) == (2, (4, 4))
+    assert winograd.weight_grad_pays(plan, 8, 12, 16)      # 128 columns, 8 per channel of the larger side
+    assert not winograd.weight_grad_pays(plan, 7, 12, 16)
 
 
 def test_agrees_with_pytorch():
@@ -150,11 +190,16 @@ def chain():
     return dsl.Model(x, dsl.linear(dsl.flatten(y), 3, name="fc"), seed=1)
 
 
-def test_training_gradients_match_the_float64_direct_path():
-    """The training variant (fresh filters every call, the input gradient through Winograd) against the
-    generic kernels in float64, whose backward tests/test_grad_ops.py checks by finite differences."""
-    x = np.random.default_rng(0).standard_normal((2, 16, 12, 12))
-    head = np.random.default_rng(1).standard_normal((2, 3))
+@pytest.mark.parametrize("batch,winograd_weight_grads", [(2, 0), (16, 2)])
+def test_training_gradients_match_the_float64_direct_path(batch, winograd_weight_grads, monkeypatch):
+    """The training variant (fresh filters every call, the input gradient through Winograd, and at batch 16
+    the weight gradients of both 3x3 layers too: enough tile columns per channel) against the generic
+    kernels in float64, whose backward tests/test_grad_ops.py checks by finite differences."""
+    calls = []
+    monkeypatch.setattr(winograd, "winograd_weight_grad",
+                        lambda *args: calls.append(1) or WINOGRAD_WEIGHT_GRAD(*args))
+    x = np.random.default_rng(0).standard_normal((batch, 16, 12, 12))
+    head = np.random.default_rng(1).standard_normal((batch, 3))
     ours = cnngraph.compile(chain(), train=True)
     assert ours.kernels() == {"a": "numpy/winograd-train", "ra": "generic", "b": "numpy/winograd-train",
                               "rb": "generic", "c": "generic", "flatten": "generic", "fc": "generic"}
@@ -170,6 +215,7 @@ def test_training_gradients_match_the_float64_direct_path():
         for model in (ours, reference):
             for key, g in model.grads.items():
                 model.params[key] -= (0.5 * g).astype(model.params[key].dtype)
+    assert len(calls) == 2 * winograd_weight_grads
 
 
 def test_the_cost_rule_leaves_few_input_channels_to_the_direct_kernel(quick_params):
