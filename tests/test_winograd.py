@@ -95,7 +95,7 @@ def test_a_batch_in_several_chunks_gives_the_same_output(monkeypatch):
     plan = winograd.Plan(x.shape, (1, 1, 1, 1))
     whole = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
-    assert winograd.images_per_chunk(plan, 4, plan.filters(np, weight)) == 1
+    assert winograd.images_per_chunk(plan, 4, 8, plan.filters(np, weight).nbytes) == 1
     np.testing.assert_array_equal(winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan), whole)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from cnngraph.backends.image_chunks import over_images
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, unwindows, windows
 
@@ -29,27 +30,36 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     """(N, C, *spatial) cross-correlation with torch's (O, C/g, *kernel) weights (1, 2 or 3 spatial
     axes), into ``out`` when given.
 
-    Into ``out`` the bias add (or a copy) moves the GEMM's result: matmul straight into a strided
-    slice measured no faster, and a reshape of a slice could silently copy.
+    A few images at a time (``CHUNK_BYTES`` of im2col columns: they stay in cache), on every core
+    (``over_images``). Into ``out`` the bias add (or a copy) moves the GEMM's result: matmul straight
+    into a strided slice measured no faster, and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
     r = len(kernel)
     out_size = conv_out_size(size, kernel, stride, padding, dilation)
-    taps = math.prod(kernel)
-    if taps == 1 and all(s == 1 for s in stride) and not any(padding):
-        cols = x.reshape(n, groups, cg, math.prod(size))  # a 1x1 conv is a plain GEMM: no copy
-    else:
-        view = windows(xp, pad_spatial(xp, x, padding), kernel, stride, dilation, out_size)
-        cols = view.reshape(n, groups, cg * taps, math.prod(out_size))
+    taps, positions = math.prod(kernel), math.prod(out_size)
+    plain = taps == 1 and all(s == 1 for s in stride) and not any(padding)  # a 1x1 conv is a plain GEMM: no copy
     wmat = weight.reshape(groups, o // groups, cg * taps)
-    result = xp.matmul(wmat, cols).reshape(n, o, *out_size)
     if out is None:
-        out = result
-    elif bias is None:
-        out[...] = result
-    if bias is not None:
-        xp.add(result, bias.reshape(_per_channel(o, r)), out=out)
+        out = xp.empty((n, o, *out_size), dtype=xp.result_type(x.dtype, weight.dtype))
+
+    def images(chunk):
+        xs = x[chunk]
+        if plain:
+            cols = xs.reshape(len(xs), groups, cg, positions)
+        else:
+            view = windows(xp, pad_spatial(xp, xs, padding), kernel, stride, dilation, out_size)
+            cols = view.reshape(len(xs), groups, cg * taps, positions)
+        result = xp.matmul(wmat, cols).reshape(len(xs), o, *out_size)
+        if bias is None:
+            out[chunk] = result
+        else:
+            xp.add(result, bias.reshape(_per_channel(o, r)), out=out[chunk])
+
+    gemm_macs = o // groups * cg * taps * positions  # one image, one group
+    over_images(xp, images, n, max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize)), n * groups * gemm_macs,
+                gemm_macs)
     return out
 
 
@@ -67,10 +77,11 @@ def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, gro
     return xp.ascontiguousarray(out)
 
 
-# Images per weight-gradient GEMM: the im2col columns of one chunk about this size (and at least 4x the
-# weights, whose gradient each chunk writes and adds), so that they stay in cache and no step allocates all
-# of them at once. Against one GEMM over the whole batch at 32 (best of 3, two BLAS threads): 56x56x64
-# 101 -> 85 ms, 28x28x128 78 -> 59 ms, 14x14x256 66 -> 55 ms; 7x7x512 stays one GEMM (4x its 9 MiB weights).
+# Images per chunk of a convolution and of its weight gradient: the im2col columns of one chunk about this
+# size (for the weight gradient at least 4x the weights, whose gradient each chunk writes and the sum adds),
+# so that they stay in cache and no step allocates all of them at once. The weight gradient against one
+# GEMM over the whole batch at 32 (best of 3, chunks in turn on two BLAS threads): 56x56x64 101 -> 85 ms,
+# 28x28x128 78 -> 59 ms, 14x14x256 66 -> 55 ms; 7x7x512 stays one GEMM (4x its 9 MiB weights).
 CHUNK_BYTES = 8 << 20
 
 
@@ -83,19 +94,22 @@ def weight_grad(xp, small, big, attrs):
     """
     n, s, *out_size = small.shape
     b, g, kernel = big.shape[1], attrs["groups"], attrs["kernel_size"]
-    r, taps = len(kernel), math.prod(kernel)
-    image_bytes = b * taps * math.prod(out_size) * big.itemsize
-    step = max(1, max(CHUNK_BYTES, 4 * s * b // g * taps * big.itemsize) // image_bytes)
-    total = None
-    for start in range(0, n, step):
-        images = slice(start, start + step)
-        view = windows(xp, pad_spatial(xp, big[images], attrs["padding"]), kernel, attrs["stride"],
+    r, taps, positions = len(kernel), math.prod(kernel), math.prod(out_size)
+    step = max(1, max(CHUNK_BYTES, 4 * s * b // g * taps * big.itemsize) // (b * taps * positions * big.itemsize))
+
+    def products(chunk):
+        view = windows(xp, pad_spatial(xp, big[chunk], attrs["padding"]), kernel, attrs["stride"],
                        attrs["dilation"], out_size)
-        positions = view.shape[0] * math.prod(out_size)
-        cols = view.transpose(1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r)).reshape(g, b // g * taps, positions)
-        rows = small[images].transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, positions)
-        part = xp.matmul(rows, cols.transpose(0, 2, 1))
-        total = part if total is None else xp.add(total, part, out=total)
+        columns = view.shape[0] * positions
+        cols = view.transpose(1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r)).reshape(g, b // g * taps, columns)
+        rows = small[chunk].transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, columns)
+        return xp.matmul(rows, cols.transpose(0, 2, 1))
+
+    per_image = s // g * b // g * taps * positions  # of one group's GEMM
+    parts = over_images(xp, products, n, step, n * g * per_image, min(n, step) * per_image)
+    total = parts[0]
+    for part in parts[1:]:  # in chunk order, whatever ran them
+        total += part
     return total.reshape(s, b // g, *kernel)
 
 

@@ -1,0 +1,80 @@
+"""Chunks of images on worker threads (backends/image_chunks.py): in order, on one BLAS thread each, and
+the same numbers bit for bit whatever the number of workers (the oracle: the same kernel run in turn)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from cnngraph.backends import image_chunks, strict
+from cnngraph.backends.kernels import conv, winograd
+from cnngraph.backends.threads import blas
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """``blas.choose`` fixed at the given count, whatever the machine's cores and load."""
+    def use(count):
+        monkeypatch.setattr(blas, "choose", lambda macs: count)
+    yield use
+    blas.restore()
+
+
+def test_chunks_run_on_workers_in_order_with_one_blas_thread_each(workers, monkeypatch):
+    workers(2)
+    seen = []
+    set_to = []
+    monkeypatch.setattr(blas, "use", set_to.append)
+
+    def work(images):
+        seen.append(threading.current_thread().name)
+        return images.start, images.stop
+
+    assert image_chunks.over_images(np, work, 10, 3, 10**9, 10**8) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert set_to == [1] and all(name.startswith("cnngraph-images") for name in seen)
+
+
+def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
+    set_to = []
+    monkeypatch.setattr(blas, "use", set_to.append)
+    here = threading.current_thread().name
+    names = []
+
+    def work(images):
+        names.append(threading.current_thread().name)
+        return images.stop - images.start
+
+    workers(1)
+    assert image_chunks.over_images(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    workers(2)
+    device = object()  # CuPy's namespace, say: its work goes to a device queue from one thread
+    assert image_chunks.over_images(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    assert set(names) == {here} and set_to == [1, 2]
+    assert strict.namespace in image_chunks.HOST_NAMESPACES
+
+
+def _every_conv_kernel():
+    """Winograd forward and weight gradient, and the im2col convolution and weight gradient, on a batch of 6
+    in one-image chunks."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 8, 10, 10)).astype(np.float32)
+    weight = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    grad = rng.standard_normal((6, 8, 10, 10)).astype(np.float32)
+    plan = winograd.Plan(x.shape, (1, 1, 1, 1))
+    attrs = {"groups": 1, "kernel_size": (3, 3), "stride": (1, 1), "dilation": (1, 1), "padding": (1, 1, 1, 1)}
+    return [winograd.winograd_conv2d(np, x, plan.filters(np, weight), None, plan),
+            winograd.winograd_weight_grad(np, x, grad, plan),
+            conv.conv2d_forward(np, x, weight, None, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+            conv.weight_grad(np, grad, x, attrs)]
+
+
+def test_kernels_give_the_same_bits_on_two_workers_as_in_turn(workers, monkeypatch):
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    workers(1)
+    in_turn = _every_conv_kernel()
+    workers(2)
+    for got, want in zip(_every_conv_kernel(), in_turn):
+        np.testing.assert_array_equal(got, want)
