@@ -32,20 +32,27 @@ HOST_NAMESPACES = (np, strict.namespace)
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def over_images(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int, gemm_macs: int) -> list[T]:
+def over_images(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
+                gemm_macs: int | None = None) -> list[T]:
     """``work(images)`` for each slice of ``step`` of the ``n`` images, as a list in order.
 
-    ``macs`` is the multiply-accumulates of all chunks and ``gemm_macs`` those of the largest single GEMM
-    a chunk runs. The chunks run on as many workers as ``blas.choose`` gives ``macs`` (BLAS on one thread
-    in each), or in turn with the BLAS threads one GEMM of ``gemm_macs`` gets. ``work`` must not set
-    BLAS threads: the setting is the process's.
+    ``macs`` is the multiply-accumulates of all chunks: the chunks run on as many workers as
+    ``blas.choose`` gives them (BLAS on one thread in each, then back to what it was), or in turn, with
+    the BLAS threads ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without it, as the executor set
+    them for the node. ``work`` must not set BLAS threads: the setting is the process's.
     """
     chunks = [slice(start, min(n, start + step)) for start in range(0, n, step)]
     workers = min(len(chunks), blas.choose(macs)) if xp in HOST_NAMESPACES else 1
     if workers < 2:
-        blas.use(blas.choose(gemm_macs))
+        if gemm_macs is not None:
+            blas.use(blas.choose(gemm_macs))
         return [work(images) for images in chunks]
-    blas.use(1)
     if workers not in _pools:
         _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="cnngraph-images")
-    return list(_pools[workers].map(work, chunks))
+    before = blas.current
+    blas.use(1)
+    try:
+        return list(_pools[workers].map(work, chunks))
+    finally:
+        if before is not None:
+            blas.use(before)

@@ -87,6 +87,11 @@ class BlasThreads:
         cores = os.cpu_count() or 1
         return max(1, min(cores, round(cores - self.others.cores())))
 
+    @property
+    def current(self) -> int | None:
+        """The thread count cnngraph last set, or None where it has not (or gave the libraries back)."""
+        return self._current
+
     def use(self, threads: int) -> None:
         """Set the BLAS thread count, calling into the library only when it changes."""
         if threads == self._current:

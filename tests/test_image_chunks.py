@@ -32,8 +32,9 @@ def test_chunks_run_on_workers_in_order_with_one_blas_thread_each(workers, monke
         seen.append(threading.current_thread().name)
         return images.start, images.stop
 
-    assert image_chunks.over_images(np, work, 10, 3, 10**9, 10**8) == [(0, 3), (3, 6), (6, 9), (9, 10)]
-    assert set_to == [1] and all(name.startswith("cnngraph-images") for name in seen)
+    monkeypatch.setattr(type(blas), "current", property(lambda self: 2))  # as the executor set it
+    assert image_chunks.over_images(np, work, 10, 3, 10**9) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert set_to == [1, 2] and all(name.startswith("cnngraph-images") for name in seen)  # and back to 2
 
 
 def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
@@ -48,6 +49,7 @@ def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monke
 
     workers(1)
     assert image_chunks.over_images(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    assert image_chunks.over_images(np, work, 5, 2, 10**9) == [2, 2, 1]  # threads left as the executor set them
     workers(2)
     device = object()  # CuPy's namespace, say: its work goes to a device queue from one thread
     assert image_chunks.over_images(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
