@@ -58,8 +58,8 @@ def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monke
 
 
 def _every_conv_kernel():
-    """Winograd forward and weight gradient, and the im2col convolution and weight gradient, on a batch of 6
-    in one-image chunks."""
+    """Winograd forward and weight gradient, and the im2col convolution, transposed convolution and weight
+    gradient, on a batch of 6 in one-image chunks."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 8, 10, 10)).astype(np.float32)
     weight = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
@@ -69,6 +69,7 @@ def _every_conv_kernel():
     return [winograd.winograd_conv2d(np, x, plan.filters(np, weight), None, plan),
             winograd.winograd_weight_grad(np, x, grad, plan),
             conv.conv2d_forward(np, x, weight, None, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+            conv.conv_transpose2d_forward(np, x, weight, None, (2, 2), (1, 1, 1, 1), (1, 1), 1, (19, 19)),
             conv.weight_grad(np, grad, x, attrs)]
 
 

@@ -68,17 +68,27 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
 
 
 def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out_size):
-    """Transposed convolution with torch's (C, O/g, *kernel) weights onto an output of spatial size ``out_size``."""
+    """Transposed convolution with torch's (C, O/g, *kernel) weights onto an output of spatial size
+    ``out_size``: GEMM, then col2im; a few images at a time, on every core, as ``conv2d_forward``."""
     n, c, *size = x.shape
     _, og, *kernel = weight.shape
-    o, taps = og * groups, math.prod(kernel)
+    o, taps, positions = og * groups, math.prod(kernel), math.prod(size)
     wmat = weight.reshape(groups, c // groups, og * taps).transpose(0, 2, 1)  # (g, og*taps, c/g)
-    cols = xp.matmul(wmat, x.reshape(n, groups, c // groups, math.prod(size)))  # (n, g, og*taps, prod(size))
-    cols = cols.reshape(n, o, *kernel, *size)
-    out = unwindows(xp, cols, (n, o, *out_size), padding, kernel, stride, dilation)
-    if bias is not None:
-        out = out + bias.reshape(_per_channel(o, len(kernel)))
-    return xp.ascontiguousarray(out)
+    out = xp.empty((n, o, *out_size), dtype=xp.result_type(x.dtype, weight.dtype))
+
+    def images(chunk):
+        xs = x[chunk]
+        cols = xp.matmul(wmat, xs.reshape(len(xs), groups, c // groups, positions))  # (k, g, og*taps, positions)
+        cols = cols.reshape(len(xs), o, *kernel, *size)
+        summed = unwindows(xp, cols, (len(xs), o, *out_size), padding, kernel, stride, dilation)
+        if bias is None:
+            out[chunk] = summed
+        else:
+            xp.add(summed, bias.reshape(_per_channel(o, len(kernel))), out=out[chunk])
+
+    step = max(1, CHUNK_BYTES // (o * taps * positions * x.itemsize))
+    over_images(xp, images, n, step, n * o * taps * c // groups * positions)
+    return out
 
 
 # Images per chunk of a convolution and of its weight gradient: the im2col columns of one chunk about this
