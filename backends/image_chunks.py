@@ -29,6 +29,11 @@ T = TypeVar("T")
 # a CUDA graph's capture must see it all on one stream): only these spread chunks over threads.
 HOST_NAMESPACES = (np, strict.namespace)
 
+# What one element of one NumPy pass (a copy, a ufunc) is worth in GEMM multiply-accumulates, for memory-bound
+# kernels to weigh workers as GEMMs do (``blas.choose``): on one core of this project's machine a float32
+# GEMM runs about 40 G MACs/s, a pass over float32 values 1 to 3 G elements/s.
+PASS_MACS = 20
+
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 

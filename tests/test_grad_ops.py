@@ -139,6 +139,19 @@ def test_weight_gradients_summed_one_image_at_a_time(case, monkeypatch):
     check_gradients(graph, inputs)
 
 
+MAX_POOLS = [case for case in CASES if case[0] == "MaxPool2d"]
+
+
+@pytest.mark.parametrize("case", MAX_POOLS, ids=[_case_id(c) for c in MAX_POOLS])
+def test_max_pooling_one_image_at_a_time(case, monkeypatch):
+    """Max pooling's forward (with its argmax) and backward run per chunk of images (pool.POOL_CHUNK_BYTES)."""
+    from cnngraph.backends.kernels import pool
+
+    monkeypatch.setattr(pool, "POOL_CHUNK_BYTES", 1)
+    graph, inputs = one_op_graph(*case[:3])
+    check_gradients(graph, inputs)
+
+
 def test_dropout_backward_uses_the_forward_mask():
     """Given its mask the output is linear in x, so dL/dx = G * out / x exactly: no mask is drawn twice."""
     graph, inputs = one_op_graph("Dropout", [(4, 6, 5)], dict(p=0.4))

@@ -4,12 +4,13 @@ the same numbers bit for bit whatever the number of workers (the oracle: the sam
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from cnngraph.backends import image_chunks, strict
-from cnngraph.backends.kernels import conv, winograd
+from cnngraph.backends.kernels import conv, pool, winograd
 from cnngraph.backends.threads import blas
 
 
@@ -73,11 +74,26 @@ def _every_conv_kernel():
             conv.weight_grad(np, grad, x, attrs)]
 
 
-def test_kernels_give_the_same_bits_on_two_workers_as_in_turn(workers, monkeypatch):
+def _max_pooling():
+    """Max pooling in inference, and in training with its argmax and gradient, on a batch of 5 with ties."""
+    x = np.round(np.random.default_rng(1).standard_normal((5, 3, 9, 9)), 1).astype(np.float32)
+    attrs = {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1, 1, 1), "dilation": (1, 1),
+             "ceil_mode": False}
+    inference = pool.max_pool2d(np, [x], {}, attrs, SimpleNamespace(stash=None))
+    ctx = SimpleNamespace(stash={})
+    training = pool.max_pool2d(np, [x], {}, attrs, ctx)
+    saved = SimpleNamespace(shapes=[x.shape], stash=ctx.stash)
+    grad = np.random.default_rng(2).standard_normal(training.shape).astype(np.float32)
+    return [inference, training, ctx.stash["argmax"], pool.max_pool2d_backward(np, grad, saved, {}, attrs)[0][0]]
+
+
+@pytest.mark.parametrize("kernels", [_every_conv_kernel, _max_pooling])
+def test_kernels_give_the_same_bits_on_two_workers_as_in_turn(kernels, workers, monkeypatch):
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(pool, "POOL_CHUNK_BYTES", 1)
     workers(1)
-    in_turn = _every_conv_kernel()
+    in_turn = kernels()
     workers(2)
-    for got, want in zip(_every_conv_kernel(), in_turn):
+    for got, want in zip(kernels(), in_turn):
         np.testing.assert_array_equal(got, want)

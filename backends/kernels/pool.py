@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from cnngraph.backends.image_chunks import PASS_MACS, over_images
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
 from cnngraph.backends.kernels.phases import Phases
@@ -92,26 +93,52 @@ def _divisor(xp, attrs, size, out_size):
     return total
 
 
+# Bytes of input per chunk of images that max pooling's passes go through while they are in cache.
+POOL_CHUNK_BYTES = 4 << 20
+
+
+def _by_images(xp, x, work, passes):
+    """``work(chunk)`` over chunks of about ``POOL_CHUNK_BYTES`` of ``x``'s images, on every core."""
+    step = max(1, POOL_CHUNK_BYTES // (x[:1].size * x.itemsize))
+    over_images(xp, work, x.shape[0], step, x.size * passes * PASS_MACS)
+
+
 @kernel("MaxPool2d")
 def max_pool2d(xp, inputs, params, attrs, ctx):
     """In inference a separable max (``_reduce_separable``); for backward, the max over the taps of the phase
     planes (``pool_taps``) and the argmax tap of each window (a small integer) stashed as well: the first
     tap equal to the maximum, as in PyTorch, where a NaN counts as the maximum, as in ``argmax``
-    (``maximum`` propagates it)."""
+    (``maximum`` propagates it). A few images at a time, on every core."""
+    x = inputs[0]
+    n, c = x.shape[:2]
+    _, out_size = _pool_geometry(attrs, x.shape[2:])
+    best = xp.empty((n, c, *out_size), dtype=x.dtype)
+    taps_count = math.prod(attrs["kernel_size"])
     if ctx.stash is None:
-        return _reduce_separable(xp, inputs[0], attrs, float("-inf"), xp.maximum)
-    slices = pool_taps(xp, inputs[0], attrs, float("-inf"))
-    best = slices[0].copy()
-    for value in slices[1:]:
-        xp.maximum(best, value, out=best)
-    ctx.stash["argmax"] = _first_hit(xp, slices, best)
+        def pooled(chunk):
+            best[chunk] = _reduce_separable(xp, x[chunk], attrs, float("-inf"), xp.maximum)
+
+        _by_images(xp, x, pooled, passes=len(out_size) + 1)
+        return best
+    argmax = xp.empty(best.shape, dtype=xp.uint8 if taps_count <= 256 else xp.int32)
+
+    def pooled_with_argmax(chunk):
+        slices = pool_taps(xp, x[chunk], attrs, float("-inf"))
+        xp.copyto(best[chunk], slices[0])
+        for value in slices[1:]:
+            xp.maximum(best[chunk], value, out=best[chunk])
+        _first_hit(xp, slices, best[chunk], argmax[chunk])
+
+    _by_images(xp, x, pooled_with_argmax, passes=5 * taps_count)
+    ctx.stash["argmax"] = argmax
     return best
 
 
-def _first_hit(xp, slices, best):
-    """Per window, the index of the first slice equal to ``best`` (or NaN where ``best`` is): the taps are
-    visited last to first, each overwriting the windows it hits, so the first hit is written last."""
-    argmax = xp.zeros(best.shape, dtype=xp.uint8 if len(slices) <= 256 else xp.int32)
+def _first_hit(xp, slices, best, argmax):
+    """Per window, into ``argmax``, the index of the first slice equal to ``best`` (or NaN where ``best`` is):
+    the taps are visited last to first, each overwriting the windows it hits, so the first hit is written
+    last."""
+    argmax[...] = 0
     hit, step = xp.empty(best.shape, dtype=bool), xp.empty_like(argmax)
     nan = bool(xp.isnan(best).any())
     for t in reversed(range(len(slices))):
@@ -121,20 +148,28 @@ def _first_hit(xp, slices, best):
         xp.subtract(t, argmax, out=step)  # argmax = where(hit, t, argmax), without where's slow loop
         step *= hit
         argmax += step
-    return argmax
 
 
 @backward("MaxPool2d")
 def max_pool2d_backward(xp, grad, saved, params, attrs):
     """Each tap adds the gradients of the windows whose argmax it is into its slice of the padded input's
-    phase planes: one (N, C, *out) pass per tap, never the (N, C, *kernel, *out) columns."""
+    phase planes: one (N, C, *out) pass per tap, never the (N, C, *kernel, *out) columns. A few images at
+    a time, on every core."""
     shape, argmax = saved.shapes[0], saved.stash["argmax"]
     pads, out_size = _pool_geometry(attrs, shape[2:])
-    full = (*shape[:2], *padded_size(shape[2:], pads))
-    planes = Phases.zeros(xp, full, attrs["stride"], grad.dtype)
-    for t, position in enumerate(taps(attrs["kernel_size"])):
-        planes.tap(position, dilation_of(attrs), out_size)[...] += kept_or_zero(xp, grad, argmax == t)
-    return [unpadded(planes.merged(xp, full, grad.dtype), pads, shape)], {}
+    dx = xp.empty(shape, dtype=grad.dtype)
+
+    def images(chunk):
+        part = (len(argmax[chunk]), *shape[1:])
+        full = (*part[:2], *padded_size(shape[2:], pads))
+        planes = Phases.zeros(xp, full, attrs["stride"], grad.dtype)
+        for t, position in enumerate(taps(attrs["kernel_size"])):
+            planes.tap(position, dilation_of(attrs), out_size)[...] += kept_or_zero(xp, grad[chunk],
+                                                                                    argmax[chunk] == t)
+        dx[chunk] = unpadded(planes.merged(xp, full, grad.dtype), pads, part)
+
+    _by_images(xp, dx, images, passes=4 * math.prod(attrs["kernel_size"]))
+    return [dx], {}
 
 
 @kernel("AvgPool2d")
