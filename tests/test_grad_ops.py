@@ -139,17 +139,19 @@ def test_weight_gradients_summed_one_image_at_a_time(case, monkeypatch):
     check_gradients(graph, inputs)
 
 
-MAX_POOLS = [case for case in CASES if case[0] == "MaxPool2d"]
+PASSES_IN_CHUNKS = [case for case in CASES if case[0] in ("MaxPool2d", "BatchNorm2d", "ReLU")]
 
 
-@pytest.mark.parametrize("case", MAX_POOLS, ids=[_case_id(c) for c in MAX_POOLS])
-def test_max_pooling_one_image_at_a_time(case, monkeypatch):
-    """Max pooling's forward (with its argmax) and backward run per chunk of images (pool.POOL_CHUNK_BYTES)."""
-    from cnngraph.backends.kernels import pool
+@pytest.mark.parametrize("case", PASSES_IN_CHUNKS, ids=[_case_id(c) for c in PASSES_IN_CHUNKS])
+def test_passes_one_image_or_channel_at_a_time(case, monkeypatch):
+    """Max pooling and ReLU's gradient (by images) and BatchNorm (by channels) run their passes per chunk
+    (chunks.PASS_CHUNK_BYTES)."""
+    from cnngraph.backends import chunks
 
-    monkeypatch.setattr(pool, "POOL_CHUNK_BYTES", 1)
-    graph, inputs = one_op_graph(*case[:3])
-    check_gradients(graph, inputs)
+    monkeypatch.setattr(chunks, "PASS_CHUNK_BYTES", 1)
+    op, shapes, attrs = case[:3]
+    graph, inputs = one_op_graph(op, shapes, attrs)
+    check_gradients(graph, inputs, training=case[3] if len(case) > 3 else True)
 
 
 def test_dropout_backward_uses_the_forward_mask():

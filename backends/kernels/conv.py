@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.backends.image_chunks import over_images
+from cnngraph.backends.chunks import over_chunks
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, unwindows, windows
 
@@ -31,7 +31,7 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     axes), into ``out`` when given.
 
     A few images at a time (``CHUNK_BYTES`` of im2col columns: they stay in cache), on every core
-    (``over_images``): the copies are single-threaded NumPy, the chunks are not. Into ``out`` the bias
+    (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. Into ``out`` the bias
     add (or a copy) moves the GEMM's result: matmul straight into a strided slice measured no faster,
     and a reshape of a slice could silently copy.
     """
@@ -63,7 +63,7 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
             dest[...] = result
         return dest
 
-    parts = over_images(xp, images, n, step, n * o * cg * taps * positions)
+    parts = over_chunks(xp, images, n, step, n * o * cg * taps * positions)
     return parts[0] if out is None else out
 
 
@@ -87,7 +87,7 @@ def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, gro
             xp.add(summed, bias.reshape(_per_channel(o, len(kernel))), out=out[chunk])
 
     step = max(1, CHUNK_BYTES // (o * taps * positions * x.itemsize))
-    over_images(xp, images, n, step, n * o * taps * c // groups * positions)
+    over_chunks(xp, images, n, step, n * o * taps * c // groups * positions)
     return out
 
 
@@ -119,7 +119,7 @@ def weight_grad(xp, small, big, attrs):
         rows = small[chunk].transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, columns)
         return xp.matmul(rows, cols.transpose(0, 2, 1))
 
-    parts = over_images(xp, products, n, step, n * s * b // g * taps * positions)
+    parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions)
     total = parts[0]
     for part in parts[1:]:  # in chunk order, whatever ran them
         total += part

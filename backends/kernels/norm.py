@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnngraph.backends.chunks import over_parts
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.errors import CnnGraphError
 from cnngraph.ops.base import fmt_shape
@@ -29,42 +30,52 @@ def batch_norm(xp, inputs, params, attrs, ctx):
     x = inputs[0]
     count = x.size // x.shape[1]
     per_channel = _per_channel(x)
-    centred = None
+    out = None
     if ctx.training and ctx.sum_across is not None:
         mean, var, count = _synced_statistics(xp, x, ctx.sum_across)
     elif ctx.training:
-        mean, var, centred = _batch_statistics(xp, x)
+        mean, var, out = _normalised_by_batch(xp, x, params, attrs["eps"])
     else:
         mean, var = params["running_mean"], params["running_var"]
     if ctx.training:
         _update_running(params, attrs["momentum"], mean, var, count)
     inv_std = 1 / xp.sqrt(var + attrs["eps"])
-    scale = (params["weight"] * inv_std).reshape(per_channel)
     if ctx.stash is not None:
         ctx.stash.update(mean=mean, inv_std=inv_std)
         if ctx.training and ctx.sum_across is not None:
             ctx.stash.update(sum_across=ctx.sum_across, count=count)
-    if centred is not None:  # (x - mean) * scale + bias, in the buffer the centred values are in
-        out = xp.multiply(centred, scale, out=centred)
-        out += params["bias"].reshape(per_channel)
+    if out is not None:
         return out
+    scale = (params["weight"] * inv_std).reshape(per_channel)
     out = xp.multiply(x, scale)
     out += (params["bias"] - mean * scale.reshape(-1)).reshape(per_channel)
     return out
 
 
-def _batch_statistics(xp, x):
-    """Batch mean and biased variance, and x - mean, which the forward then normalises in place: ``x.var``
-    would centre x again in a temporary of its own. (``mean`` accumulates float16 in float32.)"""
-    count = x.size // x.shape[1]
+def _normalised_by_batch(xp, x, params, eps):
+    """Batch mean and biased variance, and (x - mean) * weight / std + bias, a few channels at a time on
+    every core (``over_parts``): the chunk's x - mean stays in cache for its square and its scaling, and
+    ``x.var`` would centre x again in a temporary of its own. (``mean`` accumulates float16 in float32.)"""
+    c = x.shape[1]
+    count = x.size // c
     if count < 2:
         raise CnnGraphError(
             f"BatchNorm2d in training needs more than one value per channel, got input shape {fmt_shape(x.shape)}"
         )
     axes = _reduced_axes(x)
-    mean = x.mean(axis=axes)
-    centred = x - mean.reshape(_per_channel(x))
-    return mean, xp.square(centred).mean(axis=axes), centred
+    mean, var, out = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype), xp.empty_like(x)
+
+    def channels(part):
+        xs = x[:, part]
+        mean[part] = xs.mean(axis=axes)
+        centred = xs - mean[part].reshape(_per_channel(x))
+        var[part] = xp.square(centred).mean(axis=axes)
+        scale = params["weight"][part] / xp.sqrt(var[part] + eps)
+        xp.multiply(centred, scale.reshape(_per_channel(x)), out=out[:, part])
+        out[:, part] += params["bias"][part].reshape(_per_channel(x))
+
+    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=6)
+    return mean, var, out
 
 
 def _synced_statistics(xp, x, sum_across):
@@ -92,29 +103,43 @@ def batch_norm_backward(xp, grad, saved, params, attrs):
 
     With s0 = sum(grad), s1 = sum(grad * (x - mean)) per channel and gain = weight / std, the input
     gradient is gain * grad - (gain / std^2 * s1 / count) * (x - mean) - gain * s0 / count: two
-    temporaries and eight passes over the activation, not ten temporaries.
+    temporaries and eight passes over the activation, not ten temporaries, a few channels at a time on
+    every core (``over_parts``) unless the statistics are synchronised across ranks.
     """
     x, axes = saved.inputs[0], _reduced_axes(grad)
-    per_channel = _per_channel(x)
-    inv_std = saved.stash["inv_std"]
-    centred = x - saved.stash["mean"].reshape(per_channel)
-    work = xp.multiply(grad, centred)
-    grad_bias, centred_sum = grad.sum(axis=axes), work.sum(axis=axes)
-    grad_weight = centred_sum * inv_std
-    dx = None
-    if saved.need_inputs[0]:
-        gain = params["weight"] * inv_std
-        if saved.training:
-            sums, count = (grad_bias, centred_sum), x.size // x.shape[1]
-            if "sum_across" in saved.stash:  # synchronised: the centring terms are the global batch's
-                sums, count = saved.stash["sum_across"](list(sums)), saved.stash["count"]
-            centred *= (-gain * inv_std * inv_std * sums[1] / count).reshape(per_channel)
-            centred -= (gain * sums[0] / count).reshape(per_channel)
-            dx = xp.multiply(grad, gain.reshape(per_channel), out=work)
-            dx += centred
-        else:
-            dx = xp.multiply(grad, gain.reshape(per_channel), out=work)
-    return [dx], {"weight": grad_weight, "bias": grad_bias}
+    c = x.shape[1]
+    count, synced = x.size // c, "sum_across" in saved.stash
+    mean, inv_std = saved.stash["mean"], saved.stash["inv_std"]
+    gain = params["weight"] * inv_std
+    dx = xp.empty_like(grad) if saved.need_inputs[0] else None
+    grad_bias, grad_weight = xp.empty_like(inv_std), xp.empty_like(inv_std)
+
+    def channels(part):
+        """The two sums of ``part``'s channels, and without synchronised statistics their input gradient."""
+        centred = x[:, part] - mean[part].reshape(_per_channel(x))
+        work = xp.multiply(grad[:, part], centred)
+        grad_bias[part], grad_weight[part] = grad[:, part].sum(axis=axes), work.sum(axis=axes)
+        if dx is not None and not synced:
+            _input_grad(xp, grad[:, part], centred, gain[part], inv_std[part],
+                        (grad_bias[part], grad_weight[part]) if saved.training else None, count, dx[:, part])
+
+    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=8)
+    if dx is not None and synced:  # the centring terms are the global batch's: their sums cross the ranks first
+        centred = x - mean.reshape(_per_channel(x))
+        _input_grad(xp, grad, centred, gain, inv_std, saved.stash["sum_across"]([grad_bias, grad_weight]),
+                    saved.stash["count"], dx)
+    return [dx], {"weight": grad_weight * inv_std, "bias": grad_bias}
+
+
+def _input_grad(xp, grad, centred, gain, inv_std, sums, count, dx):
+    """Into ``dx``: gain * grad - (gain / std^2 * s1 / count) * (x - mean) - gain * s0 / count with batch
+    statistics (``sums`` = (s0, s1)), gain * grad with running ones; ``centred`` (x - mean) is scratch."""
+    per_channel = _per_channel(grad)
+    xp.multiply(grad, gain.reshape(per_channel), out=dx)
+    if sums is not None:
+        centred *= (-gain * inv_std * inv_std * sums[1] / count).reshape(per_channel)
+        centred -= (gain * sums[0] / count).reshape(per_channel)
+        dx += centred
 
 
 def _channel_window_sum(xp, v, before, after):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.backends.image_chunks import PASS_MACS, over_images
+from cnngraph.backends.chunks import over_parts
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.separable import separable, separable_backward
 from cnngraph.backends.kernels.phases import Phases
@@ -93,14 +93,9 @@ def _divisor(xp, attrs, size, out_size):
     return total
 
 
-# Bytes of input per chunk of images that max pooling's passes go through while they are in cache.
-POOL_CHUNK_BYTES = 4 << 20
-
-
 def _by_images(xp, x, work, passes):
-    """``work(chunk)`` over chunks of about ``POOL_CHUNK_BYTES`` of ``x``'s images, on every core."""
-    step = max(1, POOL_CHUNK_BYTES // (x[:1].size * x.itemsize))
-    over_images(xp, work, x.shape[0], step, x.size * passes * PASS_MACS)
+    """``work(chunk)`` over chunks of ``x``'s images, on every core (``over_parts``)."""
+    over_parts(xp, work, x.shape[0], x[:1].size * x.itemsize, x.size, passes)
 
 
 @kernel("MaxPool2d")

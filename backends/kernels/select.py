@@ -11,8 +11,9 @@ not 0 (a loss-scaled step that overflowed past a ReLU would be poisoned where Py
 from __future__ import annotations
 
 
-def kept_or_zero(xp, grad, keep):
-    """``where(keep, grad, 0)`` for a boolean ``keep`` at least as large as ``grad`` (``grad`` broadcasts), exactly."""
+def kept_or_zero(xp, grad, keep, out=None):
+    """``where(keep, grad, 0)`` for a boolean ``keep`` at least as large as ``grad`` (``grad`` broadcasts), exactly;
+    into ``out`` (of ``keep``'s shape and ``grad``'s dtype) when given."""
     bits = xp.dtype(f"i{grad.dtype.itemsize}")
     ones = xp.negative(keep.view(xp.int8), dtype=bits)  # True -> -1, every bit set; False -> 0
-    return xp.bitwise_and(grad.view(bits), ones, out=ones).view(grad.dtype)
+    return xp.bitwise_and(grad.view(bits), ones, out=ones if out is None else out.view(bits)).view(grad.dtype)

@@ -28,7 +28,7 @@ from cnngraph.backends.kernels import backward, into, kernel
 from cnngraph.backends.kernels.conv import conv2d, conv2d_backward, input_grad_as_conv, param_grads
 from cnngraph.backends.kernels.fused import epilogue, fused_conv2d
 from cnngraph.backends.kernels.windows import pad_spatial
-from cnngraph.backends.image_chunks import over_images
+from cnngraph.backends.chunks import over_chunks
 from cnngraph.backends.threads import blas
 
 # (B^T, G, A^T) per output tile size m, from the paper (F(4x4, 3x3) with interpolation points 0, ±1, ±2, inf)
@@ -165,7 +165,7 @@ def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
         _winograd_images(xp, x[chunk], filters, bias, plan, transforms, out[chunk])
 
     tiles = plan.tiles[0] * plan.tiles[1]
-    over_images(xp, images, n, step, len(filters) * o * c * n * tiles, o * c * step * tiles)
+    over_chunks(xp, images, n, step, len(filters) * o * c * n * tiles, o * c * step * tiles)
     return out
 
 
@@ -233,7 +233,7 @@ def winograd_weight_grad(xp, x, grad, plan: Plan):
         grads = two_sided(xp, at.T, dy.reshape(m, m, o * k * th * tw)).reshape(a * a, o, k * th * tw)
         return xp.matmul(grads, transformed_tiles(xp, x[chunk], plan, bt).transpose(0, 2, 1))
 
-    parts = over_images(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw)
+    parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw)
     total = parts[0]
     for part in parts[1:]:  # in chunk order, whatever ran them
         total += part

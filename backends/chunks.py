@@ -1,8 +1,8 @@
-"""A batch a few images at a time, the chunks spread over the cores.
+"""A batch a few images (or channels) at a time, the chunks spread over the cores.
 
-Kernels that walk a large batch in chunks of images (so that each chunk's copies and transforms stay
-in cache: Winograd, the im2col weight gradient) hand each chunk to a worker thread, with the BLAS on
-one thread inside each. NumPy releases the GIL in its copies, ufuncs and GEMMs, so the single-threaded
+Kernels that walk a large array in chunks of images, or of channels where those are independent (so that
+each chunk's copies, transforms and passes stay in cache: Winograd, im2col, pooling, BatchNorm) hand each
+chunk to a worker thread, with the BLAS on one thread inside each. NumPy releases the GIL in its copies, ufuncs and GEMMs, so the single-threaded
 parts (im2col and Winograd's gathers, transforms and scatters) run on every core too, where one GEMM on
 two BLAS threads leaves them on one: Winograd on 56x56x64 at batch 32 took 39 ms on two workers
 against 66 ms with the chunks in turn and two BLAS threads per GEMM.
@@ -33,13 +33,14 @@ HOST_NAMESPACES = (np, strict.namespace)
 # kernels to weigh workers as GEMMs do (``blas.choose``): on one core of this project's machine a float32
 # GEMM runs about 40 G MACs/s, a pass over float32 values 1 to 3 G elements/s.
 PASS_MACS = 20
+PASS_CHUNK_BYTES = 4 << 20  # memory-bound kernels' chunks: what their passes go through while it is in cache
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def over_images(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
+def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
                 gemm_macs: int | None = None) -> list[T]:
-    """``work(images)`` for each slice of ``step`` of the ``n`` images, as a list in order.
+    """``work(part)`` for each slice of ``step`` of ``n`` (images, or channels), as a list in order.
 
     ``macs`` is the multiply-accumulates of all chunks: the chunks run on as many workers as
     ``blas.choose`` gives them (BLAS on one thread in each, then back to what it was), or in turn, with
@@ -51,9 +52,9 @@ def over_images(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     if workers < 2:
         if gemm_macs is not None:
             blas.use(blas.choose(gemm_macs))
-        return [work(images) for images in chunks]
+        return [work(part) for part in chunks]
     if workers not in _pools:
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="cnngraph-images")
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="cnngraph-chunks")
     before = blas.current
     blas.use(1)
     try:
@@ -61,3 +62,9 @@ def over_images(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     finally:
         if before is not None:
             blas.use(before)
+
+
+def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int) -> list[T]:
+    """``over_chunks`` for memory-bound kernels: ``n`` parts (images, or channels) of ``part_bytes`` each, in
+    chunks of about ``PASS_CHUNK_BYTES``; ``passes`` over ``elements`` weigh the workers."""
+    return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS)

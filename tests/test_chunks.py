@@ -1,4 +1,4 @@
-"""Chunks of images on worker threads (backends/image_chunks.py): in order, on one BLAS thread each, and
+"""Chunks of images or channels on worker threads (backends/chunks.py): in order, on one BLAS thread each, and
 the same numbers bit for bit whatever the number of workers (the oracle: the same kernel run in turn)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cnngraph.backends import image_chunks, strict
-from cnngraph.backends.kernels import conv, pool, winograd
+from cnngraph.backends import chunks, strict
+from cnngraph.backends.kernels import conv, norm, pool, winograd
 from cnngraph.backends.threads import blas
 
 
@@ -34,8 +34,8 @@ def test_chunks_run_on_workers_in_order_with_one_blas_thread_each(workers, monke
         return images.start, images.stop
 
     monkeypatch.setattr(type(blas), "current", property(lambda self: 2))  # as the executor set it
-    assert image_chunks.over_images(np, work, 10, 3, 10**9) == [(0, 3), (3, 6), (6, 9), (9, 10)]
-    assert set_to == [1, 2] and all(name.startswith("cnngraph-images") for name in seen)  # and back to 2
+    assert chunks.over_chunks(np, work, 10, 3, 10**9) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert set_to == [1, 2] and all(name.startswith("cnngraph-chunks") for name in seen)  # and back to 2
 
 
 def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
@@ -49,13 +49,13 @@ def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monke
         return images.stop - images.start
 
     workers(1)
-    assert image_chunks.over_images(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
-    assert image_chunks.over_images(np, work, 5, 2, 10**9) == [2, 2, 1]  # threads left as the executor set them
+    assert chunks.over_chunks(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    assert chunks.over_chunks(np, work, 5, 2, 10**9) == [2, 2, 1]  # threads left as the executor set them
     workers(2)
     device = object()  # CuPy's namespace, say: its work goes to a device queue from one thread
-    assert image_chunks.over_images(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    assert chunks.over_chunks(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
     assert set(names) == {here} and set_to == [1, 2]
-    assert strict.namespace in image_chunks.HOST_NAMESPACES
+    assert strict.namespace in chunks.HOST_NAMESPACES
 
 
 def _every_conv_kernel():
@@ -87,11 +87,25 @@ def _max_pooling():
     return [inference, training, ctx.stash["argmax"], pool.max_pool2d_backward(np, grad, saved, {}, attrs)[0][0]]
 
 
-@pytest.mark.parametrize("kernels", [_every_conv_kernel, _max_pooling])
+def _batch_norm():
+    """BatchNorm in training, forward (with its statistics) and backward, on 5 channels."""
+    rng = np.random.default_rng(3)
+    x, grad = rng.standard_normal((2, 5, 6, 6)).astype(np.float32), rng.standard_normal((2, 5, 6, 6)).astype(np.float32)
+    params = {"weight": rng.standard_normal(5).astype(np.float32), "bias": rng.standard_normal(5).astype(np.float32),
+              "running_mean": np.zeros(5, np.float32), "running_var": np.ones(5, np.float32)}
+    attrs = {"eps": 1e-5, "momentum": 0.1}
+    ctx = SimpleNamespace(stash={}, training=True, sum_across=None)
+    out = norm.batch_norm(np, [x], params, attrs, ctx)
+    saved = SimpleNamespace(inputs=[x], stash=ctx.stash, need_inputs=(True,), training=True)
+    dx, grads = norm.batch_norm_backward(np, grad, saved, params, attrs)
+    return [out, ctx.stash["mean"], ctx.stash["inv_std"], dx[0], grads["weight"], grads["bias"]]
+
+
+@pytest.mark.parametrize("kernels", [_every_conv_kernel, _max_pooling, _batch_norm])
 def test_kernels_give_the_same_bits_on_two_workers_as_in_turn(kernels, workers, monkeypatch):
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(pool, "POOL_CHUNK_BYTES", 1)
+    monkeypatch.setattr(chunks, "PASS_CHUNK_BYTES", 1)
     workers(1)
     in_turn = kernels()
     workers(2)
