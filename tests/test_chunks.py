@@ -16,7 +16,9 @@ from cnngraph.backends.threads import blas
 
 @pytest.fixture
 def workers(monkeypatch):
-    """``blas.choose`` fixed at the given count, whatever the machine's cores and load."""
+    """``blas.choose`` fixed at the given count, and two cores, whatever the machine's cores and load."""
+    monkeypatch.setattr(chunks, "CORES", 2)
+
     def use(count):
         monkeypatch.setattr(blas, "choose", lambda macs: count)
     yield use
@@ -56,6 +58,12 @@ def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monke
     assert chunks.over_chunks(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
     assert set(names) == {here} and set_to == [1, 2]
     assert strict.namespace in chunks.HOST_NAMESPACES
+
+
+def test_every_core_gets_a_chunk(workers):
+    workers(1)
+    assert chunks.over_chunks(np, lambda part: (part.start, part.stop), 5, 10, 10**9) == [(0, 3), (3, 5)]
+    assert chunks.over_chunks(np, lambda part: (part.start, part.stop), 1, 10, 10**9) == [(0, 1)]
 
 
 def _every_conv_kernel():
