@@ -16,8 +16,10 @@ from cnngraph.backends.threads import blas
 
 @pytest.fixture
 def workers(monkeypatch):
-    """``blas.choose`` fixed at the given count, and two cores, whatever the machine's cores and load."""
+    """``blas.choose`` fixed at the given count, and two cores, whatever the machine's cores and load; any
+    work is enough to share (``PARALLEL_MACS``), so that small test arrays go to the workers."""
     monkeypatch.setattr(chunks, "CORES", 2)
+    monkeypatch.setattr(chunks, "PARALLEL_MACS", 0)
 
     def use(count):
         monkeypatch.setattr(blas, "choose", lambda macs: count)
@@ -25,22 +27,27 @@ def workers(monkeypatch):
     blas.restore()
 
 
-def test_chunks_run_on_workers_in_order_with_one_blas_thread_each(workers, monkeypatch):
+def test_chunks_run_on_two_threads_at_once_in_order_with_one_blas_thread_each(workers, monkeypatch):
+    """The first two chunks wait for each other: they can only both finish on two threads at once (this
+    one and a pool thread)."""
     workers(2)
-    seen = []
+    both = threading.Barrier(2, timeout=10)
     set_to = []
     monkeypatch.setattr(blas, "use", set_to.append)
 
-    def work(images):
-        seen.append(threading.current_thread().name)
-        return images.start, images.stop
+    def work(part):
+        if part.start < 6:
+            both.wait()
+        return part.start, part.stop, threading.current_thread().name
 
     monkeypatch.setattr(type(blas), "current", property(lambda self: 2))  # as the executor set it
-    assert chunks.over_chunks(np, work, 10, 3, 10**9) == [(0, 3), (3, 6), (6, 9), (9, 10)]
-    assert set_to == [1, 2] and all(name.startswith("cnngraph-chunks") for name in seen)  # and back to 2
+    done = chunks.over_chunks(np, work, 10, 3, 10**9)
+    assert [(start, stop) for start, stop, _ in done] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert {name.startswith("cnngraph-chunks") for _, _, name in done[:2]} == {True, False}
+    assert set_to == [1, 2]  # one BLAS thread while the chunks ran, then back to the executor's 2
 
 
-def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
+def test_one_worker_too_little_work_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
     set_to = []
     monkeypatch.setattr(blas, "use", set_to.append)
     here = threading.current_thread().name
@@ -54,8 +61,10 @@ def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monke
     assert chunks.over_chunks(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
     assert chunks.over_chunks(np, work, 5, 2, 10**9) == [2, 2, 1]  # threads left as the executor set them
     workers(2)
+    monkeypatch.setattr(chunks, "PARALLEL_MACS", 10**9)
+    assert chunks.over_chunks(np, work, 5, 2, 10**9 - 1) == [2, 2, 1]  # too little work to share
     device = object()  # CuPy's namespace, say: its work goes to a device queue from one thread
-    assert chunks.over_chunks(device, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
+    assert chunks.over_chunks(device, work, 5, 2, 10**12, 10**8) == [2, 2, 1]
     assert set(names) == {here} and set_to == [1, 2]
     assert strict.namespace in chunks.HOST_NAMESPACES
 

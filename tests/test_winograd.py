@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cnngraph
+from cnngraph.backends import chunks
 from cnngraph.backends.kernels import winograd
 from cnngraph.backends.kernels.conv import conv2d_forward, weight_grad as conv_weight_grad
 from cnngraph.backends.threads import blas
@@ -27,8 +28,10 @@ WINOGRAD_WEIGHT_GRAD = winograd.winograd_weight_grad
 
 @pytest.fixture(autouse=True)
 def _threads_and_every_size(monkeypatch):
-    """Test models are small: their maps would give few tile columns, whose plans run the direct kernel."""
+    """Test models are small: their maps would give few tile columns, whose plans run the direct kernel.
+    Two cores, whatever the machine, so that batches of 2 or more go in several chunks."""
     monkeypatch.setattr(winograd, "DIRECT_BELOW", 0)
+    monkeypatch.setattr(chunks, "CORES", 2)
     yield
     blas.restore()  # the kernel picks BLAS threads per GEMM; leave the process as it was
 
