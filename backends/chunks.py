@@ -36,10 +36,11 @@ HOST_NAMESPACES = (np, strict.namespace)
 # GEMM runs about 40 G MACs/s, a pass over float32 values 1 to 3 G elements/s.
 PASS_MACS = 20
 
-# The work below which chunks run in turn. Workers paid on large arrays (ResNet-18 training at batch 32:
-# 2.61 s a step against 3.56 s in turn; inference at batch 32 881 against 1034 ms) and lost on small ones
-# (inference at batch 8: ResNet-18 342 against 323 ms, ResNet-50 640 against 584 ms; each alternating in
-# one process, medians), where every 3x3 convolution is under 1e9 MACs; at batch 32 they are 1.8e9 and more.
+# The work below which inference runs its chunks in turn. Workers paid on large arrays (inference at batch
+# 32: 881 against 1034 ms) and lost on small ones (inference at batch 8: ResNet-18 342 against 323 ms,
+# ResNet-50 640 against 584 ms; each alternating in one process, medians), where every 3x3 convolution is
+# under 1e9 MACs; at batch 32 they are 1.8e9 and more. Training steps gained at every size: ResNet-18 at
+# batch 8 0.84 against 1.02 s, at batch 32 2.59 s against 3.26 s with this threshold, 3.56 s in turn.
 PARALLEL_MACS = 1_500_000_000
 PASS_CHUNK_BYTES = 4 << 20  # memory-bound kernels' chunks: what their passes go through while it is in cache
 
@@ -52,7 +53,7 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
-                gemm_macs: int | None = None) -> list[T]:
+                gemm_macs: int | None = None, training: bool = False) -> list[T]:
     """``work(part)`` for each slice of ``step`` of ``n`` (images, or channels), as a list in order.
 
     ``step`` is cut so that every core has a chunk (``CORES``): a fixed count, not the load of the
@@ -60,11 +61,14 @@ def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     the multiply-accumulates of all chunks: the chunks run on as many workers as ``blas.choose`` gives
     them (BLAS on one thread in each, then back to what it was), or in turn, with the BLAS threads
     ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without it, as the executor set them for the
-    node. ``work`` must not set BLAS threads: the setting is the process's.
+    node. Inference shares only work of ``PARALLEL_MACS`` or more; a training step's kernels (``training``)
+    share whatever ``blas.choose`` gives a second thread. ``work`` must not set BLAS threads: the
+    setting is the process's.
     """
     step = max(1, min(step, -(-n // CORES)))
     chunks = [slice(start, min(n, start + step)) for start in range(0, n, step)]
-    workers = min(len(chunks), blas.choose(macs)) if xp in HOST_NAMESPACES and macs >= PARALLEL_MACS else 1
+    enough = training or macs >= PARALLEL_MACS
+    workers = min(len(chunks), blas.choose(macs)) if xp in HOST_NAMESPACES and enough else 1
     if workers < 2:
         if gemm_macs is not None:
             blas.use(blas.choose(gemm_macs))
@@ -104,7 +108,9 @@ def _shared(work: Callable[[slice], T], chunks: list[slice], workers: int) -> li
             helper.result()
     return results
 
-def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int) -> list[T]:
+def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int,
+               training: bool = False) -> list[T]:
     """``over_chunks`` for memory-bound kernels: ``n`` parts (images, or channels) of ``part_bytes`` each, in
     chunks of about ``PASS_CHUNK_BYTES``; ``passes`` over ``elements`` weigh the workers."""
-    return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS)
+    return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS,
+                       training=training)

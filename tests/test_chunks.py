@@ -69,6 +69,18 @@ def test_one_worker_too_little_work_or_a_device_namespace_runs_the_chunks_in_tur
     assert strict.namespace in chunks.HOST_NAMESPACES
 
 
+def test_a_training_step_shares_work_inference_would_run_in_turn(workers, monkeypatch):
+    workers(2)
+    monkeypatch.setattr(chunks, "PARALLEL_MACS", 10**9)
+    both = threading.Barrier(2, timeout=10)
+
+    def work(part):
+        both.wait()  # returns only once two threads are in it at once
+        return part.start
+
+    assert chunks.over_chunks(np, work, 2, 1, 10**9 - 1, training=True) == [0, 1]
+
+
 def test_every_core_gets_a_chunk(workers):
     workers(1)
     assert chunks.over_chunks(np, lambda part: (part.start, part.stop), 5, 10, 10**9) == [(0, 3), (3, 5)]

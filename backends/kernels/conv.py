@@ -121,7 +121,7 @@ def weight_grad(xp, small, big, attrs):
         rows = small[chunk].transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, columns)
         return xp.matmul(rows, cols.transpose(0, 2, 1))
 
-    parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions)
+    parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions, training=True)
     total = parts[0]
     for part in parts[1:]:  # in chunk order, whatever ran them
         total += part

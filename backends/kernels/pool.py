@@ -93,9 +93,9 @@ def _divisor(xp, attrs, size, out_size):
     return total
 
 
-def _by_images(xp, x, work, passes):
+def _by_images(xp, x, work, passes, training=True):
     """``work(chunk)`` over chunks of ``x``'s images, on every core (``over_parts``)."""
-    over_parts(xp, work, x.shape[0], x[:1].size * x.itemsize, x.size, passes)
+    over_parts(xp, work, x.shape[0], x[:1].size * x.itemsize, x.size, passes, training)
 
 
 @kernel("MaxPool2d")
@@ -113,7 +113,7 @@ def max_pool2d(xp, inputs, params, attrs, ctx):
         def pooled(chunk):
             best[chunk] = _reduce_separable(xp, x[chunk], attrs, float("-inf"), xp.maximum)
 
-        _by_images(xp, x, pooled, passes=len(out_size) + 1)
+        _by_images(xp, x, pooled, passes=len(out_size) + 1, training=False)
         return best
     argmax = xp.empty(best.shape, dtype=xp.uint8 if taps_count <= 256 else xp.int32)
 

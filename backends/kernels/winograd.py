@@ -151,9 +151,10 @@ def images_per_chunk(plan: Plan, channels: int, itemsize: int, whole_bytes: int)
     return max(1, max(CHUNK_BYTES, whole_bytes) // per_image)
 
 
-def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
+def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None, training=False):
     """Cross-correlation of NCHW ``x`` with transformed ``filters`` (``transform_filters``) through
-    F(m x m, 3 x 3), into ``out`` when given; a few images at a time (``images_per_chunk``).
+    F(m x m, 3 x 3), into ``out`` when given; a few images at a time (``images_per_chunk``), shared as a
+    training step's kernels share them with ``training`` (``chunks.over_chunks``).
 
     (Bands of tile rows on two workers at batch 1 took 1.6-2.1 ms against 5.5-6 ms on 56x56x64 alone,
     but ResNet-18 at batch 1 ran 7% slower with them: 38.0-39.9 against 35.1-37.4 ms, alternating in one
@@ -171,7 +172,7 @@ def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None):
         _winograd_tiles(xp, padded, filters, bias, plan, transforms, out[chunk], slice(0, th))
 
     # what the direct convolution's MACs are: the transforms' passes weigh in the workers' choice too
-    over_chunks(xp, images, n, step, 9 * o * c * n * th * tw * plan.m ** 2, o * c * step * th * tw)
+    over_chunks(xp, images, n, step, 9 * o * c * n * th * tw * plan.m ** 2, o * c * step * th * tw, training)
     return out
 
 
@@ -243,7 +244,7 @@ def winograd_weight_grad(xp, x, grad, plan: Plan):
         tiles = transformed_tiles(xp, pad_spatial(xp, x[chunk], plan.padding), plan, bt, slice(0, th))
         return xp.matmul(grads, tiles.transpose(0, 2, 1))
 
-    parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw)
+    parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw, training=True)
     total = parts[0]
     for part in parts[1:]:  # in chunk order, whatever ran them
         total += part
@@ -279,7 +280,8 @@ def conv2d_winograd_train(xp, inputs, params, attrs, ctx):
     if ctx.plan.direct:
         return conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
-    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan)
+    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan,
+                           training=True)
 
 
 def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
@@ -295,7 +297,7 @@ def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
         plan = Plan(grad.shape, pads)
         if plan.direct:
             return conv2d_backward(xp, grad, saved, params, attrs)
-        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan)
+        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan, training=True)
     winograd_weight = weight_grad_pays(forward, x.shape[0], grad.shape[1], x.shape[1])
     grads = param_grads(xp, saved, grad, grad, x, attrs, weight=not winograd_weight)
     if winograd_weight and "weight" in saved.need_params:
