@@ -1,16 +1,18 @@
 """A batch a few images (or channels) at a time, the chunks spread over the cores.
 
-Kernels that walk a large array in chunks of images, or of channels where those are independent (so that
-each chunk's copies, transforms and passes stay in cache: Winograd, im2col, pooling, BatchNorm) hand each
-chunk to a worker thread, with the BLAS on one thread inside each. NumPy releases the GIL in its copies, ufuncs and GEMMs, so the single-threaded
-parts (im2col and Winograd's gathers, transforms and scatters) run on every core too, where one GEMM on
-two BLAS threads leaves them on one: Winograd on 56x56x64 at batch 32 took 39 ms on two workers
-against 66 ms with the chunks in turn and two BLAS threads per GEMM.
+Kernels that walk a large array in chunks of images, or of channels where those are independent (so
+that each chunk's copies, transforms and passes stay in cache: Winograd, im2col, pooling, BatchNorm)
+hand each chunk to a worker thread, with the BLAS on one thread inside each. NumPy releases the GIL in
+its copies, ufuncs and GEMMs, so the single-threaded parts (im2col and Winograd's gathers, transforms
+and scatters) run on every core too, where one GEMM on two BLAS threads leaves them on one: Winograd
+on 56x56x64 at batch 32 took 39 ms on two workers against 66 ms with the chunks in turn and two BLAS
+threads per GEMM.
 
 The results come back in chunk order, and sums over chunks are added in that order by the caller, so
 the numbers do not depend on how many workers ran (OpenBLAS splits a GEMM's rows and columns between
-its threads, never the inner sum): a resumed training run repeats the interrupted one bit for bit on
-any core count.
+its threads, never the inner sum), nor on the load: a resumed training run repeats the interrupted one
+bit for bit on the machine. The chunks themselves follow the core count (``CORES``), so a machine with
+another core count may differ in the last bits of sums over chunks.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def _shared(work: Callable[[slice], T], chunks: list[slice], workers: int) -> li
         for helper in helpers:
             helper.result()
     return results
+
 
 def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int,
                training: bool = False) -> list[T]:

@@ -62,10 +62,7 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
 
     if plain:  # a 1x1 convolution copies nothing: one batched GEMM on the node's BLAS threads, as chunks
         return images(slice(None))  # (in turn or on two workers) ran ResNet-50 at batch 8 up to 10% slower
-    # Workers where the copy is worth spreading: ResNet-50 at batch 8 ran 751 against 669 ms with its strided
-    # 1x1 convolutions on them too (alternating in one process), whose copy is a ninth of a 3x3's.
-    over_chunks(xp, images, n, max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize)),
-                n * o * cg * taps * positions if taps > 1 else 0)
+    over_chunks(xp, images, n, max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize)), n * o * cg * taps * positions)
     return out
 
 

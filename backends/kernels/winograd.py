@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnngraph.backends.chunks import over_chunks
 from cnngraph.backends.kernels import backward, into, kernel
 from cnngraph.backends.kernels.conv import conv2d, conv2d_backward, input_grad_as_conv, param_grads
 from cnngraph.backends.kernels.fused import epilogue, fused_conv2d
 from cnngraph.backends.kernels.windows import pad_spatial
-from cnngraph.backends.chunks import over_chunks
 from cnngraph.backends.threads import blas
 
 # (B^T, G, A^T) per output tile size m, from the paper (F(4x4, 3x3) with interpolation points 0, ±1, ±2, inf)
@@ -169,42 +169,40 @@ def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None, training=False):
 
     def images(chunk):
         padded = pad_spatial(xp, x[chunk], plan.padding)
-        _winograd_tiles(xp, padded, filters, bias, plan, transforms, out[chunk], slice(0, th))
+        _winograd_images(xp, padded, filters, bias, plan, transforms, out[chunk])
 
     # what the direct convolution's MACs are: the transforms' passes weigh in the workers' choice too
     over_chunks(xp, images, n, step, 9 * o * c * n * th * tw * plan.m ** 2, o * c * step * th * tw, training)
     return out
 
 
-def transformed_tiles(xp, padded, plan: Plan, bt, rows: slice):
-    """B^T d B for every (m+2) x (m+2) tile in tile rows ``rows`` of NCHW ``padded`` (``plan.padding``
-    applied): ((m+2)^2, C, N * rows * tile columns)."""
+def transformed_tiles(xp, padded, plan: Plan, bt):
+    """B^T d B for every (m+2) x (m+2) tile of NCHW ``padded`` (``plan.padding`` applied):
+    ((m+2)^2, C, N * tiles)."""
     n, c = padded.shape[:2]
-    m, tw = plan.m, plan.tiles[1]
-    a, k = m + 2, rows.stop - rows.start
+    m, (th, tw) = plan.m, plan.tiles
+    a = m + 2
     s_n, s_c, s_h, s_w = padded.strides
-    view = xp.lib.stride_tricks.as_strided(padded[:, :, rows.start * m:], (a, a, c, n, k, tw),
-                                           (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
-    tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * k * tw)
-    return two_sided(xp, bt, tiles).reshape(a * a, c, n * k * tw)
+    view = xp.lib.stride_tricks.as_strided(padded, (a, a, c, n, th, tw), (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
+    tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * th * tw)
+    return two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw)
 
 
-def _winograd_tiles(xp, padded, filters, bias, plan: Plan, transforms, out, rows: slice):
-    """Output tile rows ``rows`` of every image of ``padded`` into ``out``."""
+def _winograd_images(xp, padded, filters, bias, plan: Plan, transforms, out):
+    """Every image of ``padded`` into ``out``."""
     n = padded.shape[0]
     o = filters.shape[1]
     m, (th, tw), (oh, ow) = plan.m, plan.tiles, plan.out_hw
     bt, _, at = transforms
-    a, k = m + 2, rows.stop - rows.start
-    products = xp.matmul(filters, transformed_tiles(xp, padded, plan, bt, rows))
-    y = two_sided(xp, at, products.reshape(a, a, o * n * k * tw)).reshape(m, m, o, n, k, tw)
-    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, k, m, tw, m): tile rows, then rows within a tile
+    a = m + 2
+    products = xp.matmul(filters, transformed_tiles(xp, padded, plan, bt))
+    y = two_sided(xp, at, products.reshape(a, a, o * n * th * tw)).reshape(m, m, o, n, th, tw)
+    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, th, m, tw, m): tile rows, then rows within a tile
     if (oh, ow) == (th * m, tw * m) and out.flags.c_contiguous:
-        dest = out.reshape(n, o, th, m, tw, m)[:, :, rows]  # a view: the tiles land straight in the output
+        dest = out.reshape(n, o, th, m, tw, m)  # a view: the tiles land straight in the output
     else:
-        top, bottom = rows.start * m, min(oh, rows.stop * m)
-        dest = out[:, :, top:bottom]
-        y = y.reshape(n, o, k * m, tw * m)[:, :, :bottom - top, :ow]
+        dest = out
+        y = y.reshape(n, o, th * m, tw * m)[:, :, :oh, :ow]
     if bias is None:
         dest[...] = y
     else:
@@ -241,7 +239,7 @@ def winograd_weight_grad(xp, x, grad, plan: Plan):
             dy = pad_spatial(xp, dy, (0, 0, th * m - oh, tw * m - ow))
         dy = xp.ascontiguousarray(dy.reshape(k, o, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4))
         grads = two_sided(xp, at.T, dy.reshape(m, m, o * k * th * tw)).reshape(a * a, o, k * th * tw)
-        tiles = transformed_tiles(xp, pad_spatial(xp, x[chunk], plan.padding), plan, bt, slice(0, th))
+        tiles = transformed_tiles(xp, pad_spatial(xp, x[chunk], plan.padding), plan, bt)
         return xp.matmul(grads, tiles.transpose(0, 2, 1))
 
     parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw, training=True)
