@@ -52,6 +52,9 @@ PASS_CHUNK_BYTES = 4 << 20  # memory-bound kernels' chunks: what their passes go
 CORES = os.cpu_count() or 1
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+# A forked child inherits the pools but not their threads: work handed to them would wait forever.
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,

@@ -3,7 +3,10 @@ the same numbers bit for bit whatever the number of workers (the oracle: the sam
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -79,6 +82,30 @@ def test_a_training_step_shares_work_inference_would_run_in_turn(workers, monkey
         return part.start
 
     assert chunks.over_chunks(np, work, 2, 1, 10**9 - 1, training=True) == [0, 1]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_pools_of_its_own(workers):
+    """The parent's pool threads do not exist in a forked child; it must start its own, not wait on them."""
+    workers(2)
+    share = lambda: chunks.over_chunks(np, lambda part: part.start, 4, 1, 10**9)  # noqa: E731
+    assert share() == [0, 1, 2, 3]  # the parent's pool exists now
+    child = os.fork()
+    if child == 0:
+        try:
+            os._exit(0 if share() == [0, 1, 2, 3] else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    pytest.fail("the forked child waited on its parent's pool threads")
 
 
 def test_every_core_gets_a_chunk(workers):
