@@ -99,7 +99,8 @@ def test_a_batch_in_several_chunks_gives_the_same_output(monkeypatch):
     whole = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
     assert winograd.images_per_chunk(plan, 4, 8, plan.filters(np, weight).nbytes) == 1
-    np.testing.assert_array_equal(winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan), whole)
+    chunked = winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan)
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-12 * np.abs(whole).max())  # GEMMs of other widths
 
 
 def test_the_weight_gradient_goes_winograd_with_enough_tile_columns_per_channel():
