@@ -120,3 +120,12 @@ def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, ele
     chunks of about ``PASS_CHUNK_BYTES``; ``passes`` over ``elements`` weigh the workers."""
     return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS,
                        training=training)
+
+
+def summed_in_order(parts: list):
+    """The sum of chunks' partial results, added in chunk order into the first (the kernels' own fresh arrays),
+    so that the sum does not depend on which worker finished first."""
+    total = parts[0]
+    for part in parts[1:]:
+        total += part
+    return total

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.backends.chunks import over_chunks
+from cnngraph.backends.chunks import over_chunks, summed_in_order
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, unwindows, windows
 
@@ -24,6 +24,14 @@ def conv_out_size(size, kernel, stride, padding, dilation):
 def _per_channel(o, r):
     """The shape that broadcasts an (O,) bias over (N, O, *spatial) with ``r`` spatial axes."""
     return (1, o) + (1,) * r
+
+
+# Images per chunk of a convolution and of its weight gradient: the im2col columns of one chunk about this
+# size (for the weight gradient at least 4x the weights, whose gradient each chunk writes and the sum adds),
+# so that they stay in cache and no step allocates all of them at once. The weight gradient against one
+# GEMM over the whole batch at 32 (best of 3, chunks in turn on two BLAS threads): 56x56x64 101 -> 85 ms,
+# 28x28x128 78 -> 59 ms, 14x14x256 66 -> 55 ms; 7x7x512 stays one GEMM (4x its 9 MiB weights).
+CHUNK_BYTES = 8 << 20
 
 
 def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=None):
@@ -62,7 +70,8 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
 
     if plain:  # a 1x1 convolution copies nothing: one batched GEMM on the node's BLAS threads, as chunks
         return images(slice(None))  # (in turn or on two workers) ran ResNet-50 at batch 8 up to 10% slower
-    over_chunks(xp, images, n, max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize)), n * o * cg * taps * positions)
+    step = max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize))
+    over_chunks(xp, images, n, step, n * o * cg * taps * positions)
     return out
 
 
@@ -90,14 +99,6 @@ def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, gro
     return out
 
 
-# Images per chunk of a convolution and of its weight gradient: the im2col columns of one chunk about this
-# size (for the weight gradient at least 4x the weights, whose gradient each chunk writes and the sum adds),
-# so that they stay in cache and no step allocates all of them at once. The weight gradient against one
-# GEMM over the whole batch at 32 (best of 3, chunks in turn on two BLAS threads): 56x56x64 101 -> 85 ms,
-# 28x28x128 78 -> 59 ms, 14x14x256 66 -> 55 ms; 7x7x512 stays one GEMM (4x its 9 MiB weights).
-CHUNK_BYTES = 8 << 20
-
-
 def weight_grad(xp, small, big, attrs):
     """Sum over the batch of ``small`` (N, S, *out) against the windows of ``big`` (N, B, *in): (S, B/g, *kernel).
 
@@ -119,10 +120,7 @@ def weight_grad(xp, small, big, attrs):
         return xp.matmul(rows, cols.transpose(0, 2, 1))
 
     parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions, training=True)
-    total = parts[0]
-    for part in parts[1:]:  # in chunk order, whatever ran them
-        total += part
-    return total.reshape(s, b // g, *kernel)
+    return summed_in_order(parts).reshape(s, b // g, *kernel)
 
 
 def param_grads(xp, saved, grad, small, big, attrs, weight=True):

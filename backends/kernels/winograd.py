@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.backends.chunks import over_chunks
+from cnngraph.backends.chunks import over_chunks, summed_in_order
 from cnngraph.backends.kernels import backward, into, kernel
 from cnngraph.backends.kernels.conv import conv2d, conv2d_backward, input_grad_as_conv, param_grads
 from cnngraph.backends.kernels.fused import epilogue, fused_conv2d
@@ -243,9 +243,7 @@ def winograd_weight_grad(xp, x, grad, plan: Plan):
         return xp.matmul(grads, tiles.transpose(0, 2, 1))
 
     parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw, training=True)
-    total = parts[0]
-    for part in parts[1:]:  # in chunk order, whatever ran them
-        total += part
+    total = summed_in_order(parts)
     blas.use(1)
     weight = xp.asarray(FILTER_TRANSFORMS[m], dtype=x.dtype).T @ total.reshape(a * a, o * c)
     return xp.ascontiguousarray(weight.reshape(3, 3, o, c).transpose(2, 3, 0, 1))
