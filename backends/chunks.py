@@ -1,4 +1,4 @@
-"""A batch a few images (or channels) at a time, the chunks spread over the cores.
+"""A batch a few images (or channels, or rows) at a time, the chunks spread over the cores.
 
 Kernels that walk a large array in chunks of images, or of channels where those are independent (so
 that each chunk's copies, transforms and passes stay in cache: Winograd, im2col, pooling, BatchNorm)
@@ -6,13 +6,23 @@ hand each chunk to a worker thread, with the BLAS on one thread inside each. Num
 its copies, ufuncs and GEMMs, so the single-threaded parts (im2col and Winograd's gathers, transforms
 and scatters) run on every core too, where one GEMM on two BLAS threads leaves them on one: Winograd
 on 56x56x64 at batch 32 took 39 ms on two workers against 66 ms with the chunks in turn and two BLAS
-threads per GEMM.
+threads per GEMM. With fewer images than cores (batch 1) the convolutions cut bands of output rows (or
+tile rows) and the 1x1 convolutions output channels instead, so that every core has a share.
+
+Workers, not BLAS threads, are how inference and training use the cores: OpenBLAS's threads spin for
+about 0.1 s after a multi-threaded GEMM (``benchmark.SETTLE_S``), and a worker that runs beside a spinning
+thread shares its core with it. Against the previous rule (inference on workers only from 1.5e9 MACs,
+BLAS threads below), each rule in its own process (alternating in one process, the workers ran beside
+the spinning threads the other rule had left and looked 4% slower), ResNet-18 at batch 1 ran in 0.55x
+to 0.99x the time (median of six pairs 0.82x), at batch 8 0.37x to 0.64x, ResNet-50 at batch 8 0.76x
+to 0.91x.
 
 The results come back in chunk order, and sums over chunks are added in that order by the caller, so
 the numbers do not depend on how many workers ran (OpenBLAS splits a GEMM's rows and columns between
 its threads, never the inner sum), nor on the load: a resumed training run repeats the interrupted one
 bit for bit on the machine. The chunks themselves follow the core count (``CORES``), so a machine with
-another core count may differ in the last bits of sums over chunks.
+another core count may differ in the last bits of sums over chunks, and of convolutions at batches
+below it (their GEMMs are cut differently).
 """
 
 from __future__ import annotations
@@ -38,12 +48,6 @@ HOST_NAMESPACES = (np, strict.namespace)
 # GEMM runs about 40 G MACs/s, a pass over float32 values 1 to 3 G elements/s.
 PASS_MACS = 20
 
-# The work below which inference runs its chunks in turn. Workers paid on large arrays (inference at batch
-# 32: 881 against 1034 ms) and lost on small ones (inference at batch 8: ResNet-18 342 against 323 ms,
-# ResNet-50 640 against 584 ms; each alternating in one process, medians), where every 3x3 convolution is
-# under 1e9 MACs; at batch 32 they are 1.8e9 and more. Training steps gained at every size: ResNet-18 at
-# batch 8 0.84 against 1.02 s, at batch 32 2.59 s against 3.26 s with this threshold, 3.56 s in turn.
-PARALLEL_MACS = 1_500_000_000
 PASS_CHUNK_BYTES = 4 << 20  # memory-bound kernels' chunks: what their passes go through while it is in cache
 
 # Chunks no larger than a core's share: where a kernel's own rule gives one chunk (ResNet's 7x7x512
@@ -57,8 +61,19 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_pools.clear)
 
 
+def on_host(xp: Any) -> bool:
+    """Whether ``xp``'s kernels compute on this process's cores (so that cutting them up can use more)."""
+    return xp in HOST_NAMESPACES
+
+
+def too_few_images(xp: Any, n: int) -> bool:
+    """Whether a batch of ``n`` leaves a core of this process without an image: a kernel on a host namespace
+    then cuts rows or channels instead (a device's kernels run whole)."""
+    return n < CORES and on_host(xp)
+
+
 def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
-                gemm_macs: int | None = None, training: bool = False) -> list[T]:
+                gemm_macs: int | None = None) -> list[T]:
     """``work(part)`` for each slice of ``step`` of ``n`` (images, or channels), as a list in order.
 
     ``step`` is cut so that every core has a chunk (``CORES``): a fixed count, not the load of the
@@ -66,14 +81,11 @@ def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     the multiply-accumulates of all chunks: the chunks run on as many workers as ``blas.choose`` gives
     them (BLAS on one thread in each, then back to what it was), or in turn, with the BLAS threads
     ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without it, as the executor set them for the
-    node. Inference shares only work of ``PARALLEL_MACS`` or more; a training step's kernels (``training``)
-    share whatever ``blas.choose`` gives a second thread. ``work`` must not set BLAS threads: the
-    setting is the process's.
+    node. ``work`` must not set BLAS threads: the setting is the process's.
     """
     step = max(1, min(step, -(-n // CORES)))
     chunks = [slice(start, min(n, start + step)) for start in range(0, n, step)]
-    enough = training or macs >= PARALLEL_MACS
-    workers = min(len(chunks), blas.choose(macs)) if xp in HOST_NAMESPACES and enough else 1
+    workers = min(len(chunks), blas.choose(macs)) if on_host(xp) else 1
     if workers < 2:
         if gemm_macs is not None:
             blas.use(blas.choose(gemm_macs))
@@ -114,12 +126,10 @@ def _shared(work: Callable[[slice], T], chunks: list[slice], workers: int) -> li
     return results
 
 
-def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int,
-               training: bool = False) -> list[T]:
+def over_parts(xp: Any, work: Callable[[slice], T], n: int, part_bytes: int, elements: int, passes: int) -> list[T]:
     """``over_chunks`` for memory-bound kernels: ``n`` parts (images, or channels) of ``part_bytes`` each, in
     chunks of about ``PASS_CHUNK_BYTES``; ``passes`` over ``elements`` weigh the workers."""
-    return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS,
-                       training=training)
+    return over_chunks(xp, work, n, max(1, PASS_CHUNK_BYTES // part_bytes), elements * passes * PASS_MACS)
 
 
 def summed_in_order(parts: list):

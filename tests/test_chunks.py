@@ -13,16 +13,15 @@ import numpy as np
 import pytest
 
 from cnngraph.backends import chunks, strict
-from cnngraph.backends.kernels import conv, norm, pool, winograd
+from cnngraph.backends.kernels import conv, fused, linear, norm, pool, tiled_conv, winograd
 from cnngraph.backends.threads import blas
 
 
 @pytest.fixture
 def workers(monkeypatch):
-    """``blas.choose`` fixed at the given count, and two cores, whatever the machine's cores and load; any
-    work is enough to share (``PARALLEL_MACS``), so that small test arrays go to the workers."""
+    """``blas.choose`` fixed at the given count (so that small test arrays go to the workers), and two cores,
+    whatever the machine's cores and load."""
     monkeypatch.setattr(chunks, "CORES", 2)
-    monkeypatch.setattr(chunks, "PARALLEL_MACS", 0)
 
     def use(count):
         monkeypatch.setattr(blas, "choose", lambda macs: count)
@@ -50,7 +49,7 @@ def test_chunks_run_on_two_threads_at_once_in_order_with_one_blas_thread_each(wo
     assert set_to == [1, 2]  # one BLAS thread while the chunks ran, then back to the executor's 2
 
 
-def test_one_worker_too_little_work_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
+def test_one_worker_or_a_device_namespace_runs_the_chunks_in_turn(workers, monkeypatch):
     set_to = []
     monkeypatch.setattr(blas, "use", set_to.append)
     here = threading.current_thread().name
@@ -64,24 +63,10 @@ def test_one_worker_too_little_work_or_a_device_namespace_runs_the_chunks_in_tur
     assert chunks.over_chunks(np, work, 5, 2, 10**9, 10**8) == [2, 2, 1]
     assert chunks.over_chunks(np, work, 5, 2, 10**9) == [2, 2, 1]  # threads left as the executor set them
     workers(2)
-    monkeypatch.setattr(chunks, "PARALLEL_MACS", 10**9)
-    assert chunks.over_chunks(np, work, 5, 2, 10**9 - 1) == [2, 2, 1]  # too little work to share
     device = object()  # CuPy's namespace, say: its work goes to a device queue from one thread
     assert chunks.over_chunks(device, work, 5, 2, 10**12, 10**8) == [2, 2, 1]
     assert set(names) == {here} and set_to == [1, 2]
     assert strict.namespace in chunks.HOST_NAMESPACES
-
-
-def test_a_training_step_shares_work_inference_would_run_in_turn(workers, monkeypatch):
-    workers(2)
-    monkeypatch.setattr(chunks, "PARALLEL_MACS", 10**9)
-    both = threading.Barrier(2, timeout=10)
-
-    def work(part):
-        both.wait()  # returns only once two threads are in it at once
-        return part.start
-
-    assert chunks.over_chunks(np, work, 2, 1, 10**9 - 1, training=True) == [0, 1]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
@@ -157,11 +142,73 @@ def _batch_norm():
     return [out, ctx.stash["mean"], ctx.stash["inv_std"], dx[0], grads["weight"], grads["bias"]]
 
 
-@pytest.mark.parametrize("kernels", [_every_conv_kernel, _max_pooling, _batch_norm])
+def _batch_of_one():
+    """At batch 1, fewer images than cores, the kernels cut other things: Winograd tile rows, the im2col and
+    banded (tiled) convolutions output rows (the im2col one output channels where they outnumber the output
+    positions: 8 on 2x2), the 1x1 and transposed convolutions output channels, max pooling channels, Linear
+    output features."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 8, 12, 12)).astype(np.float32)
+    weight, bias = rng.standard_normal((8, 8, 3, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    plan = winograd.Plan(x.shape, (1, 1, 1, 1))
+    attrs = {"groups": 1, "kernel_size": (3, 3), "stride": (1, 1), "dilation": (1, 1), "padding": (1, 1, 1, 1),
+             "activation": "ReLU", "activation_attrs": {}, "ceil_mode": False}
+    features = {"weight": rng.standard_normal((10, x.size)).astype(np.float32), "bias": bias[:1].repeat(10)}
+    return [winograd.winograd_conv2d(np, x, plan.filters(np, weight), bias, plan),
+            conv.conv2d_forward(np, x, weight, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            conv.conv2d_forward(np, x, weight, bias, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+            conv.conv2d_forward(np, x[:, :, :2, :2], weight, bias, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            conv.conv2d_forward(np, x, weight[:, :, :1, :1], bias, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            conv.conv_transpose2d_forward(np, x, weight, bias, (2, 2), (1, 1, 1, 1), (1, 1), 1, (23, 23)),
+            tiled_conv.tiled_conv2d(np, x, weight, bias, attrs, tiled_conv.Plan(x.shape, attrs, 4)),
+            pool.max_pool2d(np, [x], {}, dict(attrs, stride=(2, 2)), SimpleNamespace(stash=None)),
+            linear.linear(np, [x.reshape(1, -1)], features, {}, None)]
+
+
+def test_batch_of_one_cut_for_the_cores_agrees_with_the_whole_kernels(monkeypatch):
+    """The oracle: each kernel run whole (one core), to float32 rounding (the GEMMs are of other widths)."""
+    monkeypatch.setattr(tiled_conv, "BAND_BYTES", 1)  # a band per output row
+    monkeypatch.setattr(chunks, "CORES", 1)
+    whole = _batch_of_one()
+    monkeypatch.setattr(chunks, "CORES", 2)
+    for got, want in zip(_batch_of_one(), whole, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])  # cut for the cores (rows, tile rows, channels), and in images
+@pytest.mark.parametrize("size,kernel,stride", [(12, 3, 1), (2, 3, 1), (12, 3, 2), (6, 1, 1)])
+def test_each_chunk_is_finished_with_its_own_part_of_the_residual(batch, size, kernel, stride, monkeypatch):
+    """The oracle: the plain convolution, then the residual add and ReLU over the whole output."""
+    monkeypatch.setattr(chunks, "CORES", 2)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((batch, 8, size, size)).astype(np.float32)
+    weight = rng.standard_normal((8, 8, kernel, kernel)).astype(np.float32)
+    pads = (kernel // 2,) * 4
+    plain = conv.conv2d_forward(np, x, weight, None, (stride,) * 2, pads, (1, 1), 1)
+    residual = rng.standard_normal(plain.shape).astype(np.float32)
+    attrs = {"residual": True, "activation": "ReLU", "activation_attrs": {}}
+    finish = fused.per_chunk(np, [x, residual], attrs)
+    got = [conv.conv2d_forward(np, x, weight, None, (stride,) * 2, pads, (1, 1), 1, finish=finish)]
+    if kernel == 3 and stride == 1:
+        plan = winograd.Plan(x.shape, pads)
+        got.append(winograd.winograd_conv2d(np, x, plan.filters(np, weight), None, plan, finish=finish))
+    for result in got:
+        np.testing.assert_allclose(result, np.maximum(plain + residual, 0), rtol=1e-5, atol=1e-4)
+
+
+def test_a_device_namespace_is_never_cut_for_the_cores(monkeypatch):
+    monkeypatch.setattr(chunks, "CORES", 16)
+    assert chunks.too_few_images(np, 8) and chunks.too_few_images(strict.namespace, 1)
+    assert not chunks.too_few_images(np, 16) and not chunks.too_few_images(object(), 1)
+
+
+@pytest.mark.parametrize("kernels", [_every_conv_kernel, _max_pooling, _batch_norm, _batch_of_one])
 def test_kernels_give_the_same_bits_on_two_workers_as_in_turn(kernels, workers, monkeypatch):
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
     monkeypatch.setattr(chunks, "PASS_CHUNK_BYTES", 1)
+    monkeypatch.setattr(tiled_conv, "BAND_BYTES", 1)
     workers(1)
     in_turn = kernels()
     workers(2)

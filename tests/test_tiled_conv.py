@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cnngraph
-from cnngraph.backends.kernels import RunContext, tiled_conv
+from cnngraph.backends.kernels import RunContext, fused, tiled_conv
 from cnngraph.frontends import dsl
 from tests.oracle import onnx_reference, onnxruntime_output, random
 from tests.zoo_builds import reduced
@@ -53,7 +53,7 @@ def test_matches_onnxruntime(shape, out, kernel, stride, padding, dilation, dtyp
     attrs = attrs_of(out, kernel, stride, padding, dilation)
     plan = tiled_conv.Plan(x.shape, attrs, x.itemsize)
     assert (len(plan.bands) > 1) == (band_bytes == 256)
-    got = tiled_conv.tiled_conv2d(np, x, weight, bias, None, attrs, plan)
+    got = tiled_conv.tiled_conv2d(np, x, weight, bias, attrs, plan)
     want = ort_conv(x, weight, bias, kernel, stride, padding, dilation)
     assert got.dtype == dtype and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
@@ -69,7 +69,8 @@ def test_residual_and_relu_are_applied_band_by_band_into_a_concat_slice(band_byt
     attrs = attrs_of(out, kernel, stride, padding, dilation, residual=True, activation="ReLU", activation_attrs={})
     buffer = np.full((shape[0], out + 4, *want_conv.shape[2:]), np.nan, np.float32)  # an elided Concat's buffer
     plan = tiled_conv.Plan(x.shape, attrs, 4)
-    got = tiled_conv.tiled_conv2d(np, x, weight, bias, residual, attrs, plan, out=buffer[:, 2:2 + out])
+    got = tiled_conv.tiled_conv2d(np, x, weight, bias, attrs, plan, out=buffer[:, 2:2 + out],
+                                  finish=fused.per_chunk(np, [x, residual], attrs))
     assert np.shares_memory(got, buffer)
     want = np.maximum(want_conv + residual, 0)
     np.testing.assert_allclose(buffer[:, 2:2 + out], want, rtol=0, atol=2e-6 * np.abs(want).max())

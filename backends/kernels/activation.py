@@ -79,7 +79,7 @@ def relu_backward(xp, grad, saved, params, attrs):
     def images(part):
         kept_or_zero(xp, grad[part], saved.output[part] > 0, out=dx[part])
 
-    over_parts(xp, images, len(grad), grad[:1].nbytes, grad.size, passes=4, training=True)
+    over_parts(xp, images, len(grad), grad[:1].nbytes, grad.size, passes=4)
     return [dx], {}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from cnngraph.backends.chunks import over_chunks, summed_in_order
+from cnngraph.backends.chunks import on_host, over_chunks, summed_in_order, too_few_images
 from cnngraph.backends.kernels import backward, kernel
 from cnngraph.backends.kernels.windows import WHOLE, pad_spatial, unwindows, windows
 
@@ -34,68 +34,127 @@ def _per_channel(o, r):
 CHUNK_BYTES = 8 << 20
 
 
-def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=None):
+def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=None, finish=None):
     """(N, C, *spatial) cross-correlation with torch's (O, C/g, *kernel) weights (1, 2 or 3 spatial
-    axes), into ``out`` when given.
+    axes), into ``out`` when given; ``finish(dest, index)`` (``fused.per_chunk``) finishes each chunk.
 
     A few images at a time (``CHUNK_BYTES`` of im2col columns: they stay in cache), on every core
-    (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. Into ``out`` the bias
-    add (or a copy) moves the GEMM's result: matmul straight into a strided slice measured no faster,
-    and a reshape of a slice could silently copy.
+    (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. With fewer images than
+    cores, bands of output rows instead, or shares of the output channels where the weights outweigh the
+    columns (ResNet's 7x7x512 at batch 1: 2.3 ms against 3.7 in bands; on 28x28x128 bands won, 1.6 against
+    2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
+    matmul straight into a strided slice measured no faster, and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
     r = len(kernel)
     out_size = conv_out_size(size, kernel, stride, padding, dilation)
     taps, positions = math.prod(kernel), math.prod(out_size)
-    plain = taps == 1 and all(s == 1 for s in stride) and not any(padding)  # a 1x1 conv is a plain GEMM: no copy
+    macs = n * o * cg * taps * positions
     wmat = weight.reshape(groups, o // groups, cg * taps)
-    if out is None and not plain:
+    if taps == 1 and all(s == 1 for s in stride) and not any(padding):
+        return _pointwise(xp, x, wmat, bias, out, macs, finish)
+    if out is None:
         out = xp.empty((n, o, *out_size), dtype=xp.result_type(x.dtype, weight.dtype))
 
-    def images(chunk):
-        xs = x[chunk]
-        if plain:
-            cols = xs.reshape(len(xs), groups, cg, positions)
-        else:
-            view = windows(xp, pad_spatial(xp, xs, padding), kernel, stride, dilation, out_size)
-            cols = view.reshape(len(xs), groups, cg * taps, positions)
-        result = xp.matmul(wmat, cols).reshape(len(xs), o, *out_size)
-        dest = result if out is None else out[chunk]  # no destination: the GEMM's own array
-        if bias is not None:
-            xp.add(result, bias.reshape(_per_channel(o, r)), out=dest)
-        elif out is not None:
+    def finished(result, index):
+        """``out[index]`` is the GEMM's ``result`` with the bias added, and finished."""
+        dest = out[index]
+        if bias is None:
             dest[...] = result
-        return dest
+        else:
+            channels = index[1] if len(index) > 1 else slice(None)
+            xp.add(result, bias[channels].reshape(_per_channel(result.shape[1], r)), out=dest)
+        if finish is not None:
+            finish(dest, index)
 
-    if plain:  # a 1x1 convolution copies nothing: one batched GEMM on the node's BLAS threads, as chunks
-        return images(slice(None))  # (in turn or on two workers) ran ResNet-50 at batch 8 up to 10% slower
-    step = max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize))
-    over_chunks(xp, images, n, step, n * o * cg * taps * positions)
+    def rows_of(padded, images, rows):
+        """Output rows ``rows`` (along the first spatial axis) of ``images``, from their padded ``padded``."""
+        k, start = rows.stop - rows.start, rows.start * stride[0]
+        span = (k - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
+        view = windows(xp, padded[:, :, start:start + span], kernel, stride, dilation, (k, *out_size[1:]))
+        result = xp.matmul(wmat, view.reshape(len(padded), groups, cg * taps, -1))
+        finished(result.reshape(len(padded), o, k, *out_size[1:]), (images, slice(None), rows))
+
+    if too_few_images(xp, n):
+        padded = pad_spatial(xp, x, padding)
+        if groups == 1 and o >= n * positions:  # more weights than columns: a share of the weights on each core
+            view = windows(xp, padded, kernel, stride, dilation, out_size)
+            cols = xp.ascontiguousarray(view).reshape(n, cg * taps, positions)
+
+            def channels(part):
+                finished(xp.matmul(wmat[0, part], cols).reshape(n, -1, *out_size), (slice(None), part))
+
+            over_chunks(xp, channels, o, o, macs)
+        else:  # bands of output rows, one per core
+            over_chunks(xp, lambda rows: rows_of(padded, slice(None), rows), out_size[0], out_size[0], macs)
+        return out
+
+    def images(chunk):
+        rows_of(pad_spatial(xp, x[chunk], padding), chunk, slice(0, out_size[0]))
+
+    over_chunks(xp, images, n, max(1, CHUNK_BYTES // (c * taps * positions * x.itemsize)), macs)
     return out
+
+
+def _pointwise(xp, x, wmat, bias, out, macs, finish):
+    """A 1x1 stride-1 convolution: a GEMM on the input as it is, no copy. Ungrouped on a host namespace, a
+    share of the output channels on each core (each reads the whole input once), each share finished there."""
+    n, c, *size = x.shape
+    groups, og, _ = wmat.shape
+    o = groups * og
+    dest = out
+    if out is None or not out.flags.c_contiguous:
+        dest = xp.empty((n, o, *size), dtype=xp.result_type(x.dtype, wmat.dtype))
+    flat = dest.reshape(n, groups, og, -1)  # a view: ``dest`` is contiguous
+
+    def channels(part):
+        xp.matmul(wmat[:, part], x.reshape(n, groups, c // groups, -1), out=flat[:, :, part])
+        if bias is not None:
+            flat[:, :, part] += bias.reshape(groups, og, 1)[:, part]
+        if finish is not None:
+            index = (slice(None), part if groups == 1 else slice(None))
+            finish(dest[index], index)
+
+    if groups == 1 and on_host(xp):
+        over_chunks(xp, channels, o, o, macs)
+    else:
+        channels(slice(None))
+    if out is not None and dest is not out:
+        out[...] = dest  # a strided destination (a slice of an elided Concat's buffer)
+        return out
+    return dest
 
 
 def conv_transpose2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out_size):
     """Transposed convolution with torch's (C, O/g, *kernel) weights onto an output of spatial size
-    ``out_size``: GEMM, then col2im; a few images at a time, on every core, as ``conv2d_forward``."""
+    ``out_size``: GEMM, then col2im; a few images at a time, on every core, as ``conv2d_forward`` (with
+    fewer images than cores, ungrouped, a share of the output channels on each)."""
     n, c, *size = x.shape
     _, og, *kernel = weight.shape
     o, taps, positions = og * groups, math.prod(kernel), math.prod(size)
     wmat = weight.reshape(groups, c // groups, og * taps).transpose(0, 2, 1)  # (g, og*taps, c/g)
     out = xp.empty((n, o, *out_size), dtype=xp.result_type(x.dtype, weight.dtype))
+    macs = n * o * taps * c // groups * positions
 
-    def images(chunk):
+    def convolved(chunk, channels=slice(None)):
+        """Output ``channels`` (all of them, or a share where ungrouped) of images ``chunk``."""
         xs = x[chunk]
-        cols = xp.matmul(wmat, xs.reshape(len(xs), groups, c // groups, positions))  # (k, g, og*taps, positions)
-        cols = cols.reshape(len(xs), o, *kernel, *size)
-        summed = unwindows(xp, cols, (len(xs), o, *out_size), padding, kernel, stride, dilation)
+        rows = wmat if channels == slice(None) else wmat[:, channels.start * taps:channels.stop * taps]
+        k = groups * rows.shape[1] // taps
+        cols = xp.matmul(rows, xs.reshape(len(xs), groups, c // groups, positions))  # (n, g, k/g*taps, positions)
+        summed = unwindows(xp, cols.reshape(len(xs), k, *kernel, *size), (len(xs), k, *out_size), padding, kernel,
+                           stride, dilation)
         if bias is None:
-            out[chunk] = summed
+            out[chunk, channels] = summed
         else:
-            xp.add(summed, bias.reshape(_per_channel(o, len(kernel))), out=out[chunk])
+            xp.add(summed, bias[channels].reshape(_per_channel(k, len(kernel))), out=out[chunk, channels])
 
+    if groups == 1 and too_few_images(xp, n):
+        over_chunks(xp, lambda channels: convolved(slice(None), channels), o, o, macs)
+        return out
     step = max(1, CHUNK_BYTES // (o * taps * positions * x.itemsize))
-    over_chunks(xp, images, n, step, n * o * taps * c // groups * positions)
+    over_chunks(xp, convolved, n, step, macs)
     return out
 
 
@@ -119,7 +178,7 @@ def weight_grad(xp, small, big, attrs):
         rows = small[chunk].transpose(1, 0, *range(2, 2 + r)).reshape(g, s // g, columns)
         return xp.matmul(rows, cols.transpose(0, 2, 1))
 
-    parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions, training=True)
+    parts = over_chunks(xp, products, n, step, n * s * b // g * taps * positions)
     return summed_in_order(parts).reshape(s, b // g, *kernel)
 
 

@@ -1,7 +1,10 @@
 """Fused conv/linear kernels: the GEMM's fresh output is finished in place (bias, residual, activation).
 
 FusedConv2d writes into ``ctx.out`` (a slice of an elided Concat's buffer) when given: the bias add
-lands there, and the epilogue finishes it in place, so the slice is the only output buffer.
+lands there, and the epilogue finishes it in place, so the slice is the only output buffer. The
+convolution kernels finish each chunk of the output (images, bands of rows, shares of the channels) while
+it is in cache and on the core that computed it (``per_chunk``); an activation without an in-place form
+runs once over the whole output afterwards.
 """
 
 from __future__ import annotations
@@ -10,11 +13,33 @@ from cnngraph.backends.kernels import get_kernel, into, kernel
 from cnngraph.backends.kernels.conv import conv2d_forward
 
 
-# Activations applied in place on the output (no temporary): per band of a tiled convolution too.
+# Activations applied in place on the output (no temporary): per chunk of a convolution too.
 IN_PLACE = {
     "ReLU": lambda xp, out, attrs: xp.maximum(out, 0, out=out),
     "Clip": lambda xp, out, attrs: xp.clip(out, attrs["min"], attrs["max"], out=out),
 }
+
+
+def per_chunk(xp, inputs, attrs):
+    """``finish(dest, index)``: the residual add and an in-place activation on ``dest``, the part ``index`` (a
+    tuple of slices) of the output; None where the node has neither."""
+    residual = inputs[1] if attrs["residual"] else None
+    in_place = IN_PLACE.get(attrs["activation"])
+    if residual is None and in_place is None:
+        return None
+
+    def finish(dest, index):
+        if residual is not None:
+            dest += residual[index]
+        if in_place is not None:
+            in_place(xp, dest, attrs["activation_attrs"])
+
+    return finish
+
+
+def after_chunks(xp, out, attrs, ctx):
+    """What ``per_chunk`` left: an activation without an in-place form, once over the whole output."""
+    return out if attrs["activation"] in IN_PLACE else activate(xp, out, attrs, ctx)
 
 
 def epilogue(xp, out, inputs, attrs, ctx):
@@ -37,8 +62,8 @@ def activate(xp, out, attrs, ctx):
 @kernel("FusedConv2d", writes_into=True)
 def fused_conv2d(xp, inputs, params, attrs, ctx):
     out = conv2d_forward(xp, inputs[0], params["weight"], params.get("bias"), attrs["stride"], attrs["padding"],
-                         attrs["dilation"], attrs["groups"], out=ctx.out)
-    return epilogue(xp, out, inputs, attrs, ctx)
+                         attrs["dilation"], attrs["groups"], out=ctx.out, finish=per_chunk(xp, inputs, attrs))
+    return into(ctx, after_chunks(xp, out, attrs, ctx))
 
 
 @kernel("FusedLinear")

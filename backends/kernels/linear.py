@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from cnngraph.backends.chunks import on_host, over_chunks
 from cnngraph.backends.kernels import backward, kernel
 
 
 @kernel("Linear")
 def linear(xp, inputs, params, attrs, ctx):
-    out = xp.matmul(inputs[0], params["weight"].T)
-    if "bias" in params:
-        out += params["bias"]
+    """On a host namespace a share of the output features on each core (``chunks``: workers, not BLAS threads)."""
+    x, weight, bias = inputs[0], params["weight"], params.get("bias")
+    if not on_host(xp):
+        out = xp.matmul(x, weight.T)
+        return out if bias is None else xp.add(out, bias, out=out)
+    out = xp.empty((*x.shape[:-1], weight.shape[0]), dtype=xp.result_type(x.dtype, weight.dtype))
+
+    def features(part):
+        xp.matmul(x, weight[part].T, out=out[..., part])
+        if bias is not None:
+            out[..., part] += bias[part]
+
+    over_chunks(xp, features, weight.shape[0], weight.shape[0], x.size * weight.shape[0])
     return out
 
 

@@ -74,7 +74,7 @@ def _normalised_by_batch(xp, x, params, eps):
         xp.multiply(centred, scale.reshape(_per_channel(x)), out=out[:, part])
         out[:, part] += params["bias"][part].reshape(_per_channel(x))
 
-    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=6, training=True)
+    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=6)
     return mean, var, out
 
 
@@ -123,7 +123,7 @@ def batch_norm_backward(xp, grad, saved, params, attrs):
             _input_grad(xp, grad[:, part], centred, gain[part], inv_std[part],
                         (grad_bias[part], grad_weight[part]) if saved.training else None, count, dx[:, part])
 
-    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=8, training=True)
+    over_parts(xp, channels, c, count * x.itemsize, x.size, passes=8)
     if dx is not None and synced:  # the centring terms are the global batch's: their sums cross the ranks first
         centred = x - mean.reshape(_per_channel(x))
         _input_grad(xp, grad, centred, gain, inv_std, saved.stash["sum_across"]([grad_bias, grad_weight]),

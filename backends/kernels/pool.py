@@ -93,9 +93,9 @@ def _divisor(xp, attrs, size, out_size):
     return total
 
 
-def _by_images(xp, x, work, passes, training=True):
+def _by_images(xp, x, work, passes):
     """``work(chunk)`` over chunks of ``x``'s images, on every core (``over_parts``)."""
-    over_parts(xp, work, x.shape[0], x[:1].size * x.itemsize, x.size, passes, training)
+    over_parts(xp, work, x.shape[0], x[:1].size * x.itemsize, x.size, passes)
 
 
 @kernel("MaxPool2d")
@@ -109,11 +109,13 @@ def max_pool2d(xp, inputs, params, attrs, ctx):
     _, out_size = _pool_geometry(attrs, x.shape[2:])
     best = xp.empty((n, c, *out_size), dtype=x.dtype)
     taps_count = math.prod(attrs["kernel_size"])
-    if ctx.stash is None:
-        def pooled(chunk):
-            best[chunk] = _reduce_separable(xp, x[chunk], attrs, float("-inf"), xp.maximum)
+    if ctx.stash is None:  # chunks of channels, which pool independently: at batch 1 every core has some
+        planes, pooled_planes = x.reshape(n * c, 1, *x.shape[2:]), best.reshape(n * c, 1, *out_size)
 
-        _by_images(xp, x, pooled, passes=len(out_size) + 1, training=False)
+        def pooled(chunk):
+            pooled_planes[chunk] = _reduce_separable(xp, planes[chunk], attrs, float("-inf"), xp.maximum)
+
+        over_parts(xp, pooled, n * c, planes[:1].size * x.itemsize, x.size, len(out_size) + 1)
         return best
     argmax = xp.empty(best.shape, dtype=xp.uint8 if taps_count <= 256 else xp.int32)
 

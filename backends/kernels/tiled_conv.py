@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import math
 
+from cnngraph.backends.chunks import over_chunks
 from cnngraph.backends.kernels import into, kernel, winograd  # noqa: F401 - Winograd registers first
 from cnngraph.backends.kernels.conv import conv_out_size
-from cnngraph.backends.kernels.fused import IN_PLACE, activate
+from cnngraph.backends.kernels.fused import after_chunks, per_chunk
 from cnngraph.backends.kernels.windows import pad_spatial, windows
 
 # Window-matrix bytes per band: 1 MiB measured fastest on ResNet's stem (16 output rows of 112; 4 and
@@ -82,9 +83,9 @@ def prepare(xp, node, shapes, dtype) -> Plan:
     return Plan(shapes[0], node.attrs, 4)  # float32 only: float16 storage is widened around this kernel
 
 
-def tiled_conv2d(xp, x, weight, bias, residual, attrs, plan: Plan, out=None):
+def tiled_conv2d(xp, x, weight, bias, attrs, plan: Plan, out=None, finish=None):
     """Cross-correlation of NCHW ``x`` with (O, C, kh, kw) ``weight``, band by band, each band finished
-    with the bias, ``residual`` (or None) and an in-place activation of ``attrs`` while in cache."""
+    with the bias and ``finish(dest, index)`` (``fused.per_chunk``) while in cache."""
     n = x.shape[0]
     o = weight.shape[0]
     (oh, ow), (sh, sw), (dh, dw) = plan.out_hw, attrs["stride"], attrs["dilation"]
@@ -93,42 +94,37 @@ def tiled_conv2d(xp, x, weight, bias, residual, attrs, plan: Plan, out=None):
         out = xp.empty((n, o, oh, ow), dtype=x.dtype)
     wmat = weight.reshape(o, plan.depth)
     bias_col = None if bias is None else bias.reshape(o, 1)
-    act = attrs.get("activation")
-    in_place = IN_PLACE.get(act)
     padded = pad_spatial(xp, x, attrs["padding"])
-    buffer = xp.empty(plan.depth * plan.bands[0][1] * ow, dtype=x.dtype)
-    for i in range(n):
-        image_out = out[i].reshape(o, oh * ow)
-        image_residual = None if residual is None else residual[i].reshape(o, oh * ow)
-        for r0, r1 in plan.bands:
-            columns = slice(r0 * ow, r1 * ow)
+    bands = [(i, rows) for i in range(n) for rows in plan.bands]
+
+    def finished(part):
+        for i, (r0, r1) in bands[part]:
             top = padded[i:i + 1, :, r0 * sh:(r1 - 1) * sh + dh * (kernel_hw[0] - 1) + 1]
             view = windows(xp, top, kernel_hw, (sh, sw), (dh, dw), (r1 - r0, ow))[0]
-            cols = buffer[:plan.depth * (r1 - r0) * ow].reshape(view.shape)
+            cols = xp.empty(view.shape, dtype=x.dtype)
             cols[...] = view  # the band's window matrix, laid out for the GEMM
-            cols = cols.reshape(plan.depth, (r1 - r0) * ow)
-            dest = image_out[:, columns]
-            xp.matmul(wmat, cols, out=dest)
+            dest = out[i].reshape(o, oh * ow)[:, r0 * ow:r1 * ow]
+            xp.matmul(wmat, cols.reshape(plan.depth, (r1 - r0) * ow), out=dest)
             if bias_col is not None:
                 dest += bias_col
-            if image_residual is not None:
-                dest += image_residual[:, columns]
-            if in_place is not None:
-                in_place(xp, dest, attrs["activation_attrs"])
+            if finish is not None:
+                index = (slice(i, i + 1), slice(None), slice(r0, r1))
+                finish(out[index], index)
+
+    # bands of every image, a core's share at a time: at batch 1 the stem's eight bands go four to each core
+    over_chunks(xp, finished, len(bands), len(bands), n * o * plan.depth * oh * ow)
     return out
 
 
 def conv2d_tiled(xp, inputs, params, attrs, ctx):
-    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), None, attrs, ctx.plan, ctx.out)
+    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), attrs, ctx.plan, ctx.out)
     return into(ctx, out)
 
 
 def fused_conv2d_tiled(xp, inputs, params, attrs, ctx):
-    residual = inputs[1] if attrs["residual"] else None
-    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), residual, attrs, ctx.plan, ctx.out)
-    if attrs["activation"] not in IN_PLACE:
-        out = activate(xp, out, attrs, ctx)  # an activation with no in-place form: once, over the whole output
-    return into(ctx, out)
+    out = tiled_conv2d(xp, inputs[0], params["weight"], params.get("bias"), attrs, ctx.plan, ctx.out,
+                       per_chunk(xp, inputs, attrs))
+    return into(ctx, after_chunks(xp, out, attrs, ctx))
 
 
 for _backend in ("numpy", "strict"):

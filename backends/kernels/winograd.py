@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngraph.backends.chunks import over_chunks, summed_in_order
+from cnngraph.backends.chunks import over_chunks, summed_in_order, too_few_images
 from cnngraph.backends.kernels import backward, into, kernel
 from cnngraph.backends.kernels.conv import conv2d, conv2d_backward, input_grad_as_conv, param_grads
-from cnngraph.backends.kernels.fused import epilogue, fused_conv2d
+from cnngraph.backends.kernels.fused import after_chunks, fused_conv2d, per_chunk
 from cnngraph.backends.kernels.windows import pad_spatial
 from cnngraph.backends.threads import blas
 
@@ -151,62 +151,75 @@ def images_per_chunk(plan: Plan, channels: int, itemsize: int, whole_bytes: int)
     return max(1, max(CHUNK_BYTES, whole_bytes) // per_image)
 
 
-def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None, training=False):
+def winograd_conv2d(xp, x, filters, bias, plan: Plan, out=None, finish=None):
     """Cross-correlation of NCHW ``x`` with transformed ``filters`` (``transform_filters``) through
-    F(m x m, 3 x 3), into ``out`` when given; a few images at a time (``images_per_chunk``), shared as a
-    training step's kernels share them with ``training`` (``chunks.over_chunks``).
-
-    (Bands of tile rows on two workers at batch 1 took 1.6-2.1 ms against 5.5-6 ms on 56x56x64 alone,
-    but ResNet-18 at batch 1 ran 7% slower with them: 38.0-39.9 against 35.1-37.4 ms, alternating in one
-    process.)"""
+    F(m x m, 3 x 3), into ``out`` when given; a few images at a time (``images_per_chunk``) on every core
+    (``chunks.over_chunks``), each finished by ``finish(dest, index)`` (``fused.per_chunk``) when given.
+    With fewer images than cores (batch 1) the chunks are bands of tile rows instead, so that every core
+    has one."""
     n, c = x.shape[:2]
     o = filters.shape[1]
     th, tw = plan.tiles
     if out is None:
         out = xp.empty((n, o) + plan.out_hw, dtype=x.dtype)
     transforms = tuple(xp.asarray(t, dtype=x.dtype) for t in TRANSFORMS[plan.m])
+    macs = 9 * o * c * n * th * tw * plan.m ** 2  # the direct convolution's: the transforms weigh in too
+    if too_few_images(xp, n):
+        padded = pad_spatial(xp, x, plan.padding)
+        per_row = (plan.m + 2) ** 2 * c * n * tw * x.itemsize
+
+        def bands(rows):
+            _winograd_tiles(xp, padded, filters, bias, plan, transforms, out, slice(None), rows, finish)
+
+        over_chunks(xp, bands, th, max(1, CHUNK_BYTES // per_row), macs, o * c * n * tw)
+        return out
     step = images_per_chunk(plan, c, x.itemsize, filters.nbytes)
 
     def images(chunk):
         padded = pad_spatial(xp, x[chunk], plan.padding)
-        _winograd_images(xp, padded, filters, bias, plan, transforms, out[chunk])
+        _winograd_tiles(xp, padded, filters, bias, plan, transforms, out[chunk], chunk, slice(0, th), finish)
 
-    # what the direct convolution's MACs are: the transforms' passes weigh in the workers' choice too
-    over_chunks(xp, images, n, step, 9 * o * c * n * th * tw * plan.m ** 2, o * c * step * th * tw, training)
+    over_chunks(xp, images, n, step, macs, o * c * step * th * tw)
     return out
 
 
-def transformed_tiles(xp, padded, plan: Plan, bt):
-    """B^T d B for every (m+2) x (m+2) tile of NCHW ``padded`` (``plan.padding`` applied):
-    ((m+2)^2, C, N * tiles)."""
+def transformed_tiles(xp, padded, plan: Plan, bt, rows: slice | None = None):
+    """B^T d B for every (m+2) x (m+2) tile of NCHW ``padded`` (``plan.padding`` applied), or for the tile
+    rows ``rows``: ((m+2)^2, C, N * tile rows * tile columns)."""
     n, c = padded.shape[:2]
     m, (th, tw) = plan.m, plan.tiles
+    first, last = (0, th) if rows is None else (rows.start, rows.stop)
     a = m + 2
     s_n, s_c, s_h, s_w = padded.strides
-    view = xp.lib.stride_tricks.as_strided(padded, (a, a, c, n, th, tw), (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
-    tiles = xp.ascontiguousarray(view).reshape(a, a, c * n * th * tw)
-    return two_sided(xp, bt, tiles).reshape(a * a, c, n * th * tw)
+    view = xp.lib.stride_tricks.as_strided(padded[:, :, first * m:], (a, a, c, n, last - first, tw),
+                                           (s_h, s_w, s_c, s_n, s_h * m, s_w * m))
+    tiles = xp.ascontiguousarray(view).reshape(a, a, -1)
+    return two_sided(xp, bt, tiles).reshape(a * a, c, -1)
 
 
-def _winograd_images(xp, padded, filters, bias, plan: Plan, transforms, out):
-    """Every image of ``padded`` into ``out``."""
+def _winograd_tiles(xp, padded, filters, bias, plan: Plan, transforms, out, images: slice, rows: slice, finish):
+    """The tile rows ``rows`` of every image of ``padded`` (``images`` of the batch) into ``out``, and finished."""
     n = padded.shape[0]
     o = filters.shape[1]
-    m, (th, tw), (oh, ow) = plan.m, plan.tiles, plan.out_hw
+    m, tw, (oh, ow) = plan.m, plan.tiles[1], plan.out_hw
+    k = rows.stop - rows.start
     bt, _, at = transforms
     a = m + 2
-    products = xp.matmul(filters, transformed_tiles(xp, padded, plan, bt))
-    y = two_sided(xp, at, products.reshape(a, a, o * n * th * tw)).reshape(m, m, o, n, th, tw)
-    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, th, m, tw, m): tile rows, then rows within a tile
-    if (oh, ow) == (th * m, tw * m) and out.flags.c_contiguous:
-        dest = out.reshape(n, o, th, m, tw, m)  # a view: the tiles land straight in the output
+    products = xp.matmul(filters, transformed_tiles(xp, padded, plan, bt, rows))
+    y = two_sided(xp, at, products.reshape(a, a, o * n * k * tw)).reshape(m, m, o, n, k, tw)
+    y = y.transpose(3, 2, 4, 0, 5, 1)  # (n, o, k, m, tw, m): tile rows, then rows within a tile
+    top, bottom = rows.start * m, min(oh, rows.stop * m)
+    if (oh, ow) == (plan.tiles[0] * m, tw * m) and out.flags.c_contiguous:
+        dest = out.reshape(n, o, plan.tiles[0], m, tw, m)[:, :, rows]  # a view: the tiles land in the output
     else:
-        dest = out
-        y = y.reshape(n, o, th * m, tw * m)[:, :, :oh, :ow]
+        dest = out[:, :, top:bottom]
+        y = y.reshape(n, o, k * m, tw * m)[:, :, :bottom - top, :ow]
     if bias is None:
         dest[...] = y
     else:
         xp.add(y, bias.reshape((1, o) + (1,) * (dest.ndim - 2)), out=dest)
+    if finish is not None:
+        finish(out[:, :, top:bottom], (images, slice(None), slice(top, bottom)))
 
 
 # The weight gradient's products have the tile columns as their inner dimension and an (O, C) result per tile
@@ -242,7 +255,7 @@ def winograd_weight_grad(xp, x, grad, plan: Plan):
         tiles = transformed_tiles(xp, pad_spatial(xp, x[chunk], plan.padding), plan, bt)
         return xp.matmul(grads, tiles.transpose(0, 2, 1))
 
-    parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw, training=True)
+    parts = over_chunks(xp, products, n, step, a * a * o * c * n * th * tw, o * c * step * th * tw)
     total = summed_in_order(parts)
     blas.use(1)
     weight = xp.asarray(FILTER_TRANSFORMS[m], dtype=x.dtype).T @ total.reshape(a * a, o * c)
@@ -260,8 +273,9 @@ def fused_conv2d_winograd(xp, inputs, params, attrs, ctx):
     if ctx.plan.direct:
         return fused_conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
-    out = winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out)
-    return into(ctx, epilogue(xp, out, inputs, attrs, ctx))
+    out = winograd_conv2d(xp, inputs[0], ctx.plan.filters(xp, w), params.get("bias"), ctx.plan, out=ctx.out,
+                          finish=per_chunk(xp, inputs, attrs))
+    return into(ctx, after_chunks(xp, out, attrs, ctx))
 
 
 # -- training: the weights change every step, so the filters are transformed on every call ------------------
@@ -276,8 +290,7 @@ def conv2d_winograd_train(xp, inputs, params, attrs, ctx):
     if ctx.plan.direct:
         return conv2d(xp, inputs, params, attrs, ctx)
     w = params["weight"]
-    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan,
-                           training=True)
+    return winograd_conv2d(xp, inputs[0], transform_filters(xp, w, ctx.plan.m), params.get("bias"), ctx.plan)
 
 
 def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
@@ -293,7 +306,7 @@ def conv2d_winograd_train_backward(xp, grad, saved, params, attrs):
         plan = Plan(grad.shape, pads)
         if plan.direct:
             return conv2d_backward(xp, grad, saved, params, attrs)
-        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan, training=True)
+        dx = winograd_conv2d(xp, grad, transform_filters(xp, flipped, plan.m), None, plan)
     winograd_weight = weight_grad_pays(forward, x.shape[0], grad.shape[1], x.shape[1])
     grads = param_grads(xp, saved, grad, grad, x, attrs, weight=not winograd_weight)
     if winograd_weight and "weight" in saved.need_params:
