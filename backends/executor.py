@@ -20,6 +20,7 @@ from cnngraph.backends.devices import Backend, get_backend
 from cnngraph.backends.kernels import Choice, RunContext, Saved, resolve
 from cnngraph.backends.precision import FLOAT32, Precision
 from cnngraph.backends.randomness import Randomness
+from cnngraph.backends.freed_memory import keep_freed_memory
 from cnngraph.backends.threads import NodeThreads
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError
@@ -82,6 +83,8 @@ class Executor:
         self._fits: set[tuple] = set()  # (named sizes, keeps for backward) already checked against the budget
         self._compute = self._compute_params()
         self._threads = NodeThreads(graph, self.backend.cpu_blas)  # BLAS threads per GEMM size
+        if self.backend.cpu_blas:  # every run frees and allocates the same large arrays again
+            keep_freed_memory()
 
     def _resolve(self, index: int, node: Node) -> Step:
         choice = resolve(self.backend.name, node, self.dtype.name, self.needs_backward,

@@ -19,7 +19,6 @@ from typing import Any, Callable, Mapping
 
 from cnngraph.backends.devices import Backend
 from cnngraph.backends.executor import Executor, Step, Watch, naming
-from cnngraph.backends.freed_memory import keep_freed_memory
 from cnngraph.errors import CnnGraphError
 from cnngraph.ir import Graph, Node
 from cnngraph.ops.base import fmt_shape
@@ -65,8 +64,6 @@ class TrainingExecutor(Executor):
 
     def __init__(self, graph: Graph, backend: str | Backend = "numpy", dtype: str = "float32", seed: int = 0):
         super().__init__(graph, backend, dtype, seed)
-        if self.backend.cpu_blas:  # every step frees and allocates the same large arrays again
-            keep_freed_memory()
         self.evaluates_training = False  # run() evaluates; forward() trains
         self._all_trainable = list(dict.fromkeys(k for node in graph.nodes for k in self._trainable_keys(node)))
         self._frozen: set[str] = set()

@@ -1,4 +1,4 @@
-"""Training keeps freed memory in the heap (backends/freed_memory.py), judged by glibc's own accounting:
+"""Executors keep freed memory in the heap (backends/freed_memory.py), judged by glibc's own accounting:
 ``mallinfo2`` counts the bytes in mapped blocks (``hblkhd``), which a large array adds to under glibc's
 defaults and must not once the settings are made. Run in fresh interpreters: the setting is process-wide."""
 
@@ -53,8 +53,9 @@ def test_the_environment_opts_out():
     assert probe("call", env=env) == ["False", "True"]
 
 
-def test_a_numpy_training_executor_makes_the_setting():
+@pytest.mark.parametrize("train", [False, True])
+def test_a_numpy_executor_makes_the_setting(train):
     script = ("import cnngraph, cnngraph.backends.freed_memory as f; from cnngraph import models; "
-              "assert f._kept is None; cnngraph.compile(models.build('lenet5'), train=True); print(f._kept)")
+              f"assert f._kept is None; cnngraph.compile(models.build('lenet5'), train={train}); print(f._kept)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=DEFAULT_ENV)
     assert out.stdout.split() == ["True"]
