@@ -41,9 +41,9 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     A few images at a time (``CHUNK_BYTES`` of im2col columns: they stay in cache), on every core
     (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. With fewer images than
     cores, bands of output rows instead, or shares of the output channels where the weights outweigh the
-    columns (ResNet's 7x7x512 at batch 1: 2.3 ms against 3.7 in bands; on 28x28x128 bands won, 1.6 against
-    2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
-    matmul straight into a strided slice measured no faster, and a reshape of a slice could silently copy.
+    columns (ResNet's 7x7x512 at batch 1: 2.3 ms against 3.7 in bands; on 28x28x128 bands won, 1.6
+    against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result: matmul straight into a
+    strided slice measured no faster, and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
