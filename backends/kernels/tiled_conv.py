@@ -98,10 +98,11 @@ def tiled_conv2d(xp, x, weight, bias, attrs, plan: Plan, out=None, finish=None):
     bands = [(i, rows) for i in range(n) for rows in plan.bands]
 
     def finished(part):
+        buffer = xp.empty(plan.depth * plan.bands[0][1] * ow, dtype=x.dtype)  # this chunk's, band after band
         for i, (r0, r1) in bands[part]:
             top = padded[i:i + 1, :, r0 * sh:(r1 - 1) * sh + dh * (kernel_hw[0] - 1) + 1]
             view = windows(xp, top, kernel_hw, (sh, sw), (dh, dw), (r1 - r0, ow))[0]
-            cols = xp.empty(view.shape, dtype=x.dtype)
+            cols = buffer[:plan.depth * (r1 - r0) * ow].reshape(view.shape)
             cols[...] = view  # the band's window matrix, laid out for the GEMM
             dest = out[i].reshape(o, oh * ow)[:, r0 * ow:r1 * ow]
             xp.matmul(wmat, cols.reshape(plan.depth, (r1 - r0) * ow), out=dest)
