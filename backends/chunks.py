@@ -6,16 +6,17 @@ hand each chunk to a worker thread, with the BLAS on one thread inside each. Num
 its copies, ufuncs and GEMMs, so the single-threaded parts (im2col and Winograd's gathers, transforms
 and scatters) run on every core too, where one GEMM on two BLAS threads leaves them on one: Winograd
 on 56x56x64 at batch 32 took 39 ms on two workers against 66 ms with the chunks in turn and two BLAS
-threads per GEMM. With fewer images than cores (batch 1) the convolutions cut bands of output rows (or
-tile rows) and the 1x1 convolutions output channels instead, so that every core has a share.
+threads per GEMM. With fewer images than cores (batch 1) the kernels cut something else so that every
+core has a share: bands of output rows or tile rows, output channels, pooling's channel planes, Linear's
+output features.
 
 Workers, not BLAS threads, are how inference and training use the cores: OpenBLAS's threads spin for
 about 0.1 s after a multi-threaded GEMM (``benchmark.SETTLE_S``), and a worker that runs beside a spinning
 thread shares its core with it. Against the previous rule (inference on workers only from 1.5e9 MACs,
-BLAS threads below), each rule in its own process (alternating in one process, the workers ran beside
-the spinning threads the other rule had left and looked 4% slower), ResNet-18 at batch 1 ran in 0.55x
-to 0.99x the time (median of six pairs 0.82x), at batch 8 0.37x to 0.64x, ResNet-50 at batch 8 0.76x
-to 0.91x.
+BLAS threads below), each rule in its own process (alternating in one process without a pause, the
+workers ran beside the threads the other rule had left spinning and looked 25% slower), ResNet-18 at
+batch 1 ran in 0.55x to 0.99x the time (median of six pairs 0.82x), at batch 8 0.37x to 0.64x,
+ResNet-50 at batch 8 0.76x to 0.91x.
 
 The results come back in chunk order, and sums over chunks are added in that order by the caller, so
 the numbers do not depend on how many workers ran (OpenBLAS splits a GEMM's rows and columns between
@@ -74,7 +75,7 @@ def too_few_images(xp: Any, n: int) -> bool:
 
 def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: int,
                 gemm_macs: int | None = None) -> list[T]:
-    """``work(part)`` for each slice of ``step`` of ``n`` (images, or channels), as a list in order.
+    """``work(part)`` for each slice of ``step`` of ``n`` (images, rows, channels), as a list in order.
 
     ``step`` is cut so that every core has a chunk (``CORES``): a fixed count, not the load of the
     moment, so the chunks, and sums over them, are the same from run to run on a machine. ``macs`` is

@@ -17,10 +17,10 @@ import numpy as np
 
 from cnngraph.backends.concat_buffers import ConcatBuffers
 from cnngraph.backends.devices import Backend, get_backend
+from cnngraph.backends.freed_memory import keep_freed_memory
 from cnngraph.backends.kernels import Choice, RunContext, Saved, resolve
 from cnngraph.backends.precision import FLOAT32, Precision
 from cnngraph.backends.randomness import Randomness
-from cnngraph.backends.freed_memory import keep_freed_memory
 from cnngraph.backends.threads import NodeThreads
 from cnngraph.concat_layout import layout
 from cnngraph.errors import CnnGraphError, DeviceMemoryError

@@ -63,8 +63,7 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
         if bias is None:
             dest[...] = result
         else:
-            channels = index[1] if len(index) > 1 else slice(None)
-            xp.add(result, bias[channels].reshape(_per_channel(result.shape[1], r)), out=dest)
+            xp.add(result, bias[index[1]].reshape(_per_channel(result.shape[1], r)), out=dest)
         if finish is not None:
             finish(dest, index)
 
