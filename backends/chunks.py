@@ -7,8 +7,8 @@ its copies, ufuncs and GEMMs, so the single-threaded parts (im2col and Winograd'
 and scatters) run on every core too, where one GEMM on two BLAS threads leaves them on one: Winograd
 on 56x56x64 at batch 32 took 39 ms on two workers against 66 ms with the chunks in turn and two BLAS
 threads per GEMM. With fewer images than cores (batch 1) the kernels cut something else so that every
-core has a share: bands of output rows or tile rows, output channels, pooling's channel planes, Linear's
-output features.
+core has a share: bands of output rows or tile rows, input or output channels, pooling's channel planes,
+Linear's output features.
 
 Workers, not BLAS threads, are how inference and training use the cores: OpenBLAS's threads spin for
 about 0.1 s after a multi-threaded GEMM (``benchmark.SETTLE_S``), and a worker that runs beside a spinning

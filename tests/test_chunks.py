@@ -144,9 +144,9 @@ def _batch_norm():
 
 def _batch_of_one():
     """At batch 1, fewer images than cores, the kernels cut other things: Winograd tile rows, the im2col and
-    banded (tiled) convolutions output rows (the im2col one output channels where they outnumber the output
-    positions: 8 on 2x2), the 1x1 and transposed convolutions output channels, max pooling channels, Linear
-    output features."""
+    banded (tiled) convolutions output rows (the im2col one input channels, their sums added, where the output
+    channels outnumber the output positions: 8 on 2x2), the 1x1 and transposed convolutions output channels,
+    max pooling channels, Linear output features."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 8, 12, 12)).astype(np.float32)
     weight, bias = rng.standard_normal((8, 8, 3, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)

@@ -40,10 +40,12 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
 
     A few images at a time (``CHUNK_BYTES`` of im2col columns: they stay in cache), on every core
     (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. With fewer images than
-    cores, bands of output rows instead, or shares of the output channels where the weights outweigh the
-    columns (ResNet's 7x7x512 at batch 1: 2.3 ms against 3.7 in bands; on 28x28x128 bands won, 1.6
-    against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result: matmul straight into a
-    strided slice measured no faster, and a reshape of a slice could silently copy.
+    cores, bands of output rows instead, or where the weights outweigh the columns, shares of the input
+    channels, each core copying its own channels' windows, their products summed in order (ResNet-18's
+    14x14x256 and 7x7x512 3x3 layers at batch 1: 1.50-1.56 against 1.75-1.82 ms and 1.66-1.83 against
+    1.94-2.11 ms with shares of the output channels, which all read one copy of the windows made first; on
+    28x28x128 bands won, 1.6 against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
+    matmul straight into a strided slice measured no faster, and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
@@ -77,14 +79,16 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
 
     if too_few_images(xp, n):
         padded = pad_spatial(xp, x, padding)
-        if groups == 1 and o >= n * positions:  # more weights than columns: a share of the weights on each core
-            view = windows(xp, padded, kernel, stride, dilation, out_size)
-            cols = xp.ascontiguousarray(view).reshape(n, cg * taps, positions)
+        if groups == 1 and o >= n * positions:  # more weights than columns: a share of the inputs on each core
 
-            def channels(part):
-                finished(xp.matmul(wmat[0, part], cols).reshape(n, -1, *out_size), (slice(None), part))
+            def inputs(part):
+                """The sum over input channels ``part``: their windows' share of the columns, and of the weights."""
+                view = windows(xp, padded[:, part], kernel, stride, dilation, out_size)
+                cols = xp.ascontiguousarray(view).reshape(n, (part.stop - part.start) * taps, positions)
+                return xp.matmul(wmat[0, :, part.start * taps:part.stop * taps], cols)
 
-            over_chunks(xp, channels, o, o, macs)
+            result = summed_in_order(over_chunks(xp, inputs, c, c, macs))
+            finished(result.reshape(n, o, *out_size), (slice(None), slice(None)))
         else:  # bands of output rows, one per core
             over_chunks(xp, lambda rows: rows_of(padded, slice(None), rows), out_size[0], out_size[0], macs)
         return out

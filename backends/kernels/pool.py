@@ -60,13 +60,15 @@ def _unpool(xp, cols, shape, attrs):
 
 def _reduce_separable(xp, x, attrs, fill, ufunc):
     """Max or sum over every window, one spatial axis at a time (a box's max or sum is separable): per
-    axis, ``ufunc`` over the kernel's k strided slices of that axis, innermost axis first, so each pass
-    reads less than the last. No window view is materialised or walked tap by tap: on ResNet's 3x3/2
-    max pool this took a third of the tap-by-tap reduction's CPU time at batch 8, three quarters at batch 1."""
+    axis, ``ufunc`` over the kernel's k strided slices of that axis. No window view is materialised or
+    walked tap by tap: on ResNet's 3x3/2 max pool this took a third of the tap-by-tap reduction's CPU time
+    at batch 8, three quarters at batch 1. The outermost axis first: its slices keep unit-stride rows, so
+    the strided innermost pass runs on the already reduced rows (ResNet's max pool, the kernel's time in
+    one process, best of 40, twice each: 0.54 against 0.60 ms at batch 1, 7.5 against 8.2 at batch 8)."""
     pads, out_size = _pool_geometry(attrs, x.shape[2:])
     y, fresh = pad_spatial(xp, x, pads, fill), False
     geometry = zip(attrs["kernel_size"], attrs["stride"], dilation_of(attrs), out_size)
-    for axis, (k, s, d, o) in reversed(list(enumerate(geometry, start=2))):
+    for axis, (k, s, d, o) in enumerate(geometry, start=2):
         shifted = [y[(WHOLE,) * axis + (slice(t * d, t * d + (o - 1) * s + 1, s),)] for t in range(k)]
         if k == 1:
             y = shifted[0]
