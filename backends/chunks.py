@@ -36,7 +36,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from cnngraph.backends import strict
-from cnngraph.backends.threads import blas
+from cnngraph.backends.threads import CORES, blas
 
 T = TypeVar("T")
 
@@ -50,11 +50,6 @@ HOST_NAMESPACES = (np, strict.namespace)
 PASS_MACS = 20
 
 PASS_CHUNK_BYTES = 4 << 20  # memory-bound kernels' chunks: what their passes go through while it is in cache
-
-# Chunks no larger than a core's share: where a kernel's own rule gives one chunk (ResNet's 7x7x512
-# Winograd at batch 32, whose 38 MB of transformed filters every chunk reads), two chunks on two workers
-# still ran faster (27 against 32 ms; 14x14x256 at batch 8: 8.7 against 15.5 ms).
-CORES = os.cpu_count() or 1
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 # A forked child inherits the pools but not their threads: work handed to them would wait forever.
@@ -78,7 +73,10 @@ def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     """``work(part)`` for each slice of ``step`` of ``n`` (images, rows, channels), as a list in order.
 
     ``step`` is cut so that every core has a chunk (``CORES``): a fixed count, not the load of the
-    moment, so the chunks, and sums over them, are the same from run to run on a machine. ``macs`` is
+    moment, so the chunks, and sums over them, are the same from run to run on a machine. Where a
+    kernel's own rule gives one chunk (ResNet's 7x7x512 Winograd at batch 32, whose 38 MB of transformed
+    filters every chunk reads), two chunks on two workers still ran faster (27 against 32 ms; 14x14x256
+    at batch 8: 8.7 against 15.5 ms). ``macs`` is
     the multiply-accumulates of all chunks: the chunks run on as many workers as ``blas.choose`` gives
     them (BLAS on one thread in each, then back to what it was), or in turn, with the BLAS threads
     ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without it, as the executor set them for the

@@ -22,6 +22,7 @@ from cnngraph.ir import Graph
 # Where a second thread started to pay on this project's 2-core machine: np.matmul in float32 at 1 and 2
 # threads over ResNet/LeNet GEMM shapes (best of 7), two threads faster from about 3e7 MACs (64x576x784).
 CROSSOVER_MACS = 30_000_000
+CORES = os.cpu_count() or 1  # read once: the call costs 6 µs, and a ResNet run made 35 of them
 LOAD_INTERVAL_S = 0.5  # how often the other processes' CPU use is sampled
 PROC_STAT = "/proc/stat"
 
@@ -84,8 +85,7 @@ class BlasThreads:
             return self.fixed
         if macs < CROSSOVER_MACS:
             return 1
-        cores = os.cpu_count() or 1
-        return max(1, min(cores, round(cores - self.others.cores())))
+        return max(1, min(CORES, round(CORES - self.others.cores())))
 
     @property
     def current(self) -> int | None:

@@ -122,7 +122,7 @@ def test_other_load_excludes_this_process(monkeypatch):
 
 def test_large_gemms_take_only_the_free_cores(monkeypatch):
     clock, cores = Clock(monkeypatch), 8
-    monkeypatch.setattr(threads.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(threads, "CORES", cores)
     monkeypatch.setattr(blas, "others", OtherLoad())
     blas.choose(CROSSOVER_MACS)
     clock.advance(1.0, busy_cores=3.0, own_cores=1.0)

@@ -49,6 +49,7 @@ def ort_conv(x, weight, bias, kernel, stride, padding, dilation):
 @pytest.mark.parametrize("shape,out,kernel,stride,padding,dilation", CASES)
 def test_matches_onnxruntime(shape, out, kernel, stride, padding, dilation, dtype, tol, band_bytes, monkeypatch):
     monkeypatch.setattr(tiled_conv, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr(tiled_conv, "CORES", 1)  # bands by bytes alone
     x, weight, bias = conv_case(shape, out, kernel, dtype)
     attrs = attrs_of(out, kernel, stride, padding, dilation)
     plan = tiled_conv.Plan(x.shape, attrs, x.itemsize)
@@ -76,6 +77,20 @@ def test_residual_and_relu_are_applied_band_by_band_into_a_concat_slice(band_byt
     np.testing.assert_allclose(buffer[:, 2:2 + out], want, rtol=0, atol=2e-6 * np.abs(want).max())
     assert np.isnan(buffer[:, :2]).all() and np.isnan(buffer[:, 2 + out:]).all()
 
+
+
+@pytest.mark.parametrize("batch,cores", [(1, 2), (2, 2), (1, 3), (3, 2), (1, 1)])
+def test_bands_are_even_and_a_share_for_every_core(batch, cores, monkeypatch):
+    """ResNet's stem (112 output rows, 15 a band by bytes): every core gets as many bands as the others,
+    no band is over the byte budget, and band heights differ by a row at most."""
+    monkeypatch.setattr(tiled_conv, "CORES", cores)
+    attrs = attrs_of(64, (7, 7), (2, 2), (3, 3, 3, 3), (1, 1))
+    plan = tiled_conv.Plan((batch, 3, 224, 224), attrs, 4)
+    heights = [r1 - r0 for r0, r1 in plan.bands]
+    assert plan.bands[0][0] == 0 and plan.bands[-1][1] == 112
+    assert all(a[1] == b[0] for a, b in zip(plan.bands, plan.bands[1:]))
+    assert batch * len(plan.bands) % cores == 0
+    assert max(heights) - min(heights) <= 1 and max(heights) <= tiled_conv.BAND_BYTES // (147 * 112 * 4)
 
 def test_an_activation_without_an_in_place_form_runs_once_over_the_output(monkeypatch):
     monkeypatch.setattr(tiled_conv, "BAND_BYTES", 256)

@@ -6,16 +6,24 @@ softmaxes), otherwise the input; the output is usually kept by the next layer an
 
 from __future__ import annotations
 
-from cnngraph.backends.chunks import over_parts
+from cnngraph.backends.chunks import on_host, over_parts
 from cnngraph.backends.kernels import ANY_LAYOUT, backward, kernel
 from cnngraph.backends.kernels.math import erf, erf_derivative
 from cnngraph.backends.kernels.select import kept_or_zero
 from cnngraph.ops.activation import GELU_CUBIC, SQRT_2_OVER_PI, SQRT_HALF
 
 
+def rectified(xp, x, out=None):
+    """max(x, 0), into ``out`` when given. On the host against zeros that broadcast over each channel's values:
+    NumPy 2.4's maximum against a scalar zero ran about 2x slower (a 64x56x56 map: 75 against 34 µs; a
+    band of ResNet's stem, 64x1568 values of a larger array: 56 against 37 µs; timeit, best of 5)."""
+    zero = xp.zeros((1, x.shape[1]) + (1,) * (x.ndim - 2), dtype=x.dtype) if x.ndim >= 2 and on_host(xp) else 0
+    return xp.maximum(x, zero, out=out)
+
+
 @kernel("ReLU", layouts=ANY_LAYOUT)
 def relu(xp, inputs, params, attrs, ctx):
-    return xp.maximum(inputs[0], 0)
+    return rectified(xp, inputs[0])
 
 
 @kernel("LeakyReLU", layouts=ANY_LAYOUT)

@@ -10,12 +10,13 @@ runs once over the whole output afterwards.
 from __future__ import annotations
 
 from cnngraph.backends.kernels import get_kernel, into, kernel
+from cnngraph.backends.kernels.activation import rectified
 from cnngraph.backends.kernels.conv import conv2d_forward
 
 
 # Activations applied in place on the output (no temporary): per chunk of a convolution too.
 IN_PLACE = {
-    "ReLU": lambda xp, out, attrs: xp.maximum(out, 0, out=out),
+    "ReLU": lambda xp, out, attrs: rectified(xp, out, out=out),
     "Clip": lambda xp, out, attrs: xp.clip(out, attrs["min"], attrs["max"], out=out),
 }
 

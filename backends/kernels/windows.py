@@ -18,12 +18,19 @@ WHOLE = slice(None)
 
 
 def pad_spatial(xp, x, pads, value=0.0):
-    """Pad the spatial axes of an (N, C, *spatial) array by (begins..., ends...)."""
+    """Pad the spatial axes of an (N, C, *spatial) array by (begins..., ends...) with ``value``: the array
+    copied into the middle of a fresh one, the borders filled, each element written once. ``numpy.pad``'s
+    bookkeeping cost 20 to 25 µs more a call on ResNet's batch-1 activations (a run pads 18 of them)."""
     if not any(pads):
         return x
     r = len(pads) // 2
-    widths = ((0, 0), (0, 0), *zip(pads[:r], pads[r:]))
-    return xp.pad(x, widths, mode="constant", constant_values=value)
+    size = x.shape[2:]
+    out = xp.empty((*x.shape[:2], *padded_size(size, pads)), dtype=x.dtype)
+    out[(WHOLE, WHOLE, *(slice(b, b + n) for b, n in zip(pads[:r], size)))] = x
+    for axis, (begin, end) in enumerate(zip(pads[:r], pads[r:]), start=2):
+        out[(WHOLE,) * axis + (slice(0, begin),)] = value
+        out[(WHOLE,) * axis + (slice(out.shape[axis] - end, None),)] = value
+    return out
 
 
 def windows(xp, x, kernel, stride, dilation, out_size):
