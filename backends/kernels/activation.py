@@ -14,9 +14,10 @@ from cnngraph.ops.activation import GELU_CUBIC, SQRT_2_OVER_PI, SQRT_HALF
 
 
 def rectified(xp, x, out=None):
-    """max(x, 0), into ``out`` when given. On the host against zeros that broadcast over each channel's values:
-    NumPy 2.4's maximum against a scalar zero ran about 2x slower (a 64x56x56 map: 75 against 34 µs; a
-    band of ResNet's stem, 64x1568 values of a larger array: 56 against 37 µs; timeit, best of 5)."""
+    """max(x, 0), into ``out`` when given. On the host against zeros that broadcast along every axis but the
+    second (the channels in NCHW): NumPy 2.4's maximum against a scalar zero ran about 2x slower (a
+    64x56x56 map: 75 against 34 µs; a band of ResNet's stem, 64x1568 values of a larger array: 56 against
+    37 µs; timeit, best of 5)."""
     zero = xp.zeros((1, x.shape[1]) + (1,) * (x.ndim - 2), dtype=x.dtype) if x.ndim >= 2 and on_host(xp) else 0
     return xp.maximum(x, zero, out=out)
 

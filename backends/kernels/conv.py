@@ -54,8 +54,8 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     taps, positions = math.prod(kernel), math.prod(out_size)
     macs = n * o * cg * taps * positions
     wmat = weight.reshape(groups, o // groups, cg * taps)
-    if taps == 1 and not any(padding):  # strided: the positions it reads, copied once (ResNet's shortcuts: 4-10% faster)
-        if any(s != 1 for s in stride):
+    if taps == 1 and not any(padding):
+        if any(s != 1 for s in stride):  # the positions it reads, copied once (ResNet's shortcuts 4-10% faster)
             x = xp.ascontiguousarray(x[(WHOLE, WHOLE, *(slice(None, None, s) for s in stride))])
         return _pointwise(xp, x, wmat, bias, out, macs, finish)
     if out is None:
