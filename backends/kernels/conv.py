@@ -42,9 +42,9 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     (``over_chunks``): the copies are single-threaded NumPy, the chunks are not. With fewer images than
     cores, bands of output rows instead, or where the weights outweigh the columns, shares of the input
     channels, each core copying its own channels' windows, their products summed in order (ResNet-18's
-    14x14x256 and 7x7x512 3x3 layers at batch 1: 1.50-1.56 against 1.75-1.82 ms and 1.66-1.83 against
-    1.94-2.11 ms with shares of the output channels, which all read one copy of the windows made first; on
-    28x28x128 bands won, 1.6 against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
+    14x14x256 and 7x7x512 3x3 layers at batch 1, three pairs of processes: 1.50-1.56 against 1.75-1.86 ms
+    and 1.63-1.83 against 1.94-2.11 ms, a slow spell aside, with shares of the output channels, which all
+    read one copy of the windows made first; on 28x28x128 bands won, 1.6 against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
     matmul straight into a strided slice measured no faster, and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
@@ -55,7 +55,7 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     macs = n * o * cg * taps * positions
     wmat = weight.reshape(groups, o // groups, cg * taps)
     if taps == 1 and not any(padding):
-        if any(s != 1 for s in stride):  # the positions it reads, copied once (ResNet's shortcuts 4-10% faster)
+        if any(s != 1 for s in stride):  # the positions it reads, copied once (ResNet's shortcuts 4-16% faster)
             x = xp.ascontiguousarray(x[(WHOLE, WHOLE, *(slice(None, None, s) for s in stride))])
         return _pointwise(xp, x, wmat, bias, out, macs, finish)
     if out is None:

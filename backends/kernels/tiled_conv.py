@@ -6,9 +6,9 @@ stem at batch 8 the im2col copy alone is 59 MB. Here each image's output rows ar
 whose window matrix fits in about ``BAND_BYTES``: the windows of one band are copied into one
 preallocated buffer laid out for the GEMM, the GEMM writes straight into the band's slice of the
 destination (``matmul(..., out=...)``) with the bias added (one more column of the weights, against a
-row of ones under the windows: on ResNet's stem at batch 1, 0.12 to 0.2 ms less than a pass over each
-band, alternating in one process, best of 80, twice), and the residual and a ReLU/Clip finish that
-slice before the next band evicts it.
+row of ones under the windows: on ResNet's stem at batch 1, 0.12 to 0.14 ms less than a pass over each
+band at the fastest of 80 runs, 0.21 to 0.24 at the median, alternating in one process, twice), and the
+residual and a ReLU/Clip finish that slice before the next band evicts it.
 
 A kernel choice on the NumPy backend (``numpy/tiled`` in the compile report; ``check=True`` compares it
 with the float64 reference like any kernel), registered after Winograd (imported here first), so
