@@ -78,7 +78,6 @@ def test_residual_and_relu_are_applied_band_by_band_into_a_concat_slice(band_byt
     assert np.isnan(buffer[:, :2]).all() and np.isnan(buffer[:, 2 + out:]).all()
 
 
-
 @pytest.mark.parametrize("batch,cores", [(1, 2), (2, 2), (1, 3), (3, 2), (1, 1)])
 def test_bands_are_even_and_a_share_for_every_core(batch, cores, monkeypatch):
     """ResNet's stem (112 output rows, 15 a band by bytes): every core gets as many bands as the others,
@@ -91,6 +90,7 @@ def test_bands_are_even_and_a_share_for_every_core(batch, cores, monkeypatch):
     assert all(a[1] == b[0] for a, b in zip(plan.bands, plan.bands[1:]))
     assert batch * len(plan.bands) % cores == 0
     assert max(heights) - min(heights) <= 1 and max(heights) <= tiled_conv.BAND_BYTES // (147 * 112 * 4)
+
 
 def test_an_activation_without_an_in_place_form_runs_once_over_the_output(monkeypatch):
     monkeypatch.setattr(tiled_conv, "BAND_BYTES", 256)
