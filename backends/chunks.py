@@ -76,11 +76,11 @@ def over_chunks(xp: Any, work: Callable[[slice], T], n: int, step: int, macs: in
     moment, so the chunks, and sums over them, are the same from run to run on a machine. Where a
     kernel's own rule gives one chunk (ResNet's 7x7x512 Winograd at batch 32, whose 38 MB of transformed
     filters every chunk reads), two chunks on two workers still ran faster (27 against 32 ms; 14x14x256
-    at batch 8: 8.7 against 15.5 ms). ``macs`` is
-    the multiply-accumulates of all chunks: the chunks run on as many workers as ``blas.choose`` gives
-    them (BLAS on one thread in each, then back to what it was), or in turn, with the BLAS threads
-    ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without it, as the executor set them for the
-    node. ``work`` must not set BLAS threads: the setting is the process's.
+    at batch 8: 8.7 against 15.5 ms). ``macs`` is the multiply-accumulates of all chunks: the chunks run
+    on as many workers as ``blas.choose`` gives them (BLAS on one thread in each, then back to what it
+    was), or in turn, with the BLAS threads ``blas.choose`` gives one GEMM of ``gemm_macs`` or, without
+    it, as the executor set them for the node. ``work`` must not set BLAS threads: the setting is the
+    process's.
     """
     step = max(1, min(step, -(-n // CORES)))
     chunks = [slice(start, min(n, start + step)) for start in range(0, n, step)]

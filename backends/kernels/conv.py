@@ -44,8 +44,9 @@ def conv2d_forward(xp, x, weight, bias, stride, padding, dilation, groups, out=N
     channels, each core copying its own channels' windows, their products summed in order (ResNet-18's
     14x14x256 and 7x7x512 3x3 layers at batch 1, three pairs of processes: 1.50-1.56 against 1.75-1.86 ms
     and 1.63-1.83 against 1.94-2.11 ms, a slow spell aside, with shares of the output channels, which all
-    read one copy of the windows made first; on 28x28x128 bands won, 1.6 against 2.3). Into ``out`` the bias add (or a copy) moves the GEMM's result:
-    matmul straight into a strided slice measured no faster, and a reshape of a slice could silently copy.
+    read one copy of the windows made first; on 28x28x128 bands won, 1.6 against 2.3). Into ``out`` the
+    bias add (or a copy) moves the GEMM's result: matmul straight into a strided slice measured no faster,
+    and a reshape of a slice could silently copy.
     """
     n, c, *size = x.shape
     o, cg, *kernel = weight.shape
