@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import tempfile
 
 import numpy as np
 
@@ -43,9 +42,9 @@ def scenario(name: str):
                                                                              flip=True, sync_bn=sync)
 
 
-def train(name: str, communicator=None, rundir: str | None = None, loss=None) -> Trainer:
+def train(name: str, rundir, communicator=None, loss=None) -> Trainer:
     graph, splits, config = scenario(name)
-    trainer = Trainer(graph, splits, config, rundir or tempfile.mkdtemp(), loss=loss, communicator=communicator)
+    trainer = Trainer(graph, splits, config, rundir, loss=loss, communicator=communicator)
     trainer.fit()
     return trainer
 
@@ -88,7 +87,7 @@ def main() -> None:
             trainer = Trainer.resume(args.rundir, splits=splits, communicator=comm)
             trainer.fit()
         else:
-            trainer = train(args.scenario, comm, args.rundir, loss)
+            trainer = train(args.scenario, args.rundir or f"{args.out}.rank{comm.rank}", comm, loss)
     except Exception as e:  # noqa: BLE001 - as the CLI does: one line, and the job stops
         comm.fail(f"rank {comm.rank}: {e}")
     if comm.rank == 0:

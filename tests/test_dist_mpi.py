@@ -57,7 +57,7 @@ def test_two_workers_at_half_the_batch_train_as_one_process(scenario, tmp_path):
     """LeNet-5 (no BatchNorm; the last batch splits 11 + 10), in float32 and float16, and a BatchNorm net with
     --sync-bn: 16 steps."""
     arrays, doc = distributed(scenario, tmp_path)
-    alone_arrays, alone = result(train(scenario))
+    alone_arrays, alone = result(train(scenario, tmp_path / "alone"))
     print(f"{scenario}: max parameter difference after {len(alone['losses'])} steps, 1 vs 2 workers: "
           f"{max_difference(arrays, alone_arrays):.2e}; max loss difference "
           f"{np.max(np.abs(np.subtract(doc['losses'], alone['losses']))):.2e}")
@@ -74,7 +74,7 @@ def test_two_workers_at_half_the_batch_train_as_one_process(scenario, tmp_path):
 def test_per_worker_batchnorm_statistics_differ_from_one_process(tmp_path):
     """The default, as PyTorch DDP: each rank normalises by its own shard's statistics."""
     arrays, doc = distributed("bn", tmp_path)
-    alone_arrays, alone = result(train("bn"))
+    alone_arrays, alone = result(train("bn", tmp_path / "alone"))
     assert max_difference(arrays, alone_arrays) > 1e-3
     assert doc["losses"][0] != pytest.approx(alone["losses"][0], rel=1e-4)
 
