@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,9 @@ def test_readme_has_python_examples_and_each_is_checked():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs_and_shows_its_comments(index):
+def test_readme_example_runs_and_shows_its_comments(index, tmp_path, monkeypatch):
     block, namespace, out = BLOCKS[index], {}, io.StringIO()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the examples' mkdtemp folders: the test's own
     with contextlib.redirect_stdout(out):
         exec(compile(block, f"README.md[python block {index}]", "exec"), namespace)
     for key, check in CHECKS.items():
