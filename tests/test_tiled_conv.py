@@ -78,6 +78,22 @@ def test_residual_and_relu_are_applied_band_by_band_into_a_concat_slice(band_byt
     assert np.isnan(buffer[:, :2]).all() and np.isnan(buffer[:, 2 + out:]).all()
 
 
+def test_the_plan_keeps_the_gemm_weights_for_the_same_arrays_and_remakes_them_for_others():
+    """Made once per weights (not copied on every run), and never stale: other weights, or the same weights
+    with another bias or none, give onnxruntime's answer for those."""
+    shape, out, kernel, stride, padding, dilation = CASES[0]
+    x, weight, bias = conv_case(shape, out, kernel, np.float32)
+    attrs = attrs_of(out, kernel, stride, padding, dilation)
+    plan = tiled_conv.Plan(x.shape, attrs, 4)
+    tiled_conv.tiled_conv2d(np, x, weight, bias, attrs, plan)
+    assert plan.matrix(np, weight, bias) is plan.matrix(np, weight, bias)
+    other = weight[::-1].copy()
+    for w, b in [(other, bias), (other, bias[::-1].copy()), (other, None), (weight, bias)]:
+        got = tiled_conv.tiled_conv2d(np, x, w, b, attrs, plan)
+        want = ort_conv(x, w, np.zeros(out, np.float32) if b is None else b, kernel, stride, padding, dilation)
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("batch,cores", [(1, 2), (2, 2), (1, 3), (3, 2), (1, 1)])
 def test_bands_are_even_and_a_share_for_every_core(batch, cores, monkeypatch):
     """ResNet's stem (112 output rows, 15 a band by bytes): every core gets as many bands as the others,
