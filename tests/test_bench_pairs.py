@@ -4,32 +4,22 @@ stop it with one line."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.bench_scripts import load, run
+
 pytest.importorskip("onnxruntime")
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "bench_pairs.py"
-
-
-def bench_pairs():
-    spec = importlib.util.spec_from_file_location("bench_pairs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_script(*arguments):
-    return subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=300)
+    return run("bench_pairs", *arguments)
 
 
 def test_which_side_goes_first_alternates_from_pair_to_pair(monkeypatch):
-    module, calls = bench_pairs(), []
+    module, calls = load("bench_pairs"), []
     monkeypatch.setattr(module, "one_process", lambda side, *_: calls.append(side) or {"min_s": 1.0})
     for index in range(4):
         module.pair(index, None, "lenet5", 1)
