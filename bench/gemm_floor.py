@@ -1,5 +1,5 @@
-"""The floor under a model's convolutions on this machine: every convolution of the compiled graph as the
-GEMM its im2col form is (per group, weights (O/g, C/g*kh*kw) times columns (C/g*kh*kw, N*positions)), timed
+"""The floor under a model's convolutions on this machine: every convolution of the graph as the GEMM
+its im2col form is (per group, weights (O/g, C/g*kh*kw) times columns (C/g*kh*kw, N*positions)), timed
 bare with warm operands on NumPy's BLAS threads and summed, beside whole runs of cnngraph and of onnxruntime
 on the exported file, each side the fastest of ``--repeat`` runs.
 
@@ -22,7 +22,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import cnngraph
 from cnngraph import models
 from cnngraph.benchmark import cnngraph_runner, compare, onnxruntime_runner, random_input, time_call
 
@@ -46,8 +45,7 @@ def main() -> None:
                   title=f"the GEMM floor, float32, fastest of {args.repeat} each")
     for name in args.models:
         graph = models.build(name)
-        gemms = [(node.name, *shape, fastest(shape, args.repeat))
-                 for node, shape in conv_gemms(cnngraph.compile(graph).graph, args.batch)]
+        gemms = [(node.name, *shape, fastest(shape, args.repeat)) for node, shape in conv_gemms(graph, args.batch)]
         if args.layers:
             for layer, groups, m, k, n, seconds in gemms:
                 console.print(f"{layer}: {groups} x ({m} x {k}) @ ({k} x {n}), {seconds * 1e3:.3f} ms, "
@@ -66,7 +64,8 @@ def main() -> None:
 
 
 def conv_gemms(graph, batch: int):
-    """(node, (groups, M, K, N)) for every 2-D convolution of ``graph`` at ``batch``: its im2col GEMM's shape."""
+    """(node, (groups, M, K, N)) for every 2-D convolution of ``graph`` at ``batch``: its im2col GEMM's shape (the
+    same before and after the passes, which fold and fuse around convolutions but keep their shapes)."""
     for node in graph.nodes:
         if node.op in CONVOLUTIONS and len(node.attrs["kernel_size"]) == 2:
             channels = graph.type_of(node.inputs[0]).shape[1]

@@ -95,7 +95,7 @@ class Plan:
         if self._params is None or self._params[0] is not weight or self._params[1] is not bias:
             o = weight.shape[0]
             self._matrix = weight.reshape(o, self.depth) if bias is None else \
-                xp.concatenate([weight.reshape(o, -1), bias[:, None]], 1)
+                xp.concatenate([weight.reshape(o, self.depth), bias[:, None]], 1)
             self._params = (weight, bias)
         return self._matrix
 
